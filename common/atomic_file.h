@@ -1,0 +1,37 @@
+// AtomicFile: a file that appears under its final name whole or not at all.
+// Readers on other nodes of a network filesystem either see the old file or the new
+// one, never half of it: the content goes to a temporary file beside the target,
+// is fsync'ed, and is renamed over the target only on an explicit commit().
+#pragma once
+
+#include <string>
+
+namespace kdx {
+
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path);
+  ~AtomicFile();  // removes the temporary file unless commit() succeeded
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const std::string& data);
+  // fsync the data, rename over the target, fsync the directory. Throws on failure.
+  void commit();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::string tmp_path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+// Convenience: write the whole content atomically.
+void write_file_atomic(const std::string& path, const std::string& content);
+
+// Reads a whole file; throws kdx::Error naming the path when it cannot.
+std::string read_file(const std::string& path);
+
+}  // namespace kdx

@@ -1,0 +1,285 @@
+#include "orchestrator/cli.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/strings.h"
+#include "orchestrator/commands.h"
+#include "orchestrator/local_executor.h"
+#include "orchestrator/plan_view.h"
+#include "orchestrator/planner.h"
+#include "orchestrator/registry.h"
+#include "orchestrator/run_state.h"
+#include "orchestrator/spec.h"
+#include "orchestrator/status_view.h"
+#include "orchestrator/submit.h"
+
+namespace kdx {
+namespace {
+
+struct Global {
+  std::string registry = "results/registry.sqlite";
+};
+
+std::string results_dir_of(const std::string& registry_path) {
+  auto slash = registry_path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : registry_path.substr(0, slash);
+  if (!dir.empty() && dir[0] != '/') {
+    char buf[4096];
+    if (::getcwd(buf, sizeof buf)) dir = std::string(buf) + "/" + dir;
+  }
+  return dir;
+}
+
+// Progress on a terminal rewrites one line; in a log it prints a line when something changes.
+std::function<void(const Progress&)> progress_printer() {
+  bool tty = ::isatty(STDERR_FILENO);
+  auto last = std::make_shared<std::string>();
+  auto last_time = std::make_shared<double>(0);
+  return [tty, last, last_time](const Progress& p) {
+    std::string line = format_progress(p);
+    std::string key = line.substr(0, line.find(']'));
+    if (tty) {
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
+      if (p.pending == 0 && p.running == 0) std::fprintf(stderr, "\n");
+    } else if (key != *last || now_seconds() - *last_time > 30) {
+      std::fprintf(stderr, "%s\n", line.c_str());
+      *last = key;
+      *last_time = now_seconds();
+    }
+  };
+}
+
+int schedule(const std::string& registry, const std::string& experiment, int jobs, bool wait) {
+  if (wait) {
+    Registry reg(registry);
+    LocalOptions opt;
+    opt.experiment = experiment;
+    opt.jobs = jobs;
+    opt.on_progress = progress_printer();
+    int failed = run_local(reg, opt);
+    std::cout << render_status(status_rows(reg, reg.runs(experiment)));
+    return failed == 0 ? 0 : 3;
+  }
+  // Without --wait a detached scheduler runs the DAG; it outlives this process and the terminal.
+  std::string log = results_dir_of(registry) + "/scheduler.log";
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw Error("cannot start the background scheduler: fork failed");
+  if (pid == 0) {
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);  // the grandchild is re-parented: no zombie, no terminal
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int in = ::open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    if (in >= 0) ::dup2(in, 0);
+    int rc = 0;
+    try {
+      Registry reg(registry);
+      LocalOptions opt;
+      opt.experiment = experiment;
+      opt.jobs = jobs;
+      opt.poll_interval_s = 0.5;
+      opt.on_progress = progress_printer();
+      run_local(reg, opt);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kdx scheduler: %s\n", e.what());
+      rc = 1;
+    }
+    std::fflush(nullptr);
+    ::_exit(rc);
+  }
+  int status;
+  ::waitpid(pid, &status, 0);
+  std::cout << "scheduling in the background (log: " << log << "); watch with: kdx status"
+            << (experiment.empty() ? "" : " --experiment " + experiment) << "\n";
+  return 0;
+}
+
+std::string pick_executor(const std::string& requested) {
+  if (requested == "local") return "local";
+  if (requested == "slurm")
+    throw Error("--executor slurm: the Slurm executor is not part of this build yet; use --executor local");
+  return "local";
+}
+
+int default_jobs() {
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+std::vector<RunRecord> resolve_runs(Registry& reg, const std::vector<std::string>& ids) {
+  std::vector<RunRecord> out;
+  for (auto& id : ids) {
+    auto found = reg.runs_by_prefix(id);
+    if (found.empty()) throw Error("no run with id '" + id + "' in " + reg.path());
+    if (found.size() > 1) throw Error("run id '" + id + "' is ambiguous (" + std::to_string(found.size()) + " runs); type more characters");
+    out.push_back(found[0]);
+  }
+  return out;
+}
+
+void require_experiment(Registry& reg, const std::string& experiment) {
+  if (!experiment.empty() && !reg.has_experiment(experiment))
+    throw Error("no experiment '" + experiment + "' in " + reg.path() + " (known: " + join(reg.experiments(), ", ") + ")");
+}
+
+}  // namespace
+
+int kdx_main(int argc, char** argv) {
+  CLI::App app{"kdx: knowledge-distillation experiments on Slurm clusters and single machines.\n"
+               "Plan a YAML grid into runs, execute them (Slurm or local), record results in SQLite, report."};
+  app.require_subcommand(1);
+  Global g;
+  app.add_option("--registry", g.registry, "SQLite registry file")->capture_default_str();
+  app.set_version_flag("--version", "kdx 0.1.0");
+
+  // submit
+  auto* submit = app.add_subcommand("submit", "Plan an experiment grid and run it (new runs only)");
+  std::string spec_path, executor = "auto", data_dir;
+  bool dry_run = false, wait = false;
+  int jobs = default_jobs();
+  submit->add_option("spec", spec_path, "experiment YAML file")->required();
+  submit->add_flag("--dry-run", dry_run, "print the expanded plan and submit nothing");
+  submit->add_option("--executor", executor, "auto | local | slurm (auto: slurm when sbatch is on PATH)")
+      ->check(CLI::IsMember({"auto", "local", "slurm"}))->capture_default_str();
+  submit->add_option("--jobs,-j", jobs, "local executor: runs at a time")->check(CLI::PositiveNumber)->capture_default_str();
+  submit->add_flag("--wait", wait, "stay until every run has finished, showing progress");
+  submit->add_option("--data-dir", data_dir, "data root (default: $KDX_DATA_DIR, ../shared/data, data/)");
+
+  // status
+  auto* status = app.add_subcommand("status", "One row per run: stage, config, state, attempt, elapsed, F1");
+  std::string experiment;
+  bool json = false;
+  status->add_option("--experiment,-e", experiment, "only this experiment");
+  status->add_flag("--json", json, "machine-readable output");
+
+  auto* show = app.add_subcommand("show", "One run in full: resolved config, attempts, log paths, metrics");
+  std::string run_id;
+  show->add_option("run", run_id, "run id (or a unique prefix)")->required();
+  show->add_flag("--json", json, "machine-readable output");
+
+  auto* cancel = app.add_subcommand("cancel", "Cancel pending and running runs");
+  std::vector<std::string> cancel_ids;
+  cancel->add_option("runs", cancel_ids, "run ids (or unique prefixes)");
+  cancel->add_option("--experiment,-e", experiment, "every active run of this experiment");
+
+  auto* resubmit = app.add_subcommand("resubmit", "New attempts for FAILED/TIMEOUT/CANCELLED/OUT_OF_MEMORY/PREEMPTED runs");
+  bool failed_only = false;
+  resubmit->add_flag("--failed", failed_only, "required: resubmit the runs that did not complete")->required();
+  resubmit->add_option("--experiment,-e", experiment, "only this experiment");
+  resubmit->add_option("--jobs,-j", jobs, "local executor: runs at a time")->check(CLI::PositiveNumber);
+  resubmit->add_flag("--wait", wait, "stay until every run has finished");
+
+  add_worker_side_commands(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (*submit) {
+      SpecOptions so;
+      so.data_dir = data_dir;
+      std::string text = read_file(spec_path);
+      Spec spec = parse_spec_text(text, spec_path, so);
+      Plan plan = make_plan(spec, results_dir_of(g.registry));
+      if (dry_run) {
+        std::cout << render_plan(plan, spec.data_root);
+        std::cout << plan.runs.size() << " runs planned; nothing submitted (--dry-run)\n";
+        return 0;
+      }
+      std::string ex = pick_executor(executor);
+      SubmitSummary sum;
+      {
+        Registry reg(g.registry);
+        sum = register_plan(reg, plan, spec, text, ex);
+      }
+      std::cout << spec.experiment << ": " << sum.created << " new runs, " << sum.completed
+                << " already completed (skipped), " << sum.active << " already pending/running";
+      if (sum.failed) std::cout << ", " << sum.failed << " failed earlier (kdx resubmit --failed -e " << spec.experiment << ")";
+      std::cout << "\n";
+      if (sum.created == 0 && sum.active == 0) return 0;
+      return schedule(g.registry, spec.experiment, jobs, wait);
+    }
+    if (*status) {
+      Registry reg(g.registry);
+      require_experiment(reg, experiment);
+      reconcile_local(reg);
+      auto rows = status_rows(reg, reg.runs(experiment));
+      if (json) {
+        std::cout << status_json(rows).dump(2) << "\n";
+      } else if (rows.empty()) {
+        std::cout << "no runs in " << reg.path() << " (submit one with: kdx submit experiments/smoke.yaml)\n";
+      } else {
+        std::cout << render_status(rows);
+      }
+      return 0;
+    }
+    if (*show) {
+      Registry reg(g.registry);
+      reconcile_local(reg);
+      auto run = resolve_runs(reg, {run_id})[0];
+      if (json) std::cout << show_json(reg, run).dump(2) << "\n";
+      else std::cout << render_show(reg, run);
+      return 0;
+    }
+    if (*cancel) {
+      Registry reg(g.registry);
+      if (cancel_ids.empty() && experiment.empty()) throw Error("cancel: name run ids or --experiment");
+      require_experiment(reg, experiment);
+      reconcile_local(reg);
+      auto runs = cancel_ids.empty() ? reg.runs(experiment) : resolve_runs(reg, cancel_ids);
+      int n = 0;
+      for (auto& r : runs) {
+        if (!state::is_active(r.state)) continue;
+        cancel_local(reg, r);
+        ++n;
+      }
+      std::cout << "cancelled " << n << " run" << (n == 1 ? "" : "s") << "\n";
+      return 0;
+    }
+    if (*resubmit) {
+      int n = 0;
+      {
+        Registry reg(g.registry);
+        require_experiment(reg, experiment);
+        reconcile_local(reg);
+        Registry::Transaction t(reg);
+        for (auto& r : reg.runs(experiment)) {
+          if (!state::is_retryable(r.state)) continue;
+          reg.set_run_state(r.id, state::kPending, "PENDING", "resubmitted after " + r.state);
+          ++n;
+        }
+        t.commit();
+      }
+      std::cout << "resubmitted " << n << " run" << (n == 1 ? "" : "s") << "\n";
+      if (n == 0) return 0;
+      return schedule(g.registry, experiment, jobs, wait);
+    }
+    return run_worker_side_command(app, g.registry);
+  } catch (const Error& e) {
+    std::cerr << "kdx: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "kdx: error: " << e.what() << "\n";
+    return 2;
+  }
+}
+
+}  // namespace kdx

@@ -1,0 +1,322 @@
+#include "orchestrator/local_executor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "common/error.h"
+#include "common/strings.h"
+#include "orchestrator/process.h"
+#include "orchestrator/resources.h"
+#include "orchestrator/run_state.h"
+
+namespace kdx {
+
+std::string attempt_log(const std::string& run_dir, int number, const std::string& ext) {
+  return run_dir + "/logs/attempt-" + std::to_string(number) + "." + ext;
+}
+
+std::vector<std::string> default_worker_command() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n > 0) {
+    std::string self(buf, static_cast<size_t>(n));
+    std::string candidate = self.substr(0, self.rfind('/')) + "/kdx-worker";
+    if (::access(candidate.c_str(), X_OK) == 0) return {candidate, "--spec", "{run_json}"};
+  }
+  return {"kdx-worker", "--spec", "{run_json}"};
+}
+
+std::string format_progress(const Progress& p) {
+  std::string s = "[" + std::to_string(p.completed + p.failed) + "/" + std::to_string(p.total) +
+                  " done: " + std::to_string(p.completed) + " ok, " + std::to_string(p.failed) +
+                  " failed; " + std::to_string(p.running) + " running, " + std::to_string(p.pending) +
+                  " pending] " + format_duration(p.elapsed_s);
+  if (p.eta_s >= 0) s += ", ETA " + format_duration(p.eta_s);
+  return s;
+}
+
+namespace {
+
+std::string last_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!trim(line).empty()) last = trim(line);
+  if (last.size() > 300) last = last.substr(0, 300) + "...";
+  return last;
+}
+
+std::string substitute(std::string s, const RunRecord& r) {
+  const std::pair<std::string, std::string> vars[] = {
+      {"{run_json}", r.run_dir + "/run.json"}, {"{run_dir}", r.run_dir},
+      {"{run_id}", r.id}, {"{stage}", r.stage}};
+  for (auto& [k, v] : vars)
+    for (size_t pos; (pos = s.find(k)) != std::string::npos;) s.replace(pos, k.size(), v);
+  return s;
+}
+
+void mkdir_p(const std::string& dir) {
+  std::string cur;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if ((i == dir.size() || dir[i] == '/') && !cur.empty()) ::mkdir(cur.c_str(), 0755);
+    if (i < dir.size()) cur += dir[i];
+  }
+}
+
+// Final state of an attempt from how its process ended and what it left behind.
+void judge(AttemptRecord& a, const RunRecord& run, const ExitStatus& exit, nlohmann::json& result) {
+  a.end_time = exit.end_time > 0 ? exit.end_time : now_seconds();
+  a.elapsed_s = a.end_time - a.start_time;
+  a.exit_code = exit.exit_code;
+  bool timed_out = a.raw_state == "TIMEOUT_SIGNALLED";
+  std::string err_tail = last_line(attempt_log(run.run_dir, a.number, "err"));
+  if (exit.exit_code && *exit.exit_code == 0) {
+    std::string path = run.run_dir + "/result.json";
+    std::ifstream in(path);
+    if (!in) {
+      a.state = state::kFailed;
+      a.raw_state = "exit 0";
+      a.reason = "worker exited 0 but wrote no " + path;
+      return;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    result = nlohmann::json::parse(ss.str(), nullptr, false);
+    if (result.is_discarded() || !result.is_object()) {
+      a.state = state::kFailed;
+      a.raw_state = "exit 0";
+      a.reason = path + ": not a JSON object";
+      result = nullptr;
+      return;
+    }
+    std::string status = result.value("status", "ok");
+    a.state = status == "ok" ? state::kCompleted : state::kFailed;
+    a.raw_state = "exit 0";
+    a.reason = status == "ok" ? "" : "result.json status: " + status;
+    return;
+  }
+  if (exit.signal) {
+    a.raw_state = "signal " + std::to_string(*exit.signal);
+    if (timed_out) {
+      a.state = state::kTimeout;
+    } else if (run.state == state::kCancelled) {
+      a.state = state::kCancelled;
+    } else {
+      a.state = state::kFailed;
+      a.reason = std::string("killed by signal ") + strsignal(*exit.signal) +
+                 (*exit.signal == SIGKILL ? " (out of memory?)" : "") +
+                 (err_tail.empty() ? "" : "; stderr: " + err_tail);
+    }
+    return;
+  }
+  int code = exit.exit_code.value_or(-1);
+  a.raw_state = "exit " + std::to_string(code);
+  a.state = timed_out ? state::kTimeout : run.state == state::kCancelled ? state::kCancelled : state::kFailed;
+  if (a.state == state::kFailed)
+    a.reason = "exit code " + std::to_string(code) + (err_tail.empty() ? "" : ": " + err_tail);
+}
+
+}  // namespace
+
+void reconcile_local(Registry& reg, double kill_grace_s) {
+  for (auto a : reg.active_attempts("local")) {
+    auto run = reg.run(a.run_id);
+    if (!run) continue;
+    auto exit = read_exit_status(attempt_log(run->run_dir, a.number, "exit"));
+    if (exit) {
+      nlohmann::json result;
+      judge(a, *run, *exit, result);
+      reg.finish_attempt(a, result);
+      continue;
+    }
+    bool worker = a.pid > 0 && process_alive(static_cast<pid_t>(a.pid), a.pid_start);
+    bool supervisor = a.supervisor_pid > 0 && process_alive(static_cast<pid_t>(a.supervisor_pid));
+    if (!worker && !supervisor && (a.pid > 0 || now_seconds() - a.start_time > 30)) {
+      // Check the exit file once more: the supervisor may have written it after our first look.
+      if (read_exit_status(attempt_log(run->run_dir, a.number, "exit"))) continue;
+      a.state = run->state == state::kCancelled ? state::kCancelled : state::kFailed;
+      a.raw_state = "LOST";
+      a.reason = "worker (pid " + std::to_string(a.pid) + ") and its supervisor are gone without an exit status";
+      a.end_time = now_seconds();
+      a.elapsed_s = a.end_time - a.start_time;
+      reg.finish_attempt(a, nullptr);
+      continue;
+    }
+    // Time limit, as Slurm does it: SIGTERM (the worker checkpoints), SIGKILL after a grace.
+    long limit = parse_time_limit(run->run_json["resources"].value("time", std::string("0")));
+    double running_for = now_seconds() - a.start_time;
+    if (worker && limit > 0 && running_for > static_cast<double>(limit)) {
+      if (a.raw_state != "TIMEOUT_SIGNALLED") {
+        ::kill(-static_cast<pid_t>(a.pid), SIGTERM);
+        a.raw_state = "TIMEOUT_SIGNALLED";
+        a.reason = "time limit " + run->run_json["resources"].value("time", std::string()) + " reached";
+        reg.update_attempt(a);
+      } else if (running_for > static_cast<double>(limit) + kill_grace_s) {
+        ::kill(-static_cast<pid_t>(a.pid), SIGKILL);
+      }
+    }
+  }
+}
+
+void cancel_local(Registry& reg, const RunRecord& run) {
+  auto a = reg.last_attempt(run.id);
+  reg.set_run_state(run.id, state::kCancelled, "CANCELLED", "cancelled by user");
+  if (a && (a->state == state::kRunning) && a->pid > 0 &&
+      process_alive(static_cast<pid_t>(a->pid), a->pid_start))
+    ::kill(-static_cast<pid_t>(a->pid), SIGTERM);
+}
+
+namespace {
+
+bool launch(Registry& reg, const RunRecord& run) {
+  mkdir_p(run.run_dir + "/logs");
+  ::unlink((run.run_dir + "/result.json").c_str());  // a stale one must not pass for this attempt's
+  AttemptRecord a;
+  a.run_id = run.id;
+  a.executor = "local";
+  a.state = state::kRunning;
+  a.raw_state = "RUNNING";
+  a.submit_time = a.start_time = now_seconds();
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  a.host = host;
+  a.alloc_cpus = run.run_json["resources"].value("cpus", 1);
+  {
+    Registry::Transaction t(reg);
+    reg.add_attempt(a);
+    reg.set_run_state(run.id, state::kRunning, "RUNNING", "", "local");
+    t.commit();
+  }
+  LaunchSpec spec;
+  auto worker = run.run_json.value("worker", nlohmann::json::object());
+  std::vector<std::string> cmd;
+  if (worker.contains("command") && !worker["command"].empty())
+    for (auto& c : worker["command"]) cmd.push_back(c.get<std::string>());
+  else
+    cmd = default_worker_command();
+  std::vector<std::string> setup;
+  if (worker.contains("setup"))
+    for (auto& s : worker["setup"]) setup.push_back(s.get<std::string>());
+  for (auto& c : cmd) spec.argv.push_back(substitute(c, run));
+  if (!setup.empty()) {
+    // Setup lines (module load, source venv) need a shell; the command itself stays argv.
+    std::string script = join(setup, "\n") + "\nexec \"$@\"";
+    std::vector<std::string> argv = {"/bin/sh", "-c", script, "kdx-setup"};
+    argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
+    spec.argv = argv;
+  }
+  spec.cwd = run.run_dir;
+  spec.stdout_path = attempt_log(run.run_dir, a.number, "out");
+  spec.stderr_path = attempt_log(run.run_dir, a.number, "err");
+  spec.exit_path = attempt_log(run.run_dir, a.number, "exit");
+  if (worker.contains("env"))
+    for (auto& [k, v] : worker["env"].items()) spec.env[k] = v.get<std::string>();
+  int cpus = run.run_json["resources"].value("cpus", 1);
+  if (!spec.env.count("OMP_NUM_THREADS")) spec.env["OMP_NUM_THREADS"] = std::to_string(cpus);
+  spec.env["KDX_RUN_ID"] = run.id;
+  spec.env["KDX_RUN_DIR"] = run.run_dir;
+  spec.env["KDX_ATTEMPT"] = std::to_string(a.number);
+  try {
+    auto l = launch_detached(spec);
+    a.pid = l.worker;
+    a.pid_start = l.worker_start;
+    a.supervisor_pid = l.supervisor;
+    reg.update_attempt(a);
+    return true;
+  } catch (const Error& e) {
+    a.state = state::kFailed;
+    a.raw_state = "LAUNCH_FAILED";
+    a.reason = e.what();
+    a.end_time = now_seconds();
+    reg.finish_attempt(a, nullptr);
+    return false;
+  }
+}
+
+// An exclusive lock per registry: one scheduler launches, any others watch.
+class SchedulerLock {
+ public:
+  explicit SchedulerLock(const std::string& registry_path) {
+    fd_ = ::open((registry_path + ".scheduler.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    held_ = fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+  }
+  ~SchedulerLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool held() const { return held_; }
+
+ private:
+  int fd_ = -1;
+  bool held_ = false;
+};
+
+}  // namespace
+
+int run_local(Registry& reg, const LocalOptions& opt) {
+  SchedulerLock lock(reg.path());
+  double started = now_seconds();
+  int initially_done = -1;
+  for (;;) {
+    reap_children();
+    reconcile_local(reg, opt.kill_grace_s);
+    auto runs = reg.runs(opt.experiment);
+    std::map<std::string, std::string> state_of;
+    for (auto& r : runs) state_of[r.id] = r.state;
+    int running = 0;
+    for (auto& r : runs)
+      if (r.state == state::kRunning) ++running;
+    if (lock.held()) {
+      for (auto& r : runs) {
+        if (r.state != state::kPending || (r.executor != "local" && !r.executor.empty())) continue;
+        bool ready = true;
+        std::string blocker;
+        for (auto& d : r.deps) {
+          auto it = state_of.find(d);
+          std::string ds = it != state_of.end() ? it->second : (reg.run(d) ? reg.run(d)->state : "MISSING");
+          if (ds == state::kCompleted) continue;
+          ready = false;
+          if (!state::is_active(ds)) blocker = d + " " + ds;
+        }
+        if (!blocker.empty()) {
+          reg.set_run_state(r.id, state::kCancelled, "DEPENDENCY_NEVER_SATISFIED", "upstream run " + blocker);
+          state_of[r.id] = state::kCancelled;
+          continue;
+        }
+        if (ready && running < opt.jobs) {
+          if (launch(reg, r)) ++running;
+          state_of[r.id] = state::kRunning;
+        }
+      }
+    }
+    runs = reg.runs(opt.experiment);
+    Progress p;
+    for (auto& r : runs) {
+      if (r.executor != "local" && !r.executor.empty() && state::is_active(r.state)) continue;
+      ++p.total;
+      if (r.state == state::kPending) ++p.pending;
+      else if (r.state == state::kRunning) ++p.running;
+      else if (r.state == state::kCompleted) ++p.completed;
+      else ++p.failed;
+    }
+    int done = p.completed + p.failed;
+    if (initially_done < 0) initially_done = done;
+    p.elapsed_s = now_seconds() - started;
+    int finished_here = done - initially_done;
+    if (finished_here > 0) p.eta_s = p.elapsed_s / finished_here * (p.total - done);
+    if (opt.on_progress) opt.on_progress(p);
+    if (p.pending == 0 && p.running == 0) return p.failed;
+    std::this_thread::sleep_for(std::chrono::duration<double>(opt.poll_interval_s));
+  }
+}
+
+}  // namespace kdx

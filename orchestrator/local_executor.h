@@ -1,0 +1,46 @@
+// The embedded executor: runs a plan's runs as local processes, honouring the stage DAG,
+// at most `jobs` at a time. All state lives in the registry and the run directories,
+// so a later kdx (status, another scheduler) picks up where a killed one stopped.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "orchestrator/registry.h"
+
+namespace kdx {
+
+struct Progress {
+  int total = 0, pending = 0, running = 0, completed = 0, failed = 0;
+  double elapsed_s = 0;
+  double eta_s = -1;  // -1 = unknown
+};
+std::string format_progress(const Progress& p);
+
+struct LocalOptions {
+  std::string experiment;  // empty = every experiment with local runs
+  int jobs = 1;
+  double poll_interval_s = 0.2;
+  double kill_grace_s = 10;  // SIGTERM -> SIGKILL at a time limit or cancel
+  std::function<void(const Progress&)> on_progress;
+};
+
+// Schedules until no PENDING or RUNNING local run is left. When another scheduler holds the
+// registry's lock, it only watches. Returns the number of runs that did not complete.
+int run_local(Registry& reg, const LocalOptions& options);
+
+// Ingests finished attempts, marks lost ones, enforces time limits. Safe to call from any
+// kdx process at any time: each attempt is ingested once.
+void reconcile_local(Registry& reg, double kill_grace_s = 10);
+
+// SIGTERM to the worker's process group; the run becomes CANCELLED.
+void cancel_local(Registry& reg, const RunRecord& run);
+
+// Log and exit-status files of an attempt, inside the run directory.
+std::string attempt_log(const std::string& run_dir, int number, const std::string& ext);
+
+// The default worker command: kdx-worker next to this kdx binary, else from PATH.
+std::vector<std::string> default_worker_command();
+
+}  // namespace kdx

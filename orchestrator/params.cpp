@@ -1,0 +1,225 @@
+#include "orchestrator/params.h"
+
+#include <cmath>
+
+#include "common/strings.h"
+
+namespace kdx {
+namespace {
+
+using P = ParamType;
+
+std::vector<ParamDef> training_params() {
+  return {
+      {"epochs", P::Int, {}, {}, "passes over the training set"},
+      {"batch_size", P::Int, {}, {}, "sequences per optimizer step (global, over all ranks)"},
+      {"lr", P::Float, {}, {}, "AdamW peak learning rate"},
+      {"weight_decay", P::Float, {}, {}, "AdamW weight decay"},
+      {"warmup_steps", P::Int, {}, {}, "linear warm-up steps, then linear decay"},
+      {"grad_clip", P::Float, {}, {}, "gradient norm clip, 0 = off"},
+      {"patience", P::Int, {}, {}, "early stopping: epochs without dev improvement"},
+      {"seed", P::Int, {}, {}, "seed of every RNG of the run"},
+      {"window", P::Int, {}, {}, "max tokens per window"},
+      {"tagging", P::String, {"per_type_bio", "flat_bio"}, {}, "nested-entity encoding"},
+      {"max_train_docs", P::Int, {}, {}, "use only the first N training documents (0 = all)"},
+      {"max_test_docs", P::Int, {}, {}, "evaluate on the first N test documents (0 = all)"},
+      {"checkpoint_every", P::Int, {}, {}, "steps between checkpoints"},
+      {"threads", P::Int, {}, {}, "intra-op threads per rank (0 = all cores)"},
+      {"ranks", P::Int, {}, {}, "data-parallel ranks (processes)"},
+  };
+}
+
+}  // namespace
+
+const std::vector<ParamDef>& teacher_params() {
+  static const std::vector<ParamDef> defs = [] {
+    std::vector<ParamDef> d = {
+        {"arch", P::String, {"bert"}, {}, "teacher architecture"},
+        {"init_from", P::String, {}, {}, "Hugging Face BERT checkpoint directory to fine-tune"},
+        {"layers", P::Int, {}, {}, "encoder layers"},
+        {"hidden", P::Int, {}, {}, "hidden size"},
+        {"heads", P::Int, {}, {}, "attention heads"},
+        {"ffn", P::Int, {}, {}, "feed-forward size"},
+        {"vocab_size", P::Int, {}, {}, "vocabulary built from the training corpus"},
+        {"lowercase", P::Bool, {}, {}, "lower-case and strip accents before WordPiece"},
+        {"dropout", P::Float, {}, {}, "dropout probability"},
+    };
+    for (auto& t : training_params()) d.push_back(t);
+    return d;
+  }();
+  return defs;
+}
+
+const std::vector<ParamDef>& student_params() {
+  static const std::vector<ParamDef> defs = [] {
+    std::vector<ParamDef> d = {
+        {"arch", P::String, {"lstm", "sru", "srupp"}, {}, "student architecture"},
+        {"hidden", P::Int, {}, {}, "recurrent hidden size (per direction)"},
+        {"layers", P::Int, {}, {}, "recurrent layers"},
+        {"emb", P::Int, {}, {}, "embedding size"},
+        {"proj", P::Int, {}, {}, "SRU++ attention projection size"},
+        {"dropout", P::Float, {}, {}, "dropout probability"},
+        {"init_embedding", P::Bool, {}, {}, "initialise embeddings from the teacher's (projected)"},
+        {"dataset", P::String, {}, {}, "dataset name (from `datasets:`)"},
+        {"loss",
+         P::Object,
+         {},
+         {
+             {"ce_weight", P::Float, {}, {}, "weight of CE(student tags, gold)"},
+             {"kd_weight", P::Float, {}, {}, "weight of the distillation term; 0 = no KD"},
+             {"kd_loss", P::String, {"mse", "kl"}, {}, "MSE on logits (paper) or KL at temperature"},
+             {"temperature", P::Float, {}, {}, "KL temperature"},
+         },
+         "loss weights"},
+    };
+    for (auto& t : training_params()) d.push_back(t);
+    return d;
+  }();
+  return defs;
+}
+
+const std::vector<ParamDef>& logits_params() {
+  static const std::vector<ParamDef> defs = {
+      {"precision", P::String, {"fp16", "fp32"}, {}, "stored logits precision"},
+      {"threads", P::Int, {}, {}, "intra-op threads"},
+  };
+  return defs;
+}
+
+const ParamDef* find_param(const std::vector<ParamDef>& defs, const std::string& dotted) {
+  auto parts = split(dotted, '.');
+  const std::vector<ParamDef>* level = &defs;
+  const ParamDef* found = nullptr;
+  for (auto& part : parts) {
+    found = nullptr;
+    if (!level) return nullptr;
+    for (auto& d : *level)
+      if (d.name == part) found = &d;
+    if (!found) return nullptr;
+    level = found->type == ParamType::Object ? &found->fields : nullptr;
+  }
+  return found;
+}
+
+std::string type_name(ParamType t) {
+  switch (t) {
+    case ParamType::Int: return "an integer";
+    case ParamType::Float: return "a number";
+    case ParamType::Bool: return "true or false";
+    case ParamType::String: return "a string";
+    case ParamType::Object: return "a mapping";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string describe(const nlohmann::json& v) {
+  if (v.is_array()) return "a list";
+  if (v.is_object()) return "a mapping";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
+  if (v.is_number()) return "a number";
+  if (v.is_null()) return "null";
+  return "a string";
+}
+
+}  // namespace
+
+std::string check_param(const ParamDef& def, const nlohmann::json& v) {
+  auto wrong = [&] { return "expected " + type_name(def.type) + ", got " + describe(v); };
+  switch (def.type) {
+    case ParamType::Int:
+      if (v.is_number_integer() || v.is_number_unsigned()) return {};
+      if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) return {};
+      return wrong();
+    case ParamType::Float:
+      return v.is_number() ? std::string() : wrong();
+    case ParamType::Bool:
+      return v.is_boolean() ? std::string() : wrong();
+    case ParamType::String:
+      if (!v.is_string()) return wrong();
+      if (!def.choices.empty()) {
+        for (auto& c : def.choices)
+          if (c == v.get<std::string>()) return {};
+        return "'" + v.get<std::string>() + "' is not one of: " + join(def.choices, ", ");
+      }
+      return {};
+    case ParamType::Object: {
+      if (!v.is_object()) return wrong();
+      for (auto& [k, sub] : v.items()) {
+        const ParamDef* f = nullptr;
+        for (auto& d : def.fields)
+          if (d.name == k) f = &d;
+        if (!f) return "unknown key '" + k + "' (expected one of: " + known_names(def.fields) + ")";
+        auto e = check_param(*f, sub);
+        if (!e.empty()) return k + ": " + e;
+      }
+      return {};
+    }
+  }
+  return {};
+}
+
+std::string known_names(const std::vector<ParamDef>& defs) {
+  std::vector<std::string> names;
+  for (auto& d : defs) names.push_back(d.name);
+  return join(names, ", ");
+}
+
+nlohmann::json normalize_numbers(const nlohmann::json& j) {
+  if (j.is_object()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (auto& [k, v] : j.items()) out[k] = normalize_numbers(v);
+    return out;
+  }
+  if (j.is_array()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (auto& v : j) out.push_back(normalize_numbers(v));
+    return out;
+  }
+  if (j.is_number_float()) {
+    double d = j.get<double>();
+    if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9e15)
+      return static_cast<int64_t>(d);
+  }
+  if (j.is_number_unsigned()) return static_cast<int64_t>(j.get<uint64_t>());
+  return j;
+}
+
+void deep_merge(nlohmann::json& base, const nlohmann::json& patch) {
+  if (!base.is_object() || !patch.is_object()) {
+    base = patch;
+    return;
+  }
+  for (auto& [k, v] : patch.items()) {
+    if (base.contains(k) && base[k].is_object() && v.is_object())
+      deep_merge(base[k], v);
+    else
+      base[k] = v;
+  }
+}
+
+const nlohmann::json* get_path(const nlohmann::json& j, const std::string& dotted) {
+  const nlohmann::json* cur = &j;
+  for (auto& part : split(dotted, '.')) {
+    if (!cur->is_object() || !cur->contains(part)) return nullptr;
+    cur = &(*cur)[part];
+  }
+  return cur;
+}
+
+void set_path(nlohmann::json& j, const std::string& dotted, const nlohmann::json& value) {
+  auto parts = split(dotted, '.');
+  nlohmann::json* cur = &j;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (!(*cur)[parts[i]].is_object()) (*cur)[parts[i]] = nlohmann::json::object();
+    cur = &(*cur)[parts[i]];
+  }
+  if ((*cur).contains(parts.back()) && (*cur)[parts.back()].is_object() && value.is_object())
+    deep_merge((*cur)[parts.back()], value);
+  else
+    (*cur)[parts.back()] = value;
+}
+
+}  // namespace kdx

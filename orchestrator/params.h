@@ -1,0 +1,42 @@
+// The parameters each stage accepts, with their types: the one table that both the
+// spec parser (unknown key / wrong type errors) and the planner's normalisation use.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace kdx {
+
+enum class ParamType { Int, Float, Bool, String, Object };
+
+struct ParamDef {
+  std::string name;
+  ParamType type;
+  std::vector<std::string> choices;  // String: allowed values, empty = any
+  std::vector<ParamDef> fields;      // Object: its keys
+  std::string help;
+};
+
+const std::vector<ParamDef>& teacher_params();
+const std::vector<ParamDef>& student_params();
+const std::vector<ParamDef>& logits_params();
+
+// Looks up a dotted path ("loss.kd_weight"); nullptr when unknown.
+const ParamDef* find_param(const std::vector<ParamDef>& defs, const std::string& dotted);
+// Empty when `value` fits `def`, else a message such as "expected an integer, got a list".
+std::string check_param(const ParamDef& def, const nlohmann::json& value);
+std::string type_name(ParamType t);
+std::string known_names(const std::vector<ParamDef>& defs);
+
+// Numbers normalised so that 1, 1.0 and 1e0 hash alike: integral floats become integers.
+nlohmann::json normalize_numbers(const nlohmann::json& j);
+
+// Deep merge of `patch` into `base` (objects merge key by key, everything else replaces).
+void deep_merge(nlohmann::json& base, const nlohmann::json& patch);
+// Get/set a dotted path inside an object; get returns nullptr when absent.
+const nlohmann::json* get_path(const nlohmann::json& j, const std::string& dotted);
+void set_path(nlohmann::json& j, const std::string& dotted, const nlohmann::json& value);
+
+}  // namespace kdx

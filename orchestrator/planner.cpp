@@ -1,0 +1,188 @@
+#include "orchestrator/planner.h"
+
+#include <map>
+
+#include "common/error.h"
+#include "common/sha256.h"
+#include "orchestrator/grid.h"
+#include "orchestrator/params.h"
+
+namespace kdx {
+
+nlohmann::json teacher_defaults() {
+  return {{"arch", "bert"},        {"layers", 2},          {"hidden", 128},
+          {"heads", 2},            {"ffn", 512},           {"vocab_size", 8000},
+          {"lowercase", false},    {"dropout", 0.1},       {"epochs", 3},
+          {"batch_size", 16},      {"lr", 5e-4},           {"weight_decay", 0.01},
+          {"warmup_steps", 50},    {"grad_clip", 1.0},     {"patience", 0},
+          {"seed", 1},             {"window", 128},        {"tagging", "per_type_bio"},
+          {"max_train_docs", 0},   {"max_test_docs", 0},   {"checkpoint_every", 200},
+          {"threads", 0},          {"ranks", 1}};
+}
+
+nlohmann::json student_defaults() {
+  return {{"arch", "lstm"},
+          {"hidden", 128},
+          {"layers", 1},
+          {"emb", 128},
+          {"proj", 0},
+          {"dropout", 0.1},
+          {"init_embedding", false},
+          {"loss", {{"ce_weight", 1.0}, {"kd_weight", 1.0}, {"kd_loss", "mse"}, {"temperature", 1.0}}},
+          {"epochs", 5},
+          {"batch_size", 32},
+          {"lr", 2e-3},
+          {"weight_decay", 0.01},
+          {"warmup_steps", 50},
+          {"grad_clip", 1.0},
+          {"patience", 0},
+          {"seed", 1},
+          {"max_train_docs", 0},
+          {"max_test_docs", 0},
+          {"checkpoint_every", 200},
+          {"threads", 0},
+          {"ranks", 1}};
+}
+
+nlohmann::json logits_defaults() { return {{"precision", "fp16"}, {"threads", 0}}; }
+
+std::string canonical_json(const nlohmann::json& config) {
+  // nlohmann's object type is an std::map: dump() already sorts keys.
+  return normalize_numbers(config).dump();
+}
+
+std::string run_id_of(const nlohmann::json& config) {
+  return sha256_hex(canonical_json(config)).substr(0, 12);
+}
+
+namespace {
+
+nlohmann::json dataset_identity(const DatasetSpec& d) {
+  nlohmann::json splits = nlohmann::json::object();
+  for (auto& [k, v] : d.splits) splits[k] = v;
+  return {{"name", d.name}, {"format", d.format}, {"splits", splits}};
+}
+
+nlohmann::json dataset_paths(const DatasetSpec& d) {
+  nlohmann::json j = {{"name", d.name}, {"format", d.format}};
+  for (auto& [k, v] : d.resolved_splits) j[k] = v;
+  return j;
+}
+
+const char* kArchitectureKeys[] = {"layers", "hidden", "heads", "ffn", "vocab_size", "lowercase"};
+
+}  // namespace
+
+Plan make_plan(const Spec& spec, const std::string& results_dir) {
+  Plan plan;
+  plan.experiment = spec.experiment;
+  plan.spec_file = spec.file;
+  auto run_dir = [&](const std::string& id) {
+    return results_dir + "/runs/" + spec.experiment + "/" + id;
+  };
+
+  nlohmann::json teacher = teacher_defaults();
+  if (spec.teacher.params.contains("init_from")) {
+    for (auto key : kArchitectureKeys) {
+      if (spec.teacher.params.contains(key))
+        throw Error(spec.file + ": teacher." + key + ": cannot be set together with teacher.init_from "
+                    "(the checkpoint's config.json defines the architecture)");
+      teacher.erase(key);
+    }
+  }
+  deep_merge(teacher, spec.teacher.params);
+  teacher = normalize_numbers(teacher);
+  nlohmann::json logits = logits_defaults();
+  deep_merge(logits, spec.logits);
+
+  auto points = expand_grid(spec.students, spec.file);
+
+  for (auto& ds : spec.datasets) {
+    // Students of this dataset: those naming it, or all when the grid names none.
+    std::vector<nlohmann::json> mine;
+    for (auto& p : points)
+      if (!p.contains("dataset") || p["dataset"] == ds.name) mine.push_back(p);
+    if (mine.empty()) continue;
+
+    PlannedRun t;
+    std::string teacher_ref;
+    if (spec.teacher.checkpoint.empty()) {
+      t.stage = "teacher";
+      t.dataset = ds.name;
+      t.config = {{"experiment", spec.experiment}, {"stage", "teacher"},
+                  {"dataset", dataset_identity(ds)}, {"params", teacher}};
+      t.id = run_id_of(t.config);
+      t.resources = spec.teacher.resources;
+      t.run_dir = run_dir(t.id);
+      teacher_ref = t.id;
+    }
+
+    PlannedRun l;
+    l.stage = "logits";
+    l.dataset = ds.name;
+    l.config = {{"experiment", spec.experiment}, {"stage", "logits"},
+                {"dataset", dataset_identity(ds)}, {"params", normalize_numbers(logits)},
+                {"teacher", spec.teacher.checkpoint.empty() ? nlohmann::json(t.id)
+                                                            : nlohmann::json{{"checkpoint", spec.teacher.checkpoint}}}};
+    l.id = run_id_of(l.config);
+    l.resources = spec.logits_resources;
+    l.run_dir = run_dir(l.id);
+    if (!t.id.empty()) l.deps = {t.id};
+    std::string teacher_dir = t.id.empty() ? spec.teacher.checkpoint : t.run_dir;
+
+    bool any_kd = false;
+    std::vector<PlannedRun> students;
+    for (auto& p : mine) {
+      nlohmann::json params = student_defaults();
+      deep_merge(params, p);
+      params.erase("dataset");
+      params = normalize_numbers(params);
+      for (auto key : {"window", "tagging"})
+        if (params.contains(key) && params[key] != teacher[key])
+          throw Error(spec.file + ": students: " + std::string(key) + " = " + params[key].dump() +
+                      " differs from the teacher's " + teacher[key].dump() +
+                      " (student logits must align token by token with the teacher's)");
+      params["window"] = teacher["window"];
+      params["tagging"] = teacher["tagging"];
+      bool kd = params["loss"]["kd_weight"].get<double>() != 0.0;
+      any_kd = any_kd || kd;
+      PlannedRun s;
+      s.stage = "student";
+      s.dataset = ds.name;
+      s.config = {{"experiment", spec.experiment}, {"stage", "student"},
+                  {"dataset", dataset_identity(ds)}, {"params", params},
+                  {"teacher", l.config["teacher"]}, {"logits", kd ? nlohmann::json(l.id) : nlohmann::json()}};
+      s.id = run_id_of(s.config);
+      s.resources = spec.students.resources;
+      s.run_dir = run_dir(s.id);
+      // Every student shares the teacher's tokenizer (its vocab.txt); KD students also need the logits.
+      if (kd) s.deps = {l.id};
+      else if (!t.id.empty()) s.deps = {t.id};
+      s.run_json = {{"logits_dir", kd ? l.run_dir : ""}};
+      students.push_back(std::move(s));
+    }
+
+    auto finish = [&](PlannedRun& r, const std::string& logits_dir) {
+      r.run_json = {{"kdx_run_version", 1},
+                    {"id", r.id},
+                    {"experiment", spec.experiment},
+                    {"stage", r.stage},
+                    {"config", r.config},
+                    {"params", r.config["params"]},
+                    {"dataset", dataset_paths(ds)},
+                    {"run_dir", r.run_dir},
+                    {"teacher_dir", r.stage == "teacher" ? "" : teacher_dir},
+                    {"logits_dir", logits_dir},
+                    {"resources", to_json(r.resources)}};
+      plan.runs.push_back(r);
+    };
+    if (!t.id.empty()) finish(t, "");
+    if (any_kd) finish(l, "");
+    for (auto& s : students) finish(s, s.run_json["logits_dir"].get<std::string>());
+  }
+  if (plan.runs.empty())
+    throw Error(spec.file + ": students: no student run names a dataset from datasets:");
+  return plan;
+}
+
+}  // namespace kdx

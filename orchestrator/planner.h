@@ -1,0 +1,45 @@
+// Planner: Spec + grid points -> runs with content-addressed ids and a stage DAG.
+// Per dataset: teacher (unless a finished checkpoint is given) -> logits cache -> students.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "orchestrator/resources.h"
+#include "orchestrator/spec.h"
+
+namespace kdx {
+
+struct PlannedRun {
+  std::string id;
+  std::string stage;  // teacher | logits | student
+  std::string dataset;
+  nlohmann::json config;          // the identity: canonical, hashed into `id`
+  std::vector<std::string> deps;  // ids of runs that must be COMPLETED first
+  Resources resources;
+  std::string run_dir;  // absolute
+  nlohmann::json run_json;  // what the worker reads: config + absolute paths + resources
+};
+
+struct Plan {
+  std::string experiment;
+  std::string spec_file;
+  std::vector<PlannedRun> runs;  // dependencies always come before their dependents
+};
+
+// `results_dir` is where run directories go (results/runs/<experiment>/<id>).
+Plan make_plan(const Spec& spec, const std::string& results_dir);
+
+// Keys sorted, numbers normalised, no whitespace: equal configs give equal text.
+std::string canonical_json(const nlohmann::json& config);
+// Short (12 hex digits) SHA-256 of the canonical config.
+std::string run_id_of(const nlohmann::json& config);
+
+// Default values of each stage, merged under what the spec sets.
+nlohmann::json teacher_defaults();
+nlohmann::json student_defaults();
+nlohmann::json logits_defaults();
+
+}  // namespace kdx

@@ -1,0 +1,72 @@
+#include "orchestrator/submit.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "orchestrator/run_state.h"
+
+namespace kdx {
+namespace {
+
+void make_dirs_or_throw(const std::string& dir) {
+  std::string cur;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if ((i == dir.size() || dir[i] == '/') && !cur.empty()) {
+      if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+        throw Error("cannot create run directory " + cur + ": " + std::strerror(errno));
+    }
+    if (i < dir.size()) cur += dir[i];
+  }
+}
+
+}  // namespace
+
+nlohmann::json full_run_json(const PlannedRun& run, const Spec& spec) {
+  nlohmann::json j = run.run_json;
+  j["worker"] = {{"command", spec.worker.command}, {"env", spec.worker.env}, {"setup", spec.worker.setup}};
+  return j;
+}
+
+SubmitSummary register_plan(Registry& reg, const Plan& plan, const Spec& spec,
+                            const std::string& spec_text, const std::string& executor) {
+  SubmitSummary sum;
+  Registry::Transaction t(reg);
+  reg.upsert_experiment(plan.experiment, spec.file, spec_text);
+  int seq = 0;
+  for (auto& p : plan.runs) {
+    ++seq;
+    auto existing = reg.run(p.id);
+    if (existing) {
+      if (existing->state == state::kCompleted) ++sum.completed;
+      else if (state::is_active(existing->state)) ++sum.active;
+      else ++sum.failed;
+      continue;
+    }
+    RunRecord r;
+    r.id = p.id;
+    r.experiment = plan.experiment;
+    r.stage = p.stage;
+    r.dataset = p.dataset;
+    r.config = p.config;
+    r.run_json = full_run_json(p, spec);
+    r.deps = p.deps;
+    r.run_dir = p.run_dir;
+    r.state = state::kPending;
+    r.raw_state = "PENDING";
+    r.executor = executor;
+    r.seq = seq;
+    // The directory and run.json first: if they cannot be written, nothing is committed.
+    make_dirs_or_throw(p.run_dir);
+    write_file_atomic(p.run_dir + "/run.json", r.run_json.dump(2) + "\n");
+    reg.insert_run(r);
+    ++sum.created;
+  }
+  t.commit();
+  return sum;
+}
+
+}  // namespace kdx

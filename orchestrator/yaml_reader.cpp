@@ -1,0 +1,118 @@
+#include "orchestrator/yaml_reader.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "common/strings.h"
+
+namespace kdx {
+
+YamlReader::YamlReader(std::string file, std::string text)
+    : file_(std::move(file)), text_(std::move(text)) {
+  try {
+    root_ = YAML::Load(text_);
+  } catch (const YAML::ParserException& e) {
+    SourceLocation loc{file_, e.mark.line + 1, e.mark.column + 1};
+    throw_at(loc, "invalid YAML: " + e.msg, &text_);
+  }
+}
+
+SourceLocation YamlReader::where(const YAML::Node& node) const {
+  auto m = node.Mark();
+  if (m.is_null()) return {file_, 0, 0};
+  return {file_, m.line + 1, m.column + 1};
+}
+
+void YamlReader::fail(const YAML::Node& node, const std::string& path,
+                      const std::string& message) const {
+  throw_at(where(node), path.empty() ? message : path + ": " + message, &text_);
+}
+
+namespace {
+
+std::string kind_of(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Scalar: return "a scalar";
+    case YAML::NodeType::Null: return "nothing";
+    default: return "an undefined value";
+  }
+}
+
+}  // namespace
+
+void YamlReader::expect_map(const YAML::Node& node, const std::string& path) const {
+  if (!node.IsMap()) fail(node, path, "expected a mapping, got " + kind_of(node));
+}
+
+void YamlReader::expect_seq(const YAML::Node& node, const std::string& path) const {
+  if (!node.IsSequence()) fail(node, path, "expected a list, got " + kind_of(node));
+}
+
+void YamlReader::check_keys(const YAML::Node& map, const std::string& path,
+                            const std::vector<std::string>& allowed) const {
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    std::string key = it->first.as<std::string>();
+    bool ok = false;
+    for (auto& a : allowed) ok = ok || a == key;
+    if (!ok) {
+      std::string full = path.empty() ? key : path + "." + key;
+      fail(it->first, full, "unknown key (expected one of: " + join(allowed, ", ") + ")");
+    }
+  }
+}
+
+std::string YamlReader::get_string(const YAML::Node& node, const std::string& path) const {
+  if (!node.IsScalar()) fail(node, path, "expected a string, got " + kind_of(node));
+  return node.Scalar();
+}
+
+long YamlReader::get_int(const YAML::Node& node, const std::string& path) const {
+  auto j = to_json(node, path);
+  if (!j.is_number_integer()) fail(node, path, "expected an integer, got '" + node.Scalar() + "'");
+  return j.get<long>();
+}
+
+nlohmann::json YamlReader::to_json(const YAML::Node& node, const std::string& path) const {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return nullptr;
+    case YAML::NodeType::Sequence: {
+      auto out = nlohmann::json::array();
+      size_t i = 0;
+      for (auto&& item : node) out.push_back(to_json(item, path + "[" + std::to_string(i++) + "]"));
+      return out;
+    }
+    case YAML::NodeType::Map: {
+      auto out = nlohmann::json::object();
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        std::string k = it->first.as<std::string>();
+        out[k] = to_json(it->second, path.empty() ? k : path + "." + k);
+      }
+      return out;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string& s = node.Scalar();
+      if (node.Tag() == "!") return s;  // quoted: always a string
+      if (s == "true" || s == "True" || s == "TRUE") return true;
+      if (s == "false" || s == "False" || s == "FALSE") return false;
+      if (s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+      if (!s.empty()) {
+        errno = 0;
+        char* end = nullptr;
+        long long ll = std::strtoll(s.c_str(), &end, 10);
+        if (errno == 0 && end && *end == '\0') return ll;
+        errno = 0;
+        double d = std::strtod(s.c_str(), &end);
+        bool numeric_start = (s[0] >= '0' && s[0] <= '9') || s[0] == '-' || s[0] == '+' || s[0] == '.';
+        if (errno == 0 && end && *end == '\0' && numeric_start) return d;
+      }
+      return s;
+    }
+    default:
+      fail(node, path, "undefined value");
+  }
+}
+
+}  // namespace kdx

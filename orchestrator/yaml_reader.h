@@ -1,0 +1,44 @@
+// Typed access to a YAML document that turns every mismatch into
+// "file:line:col: key.path: message" plus the offending line.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "common/error.h"
+
+namespace kdx {
+
+class YamlReader {
+ public:
+  YamlReader(std::string file, std::string text);
+  YAML::Node root() const { return root_; }
+
+  SourceLocation where(const YAML::Node& node) const;
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& path,
+                         const std::string& message) const;
+
+  void expect_map(const YAML::Node& node, const std::string& path) const;
+  void expect_seq(const YAML::Node& node, const std::string& path) const;
+  // Fails on the first key not in `allowed`, pointing at that key.
+  void check_keys(const YAML::Node& map, const std::string& path,
+                  const std::vector<std::string>& allowed) const;
+
+  std::string get_string(const YAML::Node& node, const std::string& path) const;
+  long get_int(const YAML::Node& node, const std::string& path) const;
+  // A YAML value as JSON: plain scalars become numbers/booleans/null where they parse.
+  nlohmann::json to_json(const YAML::Node& node, const std::string& path) const;
+
+  const std::string& file() const { return file_; }
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string file_;
+  std::string text_;
+  YAML::Node root_;
+};
+
+}  // namespace kdx

@@ -1,0 +1,38 @@
+// Helpers for tests: scratch directories and running our real binaries as child processes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kdx::test {
+
+// A fresh directory under $TMPDIR, removed when the object dies (unless KDX_KEEP_TMP is set).
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  // Writes a file (creating parent directories) and returns its path.
+  std::string write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv with the given working directory and extra environment ("K=V"); captures output.
+CommandResult run_command(const std::vector<std::string>& argv, const std::string& cwd = "",
+                          const std::vector<std::string>& env = {});
+
+std::string slurp(const std::string& path);
+bool file_exists(const std::string& path);
+// The real data sets: $KDX_DATA_DIR, else ../shared/data from the source tree; empty if absent.
+std::string shared_data_dir();
+
+}  // namespace kdx::test
