@@ -25,7 +25,7 @@ std::string dir_of(const std::string& path) {
 
 }  // namespace
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+AtomicFile::AtomicFile(std::string path, bool durable) : path_(std::move(path)), durable_(durable) {
   std::random_device rd;
   tmp_path_ = path_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd() % 100000);
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -52,7 +52,7 @@ void AtomicFile::write(const std::string& data) {
 }
 
 void AtomicFile::commit() {
-  if (::fsync(fd_) != 0) throw Error("cannot fsync " + tmp_path_ + ": " + errno_text());
+  if (durable_ && ::fsync(fd_) != 0) throw Error("cannot fsync " + tmp_path_ + ": " + errno_text());
   if (::close(fd_) != 0) {
     fd_ = -1;
     throw Error("cannot close " + tmp_path_ + ": " + errno_text());
@@ -62,6 +62,7 @@ void AtomicFile::commit() {
     throw Error("cannot rename " + tmp_path_ + " to " + path_ + ": " + errno_text());
   committed_ = true;
   // The rename itself is only durable once the directory entry is on disk.
+  if (!durable_) return;
   int dfd = ::open(dir_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
@@ -69,10 +70,17 @@ void AtomicFile::commit() {
   }
 }
 
-void write_file_atomic(const std::string& path, const std::string& content) {
-  AtomicFile f(path);
+void write_file_atomic(const std::string& path, const std::string& content, bool durable) {
+  AtomicFile f(path, durable);
   f.write(content);
   f.commit();
+}
+
+void sync_filesystem(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::syncfs(fd);
+  ::close(fd);
 }
 
 std::string read_file(const std::string& path) {

@@ -10,7 +10,9 @@ namespace kdx {
 
 class AtomicFile {
  public:
-  explicit AtomicFile(std::string path);
+  // durable=false skips the fsyncs: the rename is still atomic for readers, and a caller
+  // writing thousands of files makes them durable at once with sync_filesystem().
+  explicit AtomicFile(std::string path, bool durable = true);
   ~AtomicFile();  // removes the temporary file unless commit() succeeded
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
@@ -26,10 +28,14 @@ class AtomicFile {
   std::string tmp_path_;
   int fd_ = -1;
   bool committed_ = false;
+  bool durable_ = true;
 };
 
 // Convenience: write the whole content atomically.
-void write_file_atomic(const std::string& path, const std::string& content);
+void write_file_atomic(const std::string& path, const std::string& content, bool durable = true);
+
+// syncfs(2) on the filesystem holding `path`: one flush for many non-durable writes.
+void sync_filesystem(const std::string& path);
 
 // Reads a whole file; throws kdx::Error naming the path when it cannot.
 std::string read_file(const std::string& path);

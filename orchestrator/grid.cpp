@@ -92,26 +92,29 @@ std::vector<nlohmann::json> expand_grid(const StudentSpec& s, const std::string&
   if (!has_product && !s.include.empty()) points.clear();
 
   std::vector<nlohmann::json> out;
+  out.reserve(points.size() + s.include.size());
   std::set<std::string> seen;
-  auto add = [&](const nlohmann::json& values) {
-    nlohmann::json full = s.fixed;
-    deep_merge(full, values);
-    full = normalize_numbers(full);
+  auto add = [&](nlohmann::json full) {
     if (seen.insert(full.dump()).second) out.push_back(std::move(full));
   };
   size_t excluded = 0;
   for (auto& p : points) {
     nlohmann::json full = s.fixed;
     deep_merge(full, p);
+    full = normalize_numbers(full);
     bool drop = false;
     for (auto& cond : s.exclude) drop = drop || matches(full, cond);
     if (drop) {
       ++excluded;
       continue;
     }
-    add(p);
+    add(std::move(full));
   }
-  for (auto& inc : s.include) add(inc);
+  for (auto& inc : s.include) {
+    nlohmann::json full = s.fixed;
+    deep_merge(full, inc);
+    add(normalize_numbers(full));
+  }
   if (out.empty()) {
     throw Error(file + ": students: the grid has no runs" +
                 (excluded ? " (all " + std::to_string(excluded) + " points are excluded by students.exclude)"

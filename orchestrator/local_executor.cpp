@@ -18,6 +18,7 @@
 #include "orchestrator/process.h"
 #include "orchestrator/resources.h"
 #include "orchestrator/run_state.h"
+#include "orchestrator/submit.h"
 
 namespace kdx {
 
@@ -63,14 +64,6 @@ std::string substitute(std::string s, const RunRecord& r) {
   for (auto& [k, v] : vars)
     for (size_t pos; (pos = s.find(k)) != std::string::npos;) s.replace(pos, k.size(), v);
   return s;
-}
-
-void mkdir_p(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if ((i == dir.size() || dir[i] == '/') && !cur.empty()) ::mkdir(cur.c_str(), 0755);
-    if (i < dir.size()) cur += dir[i];
-  }
 }
 
 // Final state of an attempt from how its process ended and what it left behind.
@@ -179,7 +172,12 @@ void cancel_local(Registry& reg, const RunRecord& run) {
 namespace {
 
 bool launch(Registry& reg, const RunRecord& run) {
-  mkdir_p(run.run_dir + "/logs");
+  try {
+    materialize_run(run);
+  } catch (const Error& e) {
+    reg.set_run_state(run.id, state::kFailed, "LAUNCH_FAILED", e.what(), "local");
+    return false;
+  }
   ::unlink((run.run_dir + "/result.json").c_str());  // a stale one must not pass for this attempt's
   AttemptRecord a;
   a.run_id = run.id;

@@ -56,6 +56,11 @@ std::string run_id_of(const nlohmann::json& config) {
 }
 
 namespace {
+// For configs built from already-normalised parts: skips the normalising copy.
+std::string id_of_normalized(const nlohmann::json& config) { return sha256_hex(config.dump()).substr(0, 12); }
+}  // namespace
+
+namespace {
 
 nlohmann::json dataset_identity(const DatasetSpec& d) {
   nlohmann::json splits = nlohmann::json::object();
@@ -72,6 +77,23 @@ nlohmann::json dataset_paths(const DatasetSpec& d) {
 const char* kArchitectureKeys[] = {"layers", "hidden", "heads", "ffn", "vocab_size", "lowercase"};
 
 }  // namespace
+
+nlohmann::json make_run_json(const PlannedRun& r, const Spec& spec) {
+  nlohmann::json ds_paths;
+  for (auto& ds : spec.datasets)
+    if (ds.name == r.dataset) ds_paths = dataset_paths(ds);
+  return {{"kdx_run_version", 1},
+          {"id", r.id},
+          {"experiment", spec.experiment},
+          {"stage", r.stage},
+          {"config", r.config},
+          {"params", r.config["params"]},
+          {"dataset", ds_paths},
+          {"run_dir", r.run_dir},
+          {"teacher_dir", r.teacher_dir},
+          {"logits_dir", r.logits_dir},
+          {"resources", to_json(r.resources)}};
+}
 
 Plan make_plan(const Spec& spec, const std::string& results_dir) {
   Plan plan;
@@ -131,54 +153,45 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
     std::string teacher_dir = t.id.empty() ? spec.teacher.checkpoint : t.run_dir;
 
     bool any_kd = false;
+    const nlohmann::json defaults = normalize_numbers(student_defaults());
+    const nlohmann::json ds_identity = dataset_identity(ds);
+    const nlohmann::json& teacher_ref_json = l.config["teacher"];
     std::vector<PlannedRun> students;
+    students.reserve(mine.size());
     for (auto& p : mine) {
-      nlohmann::json params = student_defaults();
-      deep_merge(params, p);
+      nlohmann::json params = defaults;
+      deep_merge(params, p);  // both normalised already
       params.erase("dataset");
-      params = normalize_numbers(params);
-      for (auto key : {"window", "tagging"})
+      for (auto key : {"window", "tagging"}) {
         if (params.contains(key) && params[key] != teacher[key])
           throw Error(spec.file + ": students: " + std::string(key) + " = " + params[key].dump() +
                       " differs from the teacher's " + teacher[key].dump() +
                       " (student logits must align token by token with the teacher's)");
-      params["window"] = teacher["window"];
-      params["tagging"] = teacher["tagging"];
+        params[key] = teacher[key];
+      }
       bool kd = params["loss"]["kd_weight"].get<double>() != 0.0;
       any_kd = any_kd || kd;
       PlannedRun s;
       s.stage = "student";
       s.dataset = ds.name;
       s.config = {{"experiment", spec.experiment}, {"stage", "student"},
-                  {"dataset", dataset_identity(ds)}, {"params", params},
-                  {"teacher", l.config["teacher"]}, {"logits", kd ? nlohmann::json(l.id) : nlohmann::json()}};
-      s.id = run_id_of(s.config);
+                  {"dataset", ds_identity}, {"params", std::move(params)},
+                  {"teacher", teacher_ref_json}, {"logits", kd ? nlohmann::json(l.id) : nlohmann::json()}};
+      s.id = id_of_normalized(s.config);
       s.resources = spec.students.resources;
       s.run_dir = run_dir(s.id);
       // Every student shares the teacher's tokenizer (its vocab.txt); KD students also need the logits.
       if (kd) s.deps = {l.id};
       else if (!t.id.empty()) s.deps = {t.id};
-      s.run_json = {{"logits_dir", kd ? l.run_dir : ""}};
+      s.teacher_dir = teacher_dir;
+      if (kd) s.logits_dir = l.run_dir;
       students.push_back(std::move(s));
     }
 
-    auto finish = [&](PlannedRun& r, const std::string& logits_dir) {
-      r.run_json = {{"kdx_run_version", 1},
-                    {"id", r.id},
-                    {"experiment", spec.experiment},
-                    {"stage", r.stage},
-                    {"config", r.config},
-                    {"params", r.config["params"]},
-                    {"dataset", dataset_paths(ds)},
-                    {"run_dir", r.run_dir},
-                    {"teacher_dir", r.stage == "teacher" ? "" : teacher_dir},
-                    {"logits_dir", logits_dir},
-                    {"resources", to_json(r.resources)}};
-      plan.runs.push_back(r);
-    };
-    if (!t.id.empty()) finish(t, "");
-    if (any_kd) finish(l, "");
-    for (auto& s : students) finish(s, s.run_json["logits_dir"].get<std::string>());
+    l.teacher_dir = teacher_dir;
+    if (!t.id.empty()) plan.runs.push_back(std::move(t));
+    if (any_kd) plan.runs.push_back(std::move(l));
+    for (auto& s : students) plan.runs.push_back(std::move(s));
   }
   if (plan.runs.empty())
     throw Error(spec.file + ": students: no student run names a dataset from datasets:");

@@ -19,8 +19,9 @@ struct PlannedRun {
   nlohmann::json config;          // the identity: canonical, hashed into `id`
   std::vector<std::string> deps;  // ids of runs that must be COMPLETED first
   Resources resources;
-  std::string run_dir;  // absolute
-  nlohmann::json run_json;  // what the worker reads: config + absolute paths + resources
+  std::string run_dir;      // absolute
+  std::string teacher_dir;  // absolute; empty for a teacher
+  std::string logits_dir;   // absolute; empty when the run needs no logits
 };
 
 struct Plan {
@@ -31,6 +32,10 @@ struct Plan {
 
 // `results_dir` is where run directories go (results/runs/<experiment>/<id>).
 Plan make_plan(const Spec& spec, const std::string& results_dir);
+
+// What the worker reads (run.json): config, absolute data paths, directories, resources.
+// Built on demand: a plan of 100,000 runs should not hold 100,000 of these.
+nlohmann::json make_run_json(const PlannedRun& run, const Spec& spec);
 
 // Keys sorted, numbers normalised, no whitespace: equal configs give equal text.
 std::string canonical_json(const nlohmann::json& config);

@@ -1,6 +1,7 @@
 #include "orchestrator/submit.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -25,8 +26,13 @@ void make_dirs_or_throw(const std::string& dir) {
 
 }  // namespace
 
+void materialize_run(const RunRecord& run) {
+  make_dirs_or_throw(run.run_dir + "/logs");
+  write_file_atomic(run.run_dir + "/run.json", run.run_json.dump(2) + "\n");
+}
+
 nlohmann::json full_run_json(const PlannedRun& run, const Spec& spec) {
-  nlohmann::json j = run.run_json;
+  nlohmann::json j = make_run_json(run, spec);
   j["worker"] = {{"command", spec.worker.command}, {"env", spec.worker.env}, {"setup", spec.worker.setup}};
   return j;
 }
@@ -36,6 +42,15 @@ SubmitSummary register_plan(Registry& reg, const Plan& plan, const Spec& spec,
   SubmitSummary sum;
   Registry::Transaction t(reg);
   reg.upsert_experiment(plan.experiment, spec.file, spec_text);
+  if (!plan.runs.empty()) {
+    std::string dir = plan.runs.front().run_dir;
+    dir = dir.substr(0, dir.rfind('/'));
+    make_dirs_or_throw(dir);
+    // Prove the directory writable now, not when the first run starts.
+    std::string probe = dir + "/.kdx-write-test";
+    write_file_atomic(probe, "", /*durable=*/false);
+    ::unlink(probe.c_str());
+  }
   int seq = 0;
   for (auto& p : plan.runs) {
     ++seq;
@@ -59,9 +74,6 @@ SubmitSummary register_plan(Registry& reg, const Plan& plan, const Spec& spec,
     r.raw_state = "PENDING";
     r.executor = executor;
     r.seq = seq;
-    // The directory and run.json first: if they cannot be written, nothing is committed.
-    make_dirs_or_throw(p.run_dir);
-    write_file_atomic(p.run_dir + "/run.json", r.run_json.dump(2) + "\n");
     reg.insert_run(r);
     ++sum.created;
   }

@@ -1,5 +1,8 @@
-// Registering a plan: new runs get their directory and run.json, and a PENDING row, in one
-// registry transaction; runs that exist already are left alone (COMPLETED ones are skipped).
+// Registering a plan: new runs get a PENDING row holding their run.json, in one registry
+// transaction; runs that exist already are left alone (COMPLETED ones are skipped). The
+// experiment's runs directory is created (and proven writable) here; each run's own
+// directory and run.json are written when an executor launches it (materialize_run), so
+// submitting 10,000 runs does not first create 10,000 directories.
 #pragma once
 
 #include <string>
@@ -20,6 +23,9 @@ struct SubmitSummary {
 // `executor` is recorded on the new runs ("local" or "slurm").
 SubmitSummary register_plan(Registry& reg, const Plan& plan, const Spec& spec,
                             const std::string& spec_text, const std::string& executor);
+
+// Creates the run directory (and logs/) and writes run.json from the registry row.
+void materialize_run(const RunRecord& run);
 
 // run.json with the worker section (command, env, setup) the executor needs.
 nlohmann::json full_run_json(const PlannedRun& run, const Spec& spec);

@@ -44,7 +44,7 @@ TEST(Planner, StageDagPerDataset) {
       bool kd = r.config["params"]["loss"]["kd_weight"] != 0;
       EXPECT_EQ(by_id[r.deps.at(0)]->stage, kd ? "logits" : "teacher");
       EXPECT_EQ(by_id[r.deps.at(0)]->dataset, r.dataset);
-      EXPECT_EQ(r.run_json["logits_dir"].get<std::string>().empty(), !kd);
+      EXPECT_EQ(r.logits_dir.empty(), !kd);
     }
     EXPECT_EQ(r.run_dir, "/r/runs/p/" + r.id);
     EXPECT_EQ(r.id.size(), 12u);
@@ -81,13 +81,17 @@ TEST(Planner, StudentsCanPickDatasets) {
 }
 
 TEST(Planner, RunJsonHasAbsolutePathsAndResolvedDefaults) {
-  auto plan = plan_of(std::string(kBase) + "students: {}\n");
+  SpecOptions o;
+  o.check_data_files = false;
+  auto spec = parse_spec_text(std::string(kBase) + "students: {}\n", "p.yaml", o);
+  auto plan = make_plan(spec, "/r");
   auto& s = plan.runs.back();
   EXPECT_EQ(s.stage, "student");
-  EXPECT_EQ(s.run_json["params"]["arch"], "lstm");
-  EXPECT_EQ(s.run_json["params"]["window"], 128);
-  EXPECT_EQ(s.run_json["teacher_dir"].get<std::string>().substr(0, 10), "/r/runs/p/");
-  EXPECT_EQ(s.run_json["dataset"]["train"].size(), 2u);
+  auto j = make_run_json(s, spec);
+  EXPECT_EQ(j["params"]["arch"], "lstm");
+  EXPECT_EQ(j["params"]["window"], 128);
+  EXPECT_EQ(j["teacher_dir"].get<std::string>().substr(0, 10), "/r/runs/p/");
+  EXPECT_EQ(j["dataset"]["train"].size(), 2u);
 }
 
 TEST(Planner, StudentWindowMustMatchTeacher) {

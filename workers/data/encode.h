@@ -1,0 +1,65 @@
+// Documents -> model inputs: token ids with [CLS]/[SEP], tag matrices, windows and the
+// offsets that map predictions back to characters. Plain vectors, no torch types: the
+// training code wraps them in tensors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "workers/data/document.h"
+#include "workers/data/tagging.h"
+#include "workers/data/tokenizer.h"
+#include "workers/data/windows.h"
+
+namespace kdx::data {
+
+constexpr int kIgnoreTag = -100;  // [CLS], [SEP] and padding rows: no loss, no prediction
+
+struct EncodedDoc {
+  std::string id;
+  std::vector<Token> tokens;
+  std::vector<int> tags;  // [tokens x columns]
+};
+
+// One window of one document, as the model sees it.
+struct Example {
+  int doc = 0;
+  Window window;
+  std::vector<int> ids;   // [CLS] tokens... [SEP]
+  std::vector<int> tags;  // [ids.size() x columns], kIgnoreTag on [CLS]/[SEP]
+};
+
+struct EncodedDataset {
+  TagScheme scheme;
+  std::vector<EncodedDoc> docs;
+  std::vector<Example> examples;
+  long total_tokens() const;
+};
+
+EncodedDataset encode_dataset(const std::vector<Document>& docs, const Tokenizer& tokenizer,
+                              const TagScheme& scheme, int window);
+
+// A padded batch, row-major: ids/mask [size x len], tags [size x len x columns].
+struct Batch {
+  int size = 0, len = 0, columns = 0;
+  std::vector<int64_t> ids, mask, tags;
+  std::vector<int> examples;  // which examples, in row order
+};
+Batch make_batch(const EncodedDataset& data, const std::vector<int>& examples, int pad_id);
+
+// Stitches per-example tag predictions ([ids.size() x columns] each, indexed like
+// data.examples) back into documents with character-span entities.
+std::vector<Document> decode_predictions(const EncodedDataset& data, const std::vector<std::vector<int>>& example_tags);
+
+// How many gold entities survive encode -> decode unchanged.
+struct RoundTrip {
+  long gold = 0, survived = 0;
+  double fraction() const { return gold ? static_cast<double>(survived) / static_cast<double>(gold) : 1.0; }
+};
+RoundTrip round_trip(const std::vector<Document>& docs, const Tokenizer& tokenizer, const TagScheme& scheme);
+
+// The entity types of a dataset, sorted (for RuNNE from ners.txt when present).
+std::vector<std::string> types_of(const std::vector<Document>& docs);
+
+}  // namespace kdx::data
