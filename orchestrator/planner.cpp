@@ -162,9 +162,9 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
       nlohmann::json params = defaults;
       deep_merge(params, p);  // both normalised already
       params.erase("dataset");
-      for (auto key : {"window", "tagging"}) {
-        if (params.contains(key) && params[key] != teacher[key])
-          throw Error(spec.file + ": students: " + std::string(key) + " = " + params[key].dump() +
+      for (auto key : {"window", "tagging", "max_train_docs"}) {
+        if (p.contains(key) && p[key] != teacher[key])
+          throw Error(spec.file + ": students: " + std::string(key) + " = " + p[key].dump() +
                       " differs from the teacher's " + teacher[key].dump() +
                       " (student logits must align token by token with the teacher's)");
         params[key] = teacher[key];

@@ -1,0 +1,146 @@
+#include "workers/distributed/process_group.h"
+
+#include <cstdlib>
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if defined(USE_C10D_NCCL)
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include "common/error.h"
+
+namespace kdx::distributed {
+namespace {
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : nullptr;
+}
+
+int env_int(const char* name, int fallback) {
+  const char* v = env(name);
+  return v ? std::atoi(v) : fallback;
+}
+
+// c10d process groups behind the Reducer interface. Gloo and NCCL share it: the
+// collective calls are the same, only the group differs.
+class C10dReducer : public Reducer {
+ public:
+  explicit C10dReducer(c10::intrusive_ptr<c10d::ProcessGroup> pg) : pg_(std::move(pg)) {}
+  void allreduce_sum(std::vector<torch::Tensor>& tensors) override {
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    run([&] { pg_->allreduce(tensors, o)->wait(); }, "all-reduce");
+  }
+  void broadcast(std::vector<torch::Tensor>& tensors, int root) override {
+    for (auto& t : tensors) {
+      std::vector<torch::Tensor> one = {t};
+      c10d::BroadcastOptions o;
+      o.rootRank = root;
+      run([&] { pg_->broadcast(one, o)->wait(); }, "broadcast");
+    }
+  }
+
+ private:
+  template <class F>
+  void run(F f, const char* what) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      // A peer that died shows up here as a closed connection or a timeout.
+      throw Error(std::string(what) + " failed on rank " + std::to_string(rank) + " of " + std::to_string(world) +
+                  " (another rank probably died): " + e.what());
+    }
+  }
+  c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+};
+
+}  // namespace
+
+std::string first_host(const std::string& nodelist) {
+  // Up to the first comma outside brackets.
+  std::string first;
+  int depth = 0;
+  for (char c : nodelist) {
+    if (c == '[') ++depth;
+    if (c == ']') --depth;
+    if (c == ',' && depth == 0) break;
+    first += c;
+  }
+  auto open = first.find('[');
+  if (open == std::string::npos) return first;
+  std::string prefix = first.substr(0, open), range = first.substr(open + 1);
+  range = range.substr(0, range.find_first_of(",]"));
+  return prefix + range.substr(0, range.find('-'));
+}
+
+RankInfo rank_info_from_env() {
+  RankInfo r;
+  if (env("WORLD_SIZE") && env("RANK")) {
+    r.source = "torchrun";
+    r.rank = env_int("RANK", 0);
+    r.world = env_int("WORLD_SIZE", 1);
+    r.local_rank = env_int("LOCAL_RANK", 0);
+    if (env("MASTER_ADDR")) r.master_addr = env("MASTER_ADDR");
+    r.master_port = env_int("MASTER_PORT", 29500);
+  } else if (env("SLURM_NTASKS") && env("SLURM_PROCID") && env_int("SLURM_NTASKS", 1) > 1) {
+    r.source = "slurm";
+    r.rank = env_int("SLURM_PROCID", 0);
+    r.world = env_int("SLURM_NTASKS", 1);
+    r.local_rank = env_int("SLURM_LOCALID", 0);
+    if (env("SLURM_JOB_NODELIST")) r.master_addr = first_host(env("SLURM_JOB_NODELIST"));
+    if (env("KDX_MASTER_ADDR")) r.master_addr = env("KDX_MASTER_ADDR");
+    // A port every rank derives alike from the job id, unless kdx set one.
+    r.master_port = env_int("KDX_MASTER_PORT", 20000 + env_int("SLURM_JOB_ID", 0) % 20000);
+  }
+  if (r.world < 1 || r.rank < 0 || r.rank >= r.world)
+    throw Error("inconsistent rank variables: rank " + std::to_string(r.rank) + " of world size " + std::to_string(r.world));
+  if (r.master_port <= 0 || r.master_port > 65535) throw Error("bad master port " + std::to_string(r.master_port));
+  return r;
+}
+
+std::unique_ptr<Reducer> make_reducer_from_env() {
+  auto info = rank_info_from_env();
+  if (info.world == 1) return make_single_process();
+  auto timeout = std::chrono::seconds(env_int("KDX_RENDEZVOUS_TIMEOUT", 60));
+  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    c10d::TCPStoreOptions o;
+    o.port = static_cast<uint16_t>(info.master_port);
+    o.isServer = info.rank == 0;
+    o.numWorkers = static_cast<size_t>(info.world);
+    o.waitWorkers = true;
+    o.timeout = timeout;
+    store = c10::make_intrusive<c10d::TCPStore>(info.master_addr, o);
+  } catch (const std::exception& e) {
+    throw Error("rank " + std::to_string(info.rank) + " could not rendezvous with " + std::to_string(info.world - 1) +
+                " other rank(s) at " + info.master_addr + ":" + std::to_string(info.master_port) + " within " +
+                std::to_string(timeout.count()) + " s (KDX_RENDEZVOUS_TIMEOUT): " + e.what());
+  }
+  auto collective_timeout = std::chrono::seconds(env_int("KDX_COLLECTIVE_TIMEOUT", 300));
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  std::string backend = "gloo";
+#if defined(USE_C10D_NCCL)
+  if (torch::cuda::is_available()) {
+    auto o = c10d::ProcessGroupNCCL::Options::create();
+    o->timeout = collective_timeout;
+    pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, info.rank, info.world, o);
+    backend = "nccl";
+  }
+#endif
+  if (!pg) {
+    auto o = c10d::ProcessGroupGloo::Options::create();
+    o->timeout = collective_timeout;
+    o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, info.rank, info.world, o);
+  }
+  auto r = std::make_unique<C10dReducer>(pg);
+  r->rank = info.rank;
+  r->world = info.world;
+  r->local_rank = info.local_rank;
+  r->backend = backend;
+  return r;
+}
+
+}  // namespace kdx::distributed

@@ -1,0 +1,154 @@
+#include "workers/models/student.h"
+
+#include "common/error.h"
+#include "workers/models/bert.h"
+
+namespace kdx::models {
+
+StudentConfig student_config_from_json(const nlohmann::json& j) {
+  StudentConfig c;
+  c.arch = j.value("arch", c.arch);
+  if (c.arch != "lstm" && c.arch != "sru" && c.arch != "srupp")
+    throw Error("unknown student architecture '" + c.arch + "' (expected lstm, sru, srupp)");
+  c.vocab_size = j.at("vocab_size").get<int>();
+  c.emb = j.value("emb", c.emb);
+  c.hidden = j.value("hidden", c.hidden);
+  c.layers = j.value("layers", c.layers);
+  c.proj = j.value("proj", c.proj);
+  c.dropout = j.value("dropout", c.dropout);
+  c.teacher_hidden = j.value("teacher_hidden", 0);
+  c.columns = j.value("columns", 1);
+  c.classes = j.value("classes", 3);
+  return c;
+}
+
+nlohmann::json student_config_to_json(const StudentConfig& c) {
+  return {{"arch", c.arch}, {"vocab_size", c.vocab_size}, {"emb", c.emb},         {"hidden", c.hidden},
+          {"layers", c.layers}, {"proj", c.proj},         {"dropout", c.dropout}, {"teacher_hidden", c.teacher_hidden},
+          {"columns", c.columns}, {"classes", c.classes}};
+}
+
+StudentTaggerImpl::StudentTaggerImpl(const StudentConfig& c) : config(c) {
+  if (c.arch != "lstm" && c.arch != "sru" && c.arch != "srupp")
+    throw Error("unknown student architecture '" + c.arch + "' (expected lstm, sru, srupp)");
+  columns = c.columns;
+  classes = c.classes;
+  int emb_dim = c.teacher_hidden > 0 ? c.teacher_hidden : c.emb;
+  embedding = register_module("embedding", torch::nn::Embedding(c.vocab_size, emb_dim));
+  torch::nn::init::normal_(embedding->weight, 0.0, 0.1);
+  if (c.teacher_hidden > 0) emb_proj = register_module("emb_proj", torch::nn::Linear(c.teacher_hidden, c.emb));
+  if (c.arch == "lstm") {
+    lstm = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(c.emb, c.hidden)
+                                                        .num_layers(c.layers)
+                                                        .bidirectional(true)
+                                                        .batch_first(true)
+                                                        .dropout(c.layers > 1 ? c.dropout : 0.0)));
+  } else {
+    sru = register_module("sru", torch::nn::ModuleList());
+    int attn = c.arch == "srupp" ? (c.proj > 0 ? c.proj : c.hidden) : 0;
+    for (int i = 0; i < c.layers; ++i) sru->push_back(SruLayer(i == 0 ? c.emb : 2 * c.hidden, c.hidden, attn));
+  }
+  dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
+  head = register_module("head", torch::nn::Linear(2 * c.hidden, c.columns * c.classes));
+}
+
+torch::Tensor StudentTaggerImpl::embed(const torch::Tensor& ids) {
+  auto x = embedding(ids);
+  if (emb_proj) x = emb_proj(x);
+  return x;
+}
+
+torch::Tensor StudentTaggerImpl::forward(const torch::Tensor& ids, const torch::Tensor& mask) {
+  auto lengths = mask.sum(1).to(torch::kCPU).to(torch::kInt64);
+  auto x = dropout(embed(ids));
+  torch::Tensor h;
+  if (lstm) {
+    auto packed = torch::nn::utils::rnn::pack_padded_sequence(x, lengths, /*batch_first=*/true, /*enforce_sorted=*/false);
+    auto out = std::get<0>(lstm->forward_with_packed_input(packed));
+    h = std::get<0>(torch::nn::utils::rnn::pad_packed_sequence(out, /*batch_first=*/true, 0.0, ids.size(1)));
+  } else {
+    h = x;
+    for (size_t i = 0; i < sru->size(); ++i) {
+      h = sru[i]->as<SruLayerImpl>()->forward(h, mask, lengths);
+      if (i + 1 < sru->size()) h = dropout(h);
+    }
+  }
+  return head(dropout(h));
+}
+
+// Per layer and direction: Xp = x W_ih^T + b (one GEMM over all steps), then per step
+// gates = Xp_t + h W_hh^T (one addmm into a preallocated buffer) and the cell update as a
+// plain loop. Rows past their length keep a zero state, so reverse runs start correctly.
+torch::Tensor StudentTaggerImpl::lstm_infer(torch::Tensor x, const torch::Tensor& lengths) {
+  const int64_t B = x.size(0), T = x.size(1), H = config.hidden;
+  auto params = lstm->named_parameters();
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  for (int layer = 0; layer < config.layers; ++layer) {
+    auto out = torch::zeros({B, T, 2 * H}, x.options());
+    for (int dir = 0; dir < 2; ++dir) {
+      std::string sfx = "_l" + std::to_string(layer) + (dir ? "_reverse" : "");
+      auto w_ih = params["weight_ih" + sfx], w_hh = params["weight_hh" + sfx];
+      auto bias = params["bias_ih" + sfx] + params["bias_hh" + sfx];
+      auto xp = torch::addmm(bias, x.reshape({B * T, x.size(2)}), w_ih.t()).view({B, T, 4 * H}).contiguous();
+      auto w_hh_t = w_hh.t().contiguous();
+      auto h = torch::zeros({B, H}), c = torch::zeros({B, H}), gates = torch::empty({B, 4 * H});
+      float *ph = h.data_ptr<float>(), *pc = c.data_ptr<float>(), *pg = gates.data_ptr<float>();
+      const float* pxp = xp.data_ptr<float>();
+      float* po = out.data_ptr<float>();
+      for (int64_t step = 0; step < T; ++step) {
+        int64_t t = dir ? T - 1 - step : step;
+        at::mm_out(gates, h, w_hh_t);
+        for (int64_t bi = 0; bi < B; ++bi) {
+          float* g = pg + bi * 4 * H;
+          const float* xt = pxp + (bi * T + t) * 4 * H;
+          float* hb = ph + bi * H;
+          float* cb = pc + bi * H;
+          bool valid = t < len[bi];
+          for (int64_t j = 0; j < H; ++j) {
+            float i = 1.f / (1.f + std::exp(-(g[j] + xt[j])));
+            float f = 1.f / (1.f + std::exp(-(g[H + j] + xt[H + j])));
+            float gg = std::tanh(g[2 * H + j] + xt[2 * H + j]);
+            float o = 1.f / (1.f + std::exp(-(g[3 * H + j] + xt[3 * H + j])));
+            float cn = f * cb[j] + i * gg;
+            float hn = o * std::tanh(cn);
+            cb[j] = valid ? cn : 0.f;
+            hb[j] = valid ? hn : 0.f;
+            po[(bi * T + t) * 2 * H + dir * H + j] = valid ? hn : 0.f;
+          }
+        }
+      }
+    }
+    x = out;
+  }
+  return x;
+}
+
+torch::Tensor StudentTaggerImpl::infer(const torch::Tensor& ids, const torch::Tensor& mask) {
+  torch::NoGradGuard g;
+  if (!lstm || !ids.device().is_cpu()) {
+    bool was_training = is_training();
+    eval();
+    auto out = forward(ids, mask);
+    train(was_training);
+    return out;
+  }
+  auto lengths = mask.sum(1).to(torch::kInt64).contiguous();
+  return head(lstm_infer(embed(ids).contiguous(), lengths));
+}
+
+nlohmann::json StudentTaggerImpl::describe() const {
+  auto j = student_config_to_json(config);
+  j["stage"] = "student";
+  return j;
+}
+
+Tagger make_tagger(const nlohmann::json& d) {
+  std::string arch = d.value("arch", "");
+  if (arch == "bert") {
+    auto cfg = bert_config_from_hf(d.at("bert"), "model.json");
+    return std::make_shared<BertTaggerImpl>(cfg, d.at("columns").get<int>(), d.at("classes").get<int>());
+  }
+  return std::make_shared<StudentTaggerImpl>(student_config_from_json(d));
+}
+
+}  // namespace kdx::models

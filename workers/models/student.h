@@ -1,0 +1,51 @@
+// Recurrent students: embedding (optionally the teacher's, projected) -> bidirectional
+// LSTM, SRU or SRU++ layers -> linear tag head with the teacher's output layout.
+#pragma once
+
+#include <string>
+
+#include "workers/models/sru.h"
+#include "workers/models/tagger.h"
+
+namespace kdx::models {
+
+struct StudentConfig {
+  std::string arch = "lstm";  // lstm | sru | srupp
+  int vocab_size = 0;
+  int emb = 128;
+  int hidden = 128;
+  int layers = 1;
+  int proj = 0;  // SRU++ attention size; 0 = hidden
+  double dropout = 0.1;
+  int teacher_hidden = 0;  // > 0: embeddings sized like the teacher's, then projected to `emb`
+  int columns = 1, classes = 3;
+};
+StudentConfig student_config_from_json(const nlohmann::json& j);
+nlohmann::json student_config_to_json(const StudentConfig& c);
+
+class StudentTaggerImpl : public TaggerImpl {
+ public:
+  explicit StudentTaggerImpl(const StudentConfig& c);
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask) override;
+  // LSTM: a hand-written loop (one GEMM for all input projections, then one matrix-vector
+  // product and a fused elementwise update per step); SRU: its float-loop kernel.
+  torch::Tensor infer(const torch::Tensor& ids, const torch::Tensor& mask) override;
+  nlohmann::json describe() const override;
+
+  StudentConfig config;
+  torch::nn::Embedding embedding{nullptr};
+  torch::nn::Linear emb_proj{nullptr};
+  torch::nn::LSTM lstm{nullptr};
+  torch::nn::ModuleList sru{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+  torch::nn::Linear head{nullptr};
+
+ private:
+  torch::Tensor embed(const torch::Tensor& ids);
+  torch::Tensor lstm_infer(torch::Tensor x, const torch::Tensor& lengths);
+};
+
+// Builds the tagger a model.json describes (teacher or student).
+Tagger make_tagger(const nlohmann::json& description);
+
+}  // namespace kdx::models

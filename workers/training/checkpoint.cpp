@@ -1,0 +1,101 @@
+#include "workers/training/checkpoint.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/strings.h"
+#include "workers/models/safetensors.h"
+
+namespace kdx::training {
+namespace {
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+void fsync_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+void save_weights(torch::nn::Module& module, const std::string& path) {
+  std::map<std::string, models::RawTensor> out;
+  for (auto& item : module.named_parameters()) {
+    auto t = item.value().detach().to(torch::kCPU).to(torch::kFloat32).contiguous();
+    models::RawTensor r;
+    r.dtype = "F32";
+    r.shape = t.sizes().vec();
+    r.bytes.assign(reinterpret_cast<const char*>(t.data_ptr<float>()), static_cast<size_t>(t.numel()) * 4);
+    out[item.key()] = std::move(r);
+  }
+  models::write_safetensors(path, out);
+}
+
+void load_weights(torch::nn::Module& module, const std::string& path) {
+  if (!exists(path)) throw Error(path + ": no such weights file");
+  auto raw = models::read_safetensors(path);
+  torch::NoGradGuard g;
+  for (auto& item : module.named_parameters()) {
+    auto it = raw.find(item.key());
+    if (it == raw.end()) throw Error(path + ": missing tensor " + item.key());
+    auto values = models::to_float32(it->second, path + ": " + item.key());
+    auto src = torch::from_blob(values.data(), it->second.shape, torch::kFloat32);
+    if (src.sizes() != item.value().sizes())
+      throw Error(path + ": tensor " + item.key() + " has shape " + c10::str(src.sizes()) + ", the model expects " +
+                  c10::str(item.value().sizes()));
+    item.value().copy_(src);
+  }
+}
+
+void save_checkpoint(const std::string& dir, torch::nn::Module& module, torch::optim::Optimizer& optimizer,
+                     const TrainingState& state) {
+  ::mkdir(dir.c_str(), 0755);
+  std::string tag = std::to_string(state.step);
+  std::string model = "model-" + tag + ".safetensors", optim = "optimizer-" + tag + ".pt";
+  save_weights(module, dir + "/" + model);
+  std::string tmp = dir + "/" + optim + ".tmp";
+  torch::save(optimizer, tmp);
+  fsync_file(tmp);
+  if (::rename(tmp.c_str(), (dir + "/" + optim).c_str()) != 0) throw Error("cannot rename " + tmp);
+  auto j = state.to_json();
+  j["model_file"] = model;
+  j["optimizer_file"] = optim;
+  write_file_atomic(dir + "/state.json", j.dump(2) + "\n");
+  // Older checkpoints are removed only once the new one is committed.
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if ((starts_with(n, "model-") || starts_with(n, "optimizer-")) && n != model && n != optim)
+        ::unlink((dir + "/" + n).c_str());
+    }
+    ::closedir(d);
+  }
+}
+
+std::optional<TrainingState> load_checkpoint(const std::string& dir, torch::nn::Module& module,
+                                             torch::optim::Optimizer& optimizer) {
+  std::string state_path = dir + "/state.json";
+  if (!exists(state_path)) return std::nullopt;
+  auto j = nlohmann::json::parse(read_file(state_path), nullptr, false);
+  if (!j.is_object()) throw Error(state_path + ": corrupt checkpoint state (not JSON)");
+  auto state = TrainingState::from_json(j, state_path);
+  load_weights(module, dir + "/" + j.at("model_file").get<std::string>());
+  std::string optim = dir + "/" + j.at("optimizer_file").get<std::string>();
+  if (!exists(optim)) throw Error(optim + ": checkpoint optimizer state missing");
+  torch::load(optimizer, optim);
+  return state;
+}
+
+}  // namespace kdx::training

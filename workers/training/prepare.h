@@ -1,0 +1,38 @@
+// What every stage of one dataset must agree on, computed the same way by each: the
+// training documents and their dev hold-out, the entity types, the tokenizer files of the
+// teacher, and the key that ties a logits cache to all of them. Torch-free.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "workers/data/encode.h"
+#include "workers/training/run_spec.h"
+
+namespace kdx::training {
+
+struct Prepared {
+  std::vector<data::Document> train_docs, dev_docs, test_docs;
+  std::vector<std::string> types;
+  std::unique_ptr<data::Tokenizer> tokenizer;
+  data::TagScheme scheme;
+  data::EncodedDataset train, dev, test;
+};
+
+// Reads the dataset of `spec`: the first max_train_docs training documents, every tenth of
+// them held out as dev (when there are at least 10), and the test split.
+void read_documents(const RunSpec& spec, Prepared& p);
+// Entity types: RuNNE's ners.txt, RuREBus's fixed eight, else those in the training data.
+std::vector<std::string> dataset_types(const RunSpec& spec, const std::vector<data::Document>& train);
+// Tokenizes and encodes all three splits with `p.tokenizer` and `p.scheme`.
+void encode_all(const RunSpec& spec, Prepared& p);
+
+// Teacher-side tokenizer files in a checkpoint directory: vocab.txt + tokenizer_config.json.
+void save_tokenizer(const data::Tokenizer& tok, const std::string& dir);
+std::unique_ptr<data::Tokenizer> load_tokenizer(const std::string& dir);
+
+// sha256 over teacher weights, vocabulary, training files and encoding settings.
+std::string logits_key(const RunSpec& spec, const std::string& teacher_dir);
+
+}  // namespace kdx::training

@@ -1,0 +1,66 @@
+#include "workers/training/run_spec.h"
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+
+namespace kdx::training {
+namespace {
+
+const nlohmann::json& field(const nlohmann::json& j, const std::string& key, const std::string& where) {
+  if (!j.contains(key)) throw Error(where + ": missing field \"" + key + "\"");
+  return j[key];
+}
+
+}  // namespace
+
+RunSpec read_run_spec(const std::string& path) {
+  auto j = nlohmann::json::parse(read_file(path), nullptr, false);
+  if (!j.is_object()) throw Error(path + ": not a JSON object");
+  RunSpec s;
+  s.path = path;
+  auto str = [&](const char* key) {
+    auto& v = field(j, key, path);
+    if (!v.is_string()) throw Error(path + ": field \"" + std::string(key) + "\" must be a string");
+    return v.get<std::string>();
+  };
+  int version = field(j, "kdx_run_version", path).get<int>();
+  if (version != 1) throw Error(path + ": kdx_run_version " + std::to_string(version) + " is not supported by this kdx-worker (1)");
+  s.id = str("id");
+  s.experiment = str("experiment");
+  s.stage = str("stage");
+  if (s.stage != "teacher" && s.stage != "logits" && s.stage != "student")
+    throw Error(path + ": field \"stage\": '" + s.stage + "' is not teacher, logits or student");
+  s.run_dir = str("run_dir");
+  s.teacher_dir = j.value("teacher_dir", "");
+  s.logits_dir = j.value("logits_dir", "");
+  auto& ds = field(j, "dataset", path);
+  s.dataset = ds.value("name", "");
+  s.format = ds.value("format", "");
+  for (auto split : {"train", "dev", "test"})
+    if (ds.contains(split)) s.files[split] = ds[split].get<std::vector<std::string>>();
+  if (!s.files.count("train")) throw Error(path + ": dataset has no train files");
+  s.params = field(j, "params", path);
+  if (!s.params.is_object()) throw Error(path + ": field \"params\" must be an object");
+  if (j.contains("resources")) s.cpus = j["resources"].value("cpus", 1);
+  if (s.stage != "teacher" && s.teacher_dir.empty()) throw Error(path + ": a " + s.stage + " run needs \"teacher_dir\"");
+  return s;
+}
+
+int RunSpec::param_int(const std::string& key) const {
+  if (!params.contains(key) || !params[key].is_number()) throw Error(path + ": params." + key + ": missing or not a number");
+  return params[key].get<int>();
+}
+double RunSpec::param_double(const std::string& key) const {
+  if (!params.contains(key) || !params[key].is_number()) throw Error(path + ": params." + key + ": missing or not a number");
+  return params[key].get<double>();
+}
+std::string RunSpec::param_string(const std::string& key) const {
+  if (!params.contains(key) || !params[key].is_string()) throw Error(path + ": params." + key + ": missing or not a string");
+  return params[key].get<std::string>();
+}
+bool RunSpec::param_bool(const std::string& key) const {
+  if (!params.contains(key) || !params[key].is_boolean()) throw Error(path + ": params." + key + ": missing or not a boolean");
+  return params[key].get<bool>();
+}
+
+}  // namespace kdx::training

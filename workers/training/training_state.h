@@ -1,0 +1,29 @@
+// TrainingState: every resumable counter of a run, saved whole with each checkpoint
+// (marian-style). Randomness is derived from (seed, epoch) for the data order and
+// (seed, step) for dropout, so resuming needs no generator state: reseed and skip.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace kdx::training {
+
+struct TrainingState {
+  static constexpr int kVersion = 1;
+  int epoch = 0;             // current epoch (0-based)
+  int batch_in_epoch = 0;    // batches of this epoch already done
+  long step = 0;             // optimizer steps done
+  long tokens = 0;           // training tokens seen
+  double elapsed_s = 0;      // training time before this process
+  double best_dev_f1 = -1;
+  long best_step = -1;
+  int epochs_without_improvement = 0;
+  double last_loss = 0;
+  bool finished = false;
+
+  nlohmann::json to_json() const;
+  static TrainingState from_json(const nlohmann::json& j, const std::string& where);
+};
+
+}  // namespace kdx::training
