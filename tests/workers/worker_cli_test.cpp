@@ -14,6 +14,11 @@
 namespace kdx {
 namespace {
 
+std::string error_line(const std::string& err) {
+  auto p = err.find("kdx-worker: error:");
+  return p == std::string::npos ? err : err.substr(p);
+}
+
 class WorkerCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -145,20 +150,21 @@ TEST_F(WorkerCli, BadInputIsAClearErrorWithoutResult) {
   auto bad = run_json("bad-arch", "student", student_params("gru", 0.0));
   auto b = worker({"--spec", write_run(bad)});
   EXPECT_EQ(b.exit_code, 1);
-  EXPECT_EQ(b.err.substr(b.err.find("kdx-worker: error:")), "kdx-worker: error: unknown student architecture 'gru' (expected lstm, sru, srupp)\n");
+  EXPECT_EQ(error_line(b.err), "kdx-worker: error: " + dir_->file("bad-arch/run.json") +
+                                   ": params.arch: unknown student architecture 'gru' (expected lstm, sru, srupp)\n");
   EXPECT_FALSE(test::file_exists(dir_->file("bad-arch/result.json")));
   auto missing = run_json("no-teacher", "student", student_params("lstm", 0.0));
   missing["teacher_dir"] = dir_->file("nowhere");
   auto r = worker({"--spec", write_run(missing)});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, "kdx-worker: error: " + dir_->file("nowhere") + ": not a finished kdx teacher (no model.json)\n");
+  EXPECT_EQ(error_line(r.err), "kdx-worker: error: " + dir_->file("nowhere") + ": not a finished kdx teacher (no model.json)\n");
   auto hf = run_json("bad-init", "teacher", teacher_params());
   hf["params"]["init_from"] = dir_->file("no-such-checkpoint");
   auto h = worker({"--spec", write_run(hf)});
-  EXPECT_EQ(h.err, "kdx-worker: error: " + dir_->file("no-such-checkpoint") + ": not a Hugging Face checkpoint (no config.json)\n");
+  EXPECT_EQ(error_line(h.err), "kdx-worker: error: " + dir_->file("no-such-checkpoint") + ": not a Hugging Face checkpoint (no config.json)\n");
   EXPECT_FALSE(test::file_exists(dir_->file("bad-init/result.json")));
   auto r2 = worker({"--spec", dir_->write("junk.json", "{\"kdx_run_version\": 1}")});
-  EXPECT_EQ(r2.err, "kdx-worker: error: " + dir_->file("junk.json") + ": missing field \"id\"\n");
+  EXPECT_EQ(error_line(r2.err), "kdx-worker: error: " + dir_->file("junk.json") + ": missing field \"id\"\n");
 }
 
 }  // namespace

@@ -9,144 +9,165 @@ namespace {
 
 inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 
-struct Dims {
-  int64_t T, B, D;
+// Strides of the [B, T, 2, D, K] layout for one chain (b, dir, d).
+struct Layout {
+  int64_t T, D, K;
+  bool own_highway;  // K == 4
+  int64_t u(int64_t b, int64_t t, int64_t dir, int64_t d) const { return (((b * T + t) * 2 + dir) * D + d) * K; }
+  int64_t h(int64_t b, int64_t t, int64_t dir, int64_t d) const { return ((b * T + t) * 2 + dir) * D + d; }
+  int64_t x(int64_t b, int64_t t, int64_t d) const { return (b * T + t) * D + d; }
 };
-
-// One (b, d) chain, forward in time order of the direction; writes h and the c history.
-void forward_chain(const float* U, const float* xh, float vf, float vr, float bf, float br, int64_t len,
-                   bool reverse, const Dims& s, int64_t b, int64_t d, float* h, float* c_all) {
-  float c = 0.f;
-  for (int64_t step = 0; step < s.T; ++step) {
-    int64_t t = reverse ? s.T - 1 - step : step;
-    int64_t i = (t * s.B + b) * s.D + d;
-    if (t >= len) {
-      h[i] = 0.f;
-      c_all[i] = 0.f;
-      continue;
-    }
-    const float* u = U + i * 3;
-    float f = sigmoid(u[1] + vf * c + bf);
-    float r = sigmoid(u[2] + vr * c + br);
-    c = f * c + (1.f - f) * u[0];
-    c_all[i] = c;
-    h[i] = r * c + (1.f - r) * xh[i];
-  }
-}
 
 class SruFunction : public torch::autograd::Function<SruFunction> {
  public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor U, torch::Tensor xh,
-                               torch::Tensor v, torch::Tensor b, torch::Tensor lengths, bool reverse) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor U, torch::Tensor x,
+                               torch::Tensor v, torch::Tensor b, torch::Tensor lengths) {
     U = U.contiguous();
-    xh = xh.contiguous();
     v = v.contiguous();
     b = b.contiguous();
-    Dims s{U.size(0), U.size(1), U.size(2)};
-    auto h = torch::empty({s.T, s.B, s.D}, U.options());
-    auto c_all = torch::empty({s.T, s.B, s.D}, U.options());
-    const float *pu = U.data_ptr<float>(), *px = xh.data_ptr<float>(), *pv = v.data_ptr<float>(), *pb = b.data_ptr<float>();
+    const int64_t B = U.size(0);
+    Layout L{U.size(1), U.size(3), U.size(4), U.size(4) == 4};
+    if (!L.own_highway) x = x.contiguous();
+    auto h = torch::empty({B, L.T, 2, L.D}, U.options());
+    auto c_all = torch::empty({B, L.T, 2, L.D}, U.options());
+    const float *pu = U.data_ptr<float>(), *pv = v.data_ptr<float>(), *pb = b.data_ptr<float>();
+    const float* px = L.own_highway ? nullptr : x.data_ptr<float>();
     const int64_t* pl = lengths.data_ptr<int64_t>();
     float *ph = h.data_ptr<float>(), *pc = c_all.data_ptr<float>();
-    at::parallel_for(0, s.B * s.D, 64, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B * 2 * L.D, 32, [&](int64_t begin, int64_t end) {
       for (int64_t k = begin; k < end; ++k) {
-        int64_t bi = k / s.D, d = k % s.D;
-        forward_chain(pu, px, pv[d], pv[s.D + d], pb[d], pb[s.D + d], pl[bi], reverse, s, bi, d, ph, pc);
+        int64_t bi = k / (2 * L.D), dir = (k / L.D) % 2, d = k % L.D, len = pl[bi];
+        float vf = pv[(dir * 2) * L.D + d], vr = pv[(dir * 2 + 1) * L.D + d];
+        float bf = pb[(dir * 2) * L.D + d], br = pb[(dir * 2 + 1) * L.D + d];
+        float c = 0.f;
+        for (int64_t t = len; t < L.T; ++t) ph[L.h(bi, t, dir, d)] = pc[L.h(bi, t, dir, d)] = 0.f;
+        for (int64_t step = 0; step < len; ++step) {
+          int64_t t = dir ? len - 1 - step : step;
+          const float* u = pu + L.u(bi, t, dir, d);
+          float xh = L.own_highway ? u[3] : px[L.x(bi, t, d)];
+          float f = sigmoid(u[1] + vf * c + bf);
+          float r = sigmoid(u[2] + vr * c + br);
+          c = f * c + (1.f - f) * u[0];
+          int64_t i = L.h(bi, t, dir, d);
+          pc[i] = c;
+          ph[i] = r * c + (1.f - r) * xh;
+        }
       }
     });
-    ctx->save_for_backward({U, xh, v, b, lengths, c_all});
-    ctx->saved_data["reverse"] = reverse;
+    ctx->save_for_backward({U, x, v, b, lengths, c_all});
     return h;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    auto U = saved[0], xh = saved[1], v = saved[2], b = saved[3], lengths = saved[4], c_all = saved[5];
-    bool reverse = ctx->saved_data["reverse"].toBool();
+    auto U = saved[0], x = saved[1], v = saved[2], b = saved[3], lengths = saved[4], c_all = saved[5];
     auto dh = grads[0].contiguous();
-    Dims s{U.size(0), U.size(1), U.size(2)};
-    auto dU = torch::zeros_like(U), dxh = torch::zeros_like(xh);
+    const int64_t B = U.size(0);
+    Layout L{U.size(1), U.size(3), U.size(4), U.size(4) == 4};
+    auto dU = torch::zeros_like(U);
+    torch::Tensor dx = L.own_highway ? torch::Tensor() : torch::zeros_like(x);
     // Per-chain partial sums of dv and db, reduced after the parallel loop.
-    auto dv_part = torch::zeros({s.B, 2, s.D}, U.options()), db_part = torch::zeros({s.B, 2, s.D}, U.options());
-    const float *pu = U.data_ptr<float>(), *px = xh.data_ptr<float>(), *pv = v.data_ptr<float>(), *pb = b.data_ptr<float>();
+    auto dv_part = torch::zeros({B, 2, 2, L.D}, U.options()), db_part = torch::zeros({B, 2, 2, L.D}, U.options());
+    const float *pu = U.data_ptr<float>(), *pv = v.data_ptr<float>(), *pb = b.data_ptr<float>();
+    const float* px = L.own_highway ? nullptr : x.data_ptr<float>();
     const float *pc = c_all.data_ptr<float>(), *pdh = dh.data_ptr<float>();
     const int64_t* pl = lengths.data_ptr<int64_t>();
-    float *pdu = dU.data_ptr<float>(), *pdx = dxh.data_ptr<float>();
+    float* pdu = dU.data_ptr<float>();
+    float* pdx = L.own_highway ? nullptr : dx.data_ptr<float>();
     float *pdv = dv_part.data_ptr<float>(), *pdb = db_part.data_ptr<float>();
-    at::parallel_for(0, s.B * s.D, 64, [&](int64_t begin, int64_t end) {
-      for (int64_t k = begin; k < end; ++k) {
-        int64_t bi = k / s.D, d = k % s.D, len = pl[bi];
-        float vf = pv[d], vr = pv[s.D + d], bf = pb[d], br = pb[s.D + d];
+    // dx is shared by both directions: each direction's chains add into it, so split the
+    // work by batch row only when x is shared (no two threads touch the same row).
+    int64_t chains_per_row = 2 * L.D;
+    at::parallel_for(0, B, 1, [&](int64_t rb, int64_t re) {
+      for (int64_t k = rb * chains_per_row; k < re * chains_per_row; ++k) {
+        int64_t bi = k / (2 * L.D), dir = (k / L.D) % 2, d = k % L.D, len = pl[bi];
+        float vf = pv[(dir * 2) * L.D + d], vr = pv[(dir * 2 + 1) * L.D + d];
+        float bf = pb[(dir * 2) * L.D + d], br = pb[(dir * 2 + 1) * L.D + d];
         float dc_next = 0.f, dvf = 0.f, dvr = 0.f, dbf = 0.f, dbr = 0.f;
-        // Walk the chain backwards: the last processed step first.
-        for (int64_t step = s.T - 1; step >= 0; --step) {
-          int64_t t = reverse ? s.T - 1 - step : step;
-          if (t >= len) continue;
-          int64_t i = (t * s.B + bi) * s.D + d;
-          int64_t prev_t = reverse ? t + 1 : t - 1;
-          bool has_prev = reverse ? (prev_t < len) : (prev_t >= 0);
-          float c_prev = has_prev ? pc[(prev_t * s.B + bi) * s.D + d] : 0.f;
-          const float* u = pu + i * 3;
+        for (int64_t step = len - 1; step >= 0; --step) {
+          int64_t t = dir ? len - 1 - step : step;
+          int64_t prev_t = dir ? t + 1 : t - 1;
+          float c_prev = step > 0 ? pc[L.h(bi, prev_t, dir, d)] : 0.f;
+          int64_t ui = L.u(bi, t, dir, d), i = L.h(bi, t, dir, d);
+          const float* u = pu + ui;
+          float xh = L.own_highway ? u[3] : px[L.x(bi, t, d)];
           float f = sigmoid(u[1] + vf * c_prev + bf);
           float r = sigmoid(u[2] + vr * c_prev + br);
           float c = pc[i];
           float g = pdh[i];
           float dc = dc_next + g * r;
-          float dr_pre = g * (c - px[i]) * r * (1.f - r);
-          pdx[i] = g * (1.f - r);
+          float dr_pre = g * (c - xh) * r * (1.f - r);
           float df_pre = dc * (c_prev - u[0]) * f * (1.f - f);
-          float* du = pdu + i * 3;
+          float* du = pdu + ui;
           du[0] = dc * (1.f - f);
           du[1] = df_pre;
           du[2] = dr_pre;
+          if (L.own_highway) du[3] = g * (1.f - r);
+          else pdx[L.x(bi, t, d)] += g * (1.f - r);
           dc_next = dc * f + df_pre * vf + dr_pre * vr;
           dvf += df_pre * c_prev;
           dvr += dr_pre * c_prev;
           dbf += df_pre;
           dbr += dr_pre;
         }
-        pdv[(bi * 2) * s.D + d] = dvf;
-        pdv[(bi * 2 + 1) * s.D + d] = dvr;
-        pdb[(bi * 2) * s.D + d] = dbf;
-        pdb[(bi * 2 + 1) * s.D + d] = dbr;
+        int64_t o = ((bi * 2 + dir) * 2) * L.D + d;
+        pdv[o] = dvf;
+        pdv[o + L.D] = dvr;
+        pdb[o] = dbf;
+        pdb[o + L.D] = dbr;
       }
     });
-    return {dU, dxh, dv_part.sum(0), db_part.sum(0), torch::Tensor(), torch::Tensor()};
+    return {dU, dx, dv_part.sum(0), db_part.sum(0), torch::Tensor()};
   }
 };
 
 }  // namespace
 
-torch::Tensor sru_recurrence(const torch::Tensor& U, const torch::Tensor& xh, const torch::Tensor& v,
-                             const torch::Tensor& b, const torch::Tensor& lengths, bool reverse) {
-  if (!U.device().is_cpu() || U.scalar_type() != torch::kFloat32) return sru_recurrence_naive(U, xh, v, b, lengths, reverse);
-  return SruFunction::apply(U, xh, v, b, lengths.to(torch::kCPU).to(torch::kInt64).contiguous(), reverse);
+torch::Tensor sru_bidirectional(const torch::Tensor& U, const torch::Tensor& x, const torch::Tensor& v,
+                                const torch::Tensor& b, const torch::Tensor& lengths) {
+  if (!U.device().is_cpu() || U.scalar_type() != torch::kFloat32) return sru_bidirectional_naive(U, x, v, b, lengths);
+  auto xx = U.size(4) == 4 ? torch::zeros({0}, U.options()) : x;
+  return SruFunction::apply(U, xx, v, b, lengths.to(torch::kCPU).to(torch::kInt64).contiguous());
 }
 
-torch::Tensor sru_recurrence_naive(const torch::Tensor& U, const torch::Tensor& xh, const torch::Tensor& v,
-                                   const torch::Tensor& b, const torch::Tensor& lengths, bool reverse) {
-  auto T = U.size(0), B = U.size(1), D = U.size(2);
-  // valid[t, b] = t < length[b]
-  auto valid = (torch::arange(T, lengths.options()).unsqueeze(1) < lengths.to(U.device()).unsqueeze(0))
-                   .to(U.dtype()).unsqueeze(2);  // [T, B, 1]
-  auto us = U.unbind(0);  // unbind once: per-step indexing makes backward crawl
-  auto xs = xh.unbind(0);
-  auto ms = valid.unbind(0);
-  std::vector<torch::Tensor> hs(static_cast<size_t>(T));
-  auto c = torch::zeros({B, D}, U.options());
-  for (int64_t step = 0; step < T; ++step) {
-    int64_t t = reverse ? T - 1 - step : step;
-    auto& u = us[static_cast<size_t>(t)];
-    auto m = ms[static_cast<size_t>(t)];
-    auto f = torch::sigmoid(u.select(2, 1) + v[0] * c + b[0]);
-    auto r = torch::sigmoid(u.select(2, 2) + v[1] * c + b[1]);
-    auto c_new = f * c + (1 - f) * u.select(2, 0);
-    auto h = r * c_new + (1 - r) * xs[static_cast<size_t>(t)];
-    c = m * c_new + (1 - m) * c;
-    hs[static_cast<size_t>(t)] = h * m;
+torch::Tensor sru_bidirectional_naive(const torch::Tensor& U, const torch::Tensor& x, const torch::Tensor& v,
+                                      const torch::Tensor& b, const torch::Tensor& lengths) {
+  const int64_t B = U.size(0), T = U.size(1), D = U.size(3);
+  bool own = U.size(4) == 4;
+  auto len = lengths.to(U.device()).to(torch::kInt64);
+  auto valid = (torch::arange(T, len.options()).unsqueeze(0) < len.unsqueeze(1)).to(U.dtype()).unsqueeze(2);  // [B, T, 1]
+  std::vector<torch::Tensor> dirs;
+  for (int dir = 0; dir < 2; ++dir) {
+    auto u = U.select(2, dir);                      // [B, T, D, K]
+    auto xh = own ? u.select(3, 3) : x;             // [B, T, D]
+    // Direction 1 reads each row backwards from its own last valid step: index t -> len-1-t.
+    torch::Tensor idx;
+    if (dir == 1) {
+      auto t = torch::arange(T, len.options()).unsqueeze(0).expand({B, T});
+      idx = torch::where(t < len.unsqueeze(1), len.unsqueeze(1) - 1 - t, t);
+      u = u.gather(1, idx.view({B, T, 1, 1}).expand_as(u));
+      xh = xh.gather(1, idx.view({B, T, 1}).expand_as(xh));
+    }
+    auto us = u.unbind(1);  // unbind once: per-step indexing makes backward crawl
+    auto xs = xh.unbind(1);
+    auto ms = valid.unbind(1);
+    std::vector<torch::Tensor> hs(static_cast<size_t>(T));
+    auto c = torch::zeros({B, D}, U.options());
+    for (int64_t t = 0; t < T; ++t) {
+      auto& ut = us[static_cast<size_t>(t)];
+      auto m = ms[static_cast<size_t>(t)];
+      auto f = torch::sigmoid(ut.select(2, 1) + v[dir][0] * c + b[dir][0]);
+      auto r = torch::sigmoid(ut.select(2, 2) + v[dir][1] * c + b[dir][1]);
+      auto c_new = f * c + (1 - f) * ut.select(2, 0);
+      hs[static_cast<size_t>(t)] = (r * c_new + (1 - r) * xs[static_cast<size_t>(t)]) * m;
+      c = m * c_new + (1 - m) * c;
+    }
+    auto h = torch::stack(hs, 1);  // [B, T, D]
+    if (dir == 1) h = h.gather(1, idx.view({B, T, 1}).expand_as(h));
+    dirs.push_back(h);
   }
-  return torch::stack(hs, 0);
+  return torch::stack(dirs, 2);  // [B, T, 2, D]
 }
 
 SruLayerImpl::SruLayerImpl(int in, int hid, int attn) : input(in), hidden(hid), attention_dim(attn) {
@@ -182,14 +203,7 @@ torch::Tensor SruLayerImpl::forward(const torch::Tensor& x, const torch::Tensor&
     U = W(x);
   }
   U = U.view({B, T, 2, hidden, kk});
-  std::vector<torch::Tensor> outs;
-  for (int dir = 0; dir < 2; ++dir) {
-    auto u = U.select(2, dir).transpose(0, 1);  // [T, B, hidden, kk]
-    auto xh = project_highway ? u.select(3, 3) : x.transpose(0, 1);
-    auto u3 = project_highway ? u.narrow(3, 0, 3) : u;
-    outs.push_back(sru_recurrence(u3.contiguous(), xh.contiguous(), v[dir], b[dir], lengths, dir == 1));
-  }
-  return torch::cat(outs, 2).transpose(0, 1);  // [B, T, 2 * hidden]
+  return sru_bidirectional(U, x, v, b, lengths).view({B, T, 2 * hidden});
 }
 
 }  // namespace kdx::models

@@ -12,15 +12,17 @@
 
 namespace kdx::models {
 
-// U [T, B, D, 3] (x~, f', r'), xh [T, B, D], v and b [2, D] (f row, r row), lengths [B]
-// (int64, CPU); reverse runs each sequence from its last valid step. Positions past a
-// sequence's length output 0. Returns h [T, B, D].
-torch::Tensor sru_recurrence(const torch::Tensor& U, const torch::Tensor& xh, const torch::Tensor& v,
-                             const torch::Tensor& b, const torch::Tensor& lengths, bool reverse);
-// The same recurrence as a per-step LibTorch loop (autograd through ordinary ops):
-// the reference the custom backward is tested against, and the CUDA path.
-torch::Tensor sru_recurrence_naive(const torch::Tensor& U, const torch::Tensor& xh, const torch::Tensor& v,
-                                   const torch::Tensor& b, const torch::Tensor& lengths, bool reverse);
+// Both directions at once, in the layout the input projection produces, so no transposes
+// or copies surround the kernel: U [B, T, 2, D, K] with K = 3 (x~, f', r') or 4 (+ the
+// highway input); when K = 3 the highway input is x [B, T, D] itself. v and b are
+// [2 directions, 2 (f, r), D]; lengths [B] (int64). Direction 1 runs each sequence from its
+// last valid step; positions past a sequence's length output 0. Returns h [B, T, 2, D].
+torch::Tensor sru_bidirectional(const torch::Tensor& U, const torch::Tensor& x, const torch::Tensor& v,
+                                const torch::Tensor& b, const torch::Tensor& lengths);
+// The same recurrence as a per-step LibTorch loop (autograd through ordinary ops): the
+// reference the custom backward is tested against, and the path for CUDA tensors.
+torch::Tensor sru_bidirectional_naive(const torch::Tensor& U, const torch::Tensor& x, const torch::Tensor& v,
+                                      const torch::Tensor& b, const torch::Tensor& lengths);
 
 // One bidirectional SRU layer; `attention_dim` > 0 makes it an SRU++ layer (the input
 // projection becomes a single-head self-attention sublayer).

@@ -38,11 +38,13 @@ StudentTaggerImpl::StudentTaggerImpl(const StudentConfig& c) : config(c) {
   torch::nn::init::normal_(embedding->weight, 0.0, 0.1);
   if (c.teacher_hidden > 0) emb_proj = register_module("emb_proj", torch::nn::Linear(c.teacher_hidden, c.emb));
   if (c.arch == "lstm") {
-    lstm = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(c.emb, c.hidden)
-                                                        .num_layers(c.layers)
-                                                        .bidirectional(true)
-                                                        .batch_first(true)
-                                                        .dropout(c.layers > 1 ? c.dropout : 0.0)));
+    lstm_fwd = register_module("lstm_fwd", torch::nn::ModuleList());
+    lstm_bwd = register_module("lstm_bwd", torch::nn::ModuleList());
+    for (int i = 0; i < c.layers; ++i) {
+      int in = i == 0 ? c.emb : 2 * c.hidden;
+      lstm_fwd->push_back(torch::nn::LSTM(torch::nn::LSTMOptions(in, c.hidden).batch_first(true)));
+      lstm_bwd->push_back(torch::nn::LSTM(torch::nn::LSTMOptions(in, c.hidden).batch_first(true)));
+    }
   } else {
     sru = register_module("sru", torch::nn::ModuleList());
     int attn = c.arch == "srupp" ? (c.proj > 0 ? c.proj : c.hidden) : 0;
@@ -58,14 +60,31 @@ torch::Tensor StudentTaggerImpl::embed(const torch::Tensor& ids) {
   return x;
 }
 
+namespace {
+
+// Each row reversed within its length; positions past the length stay where they are.
+torch::Tensor reverse_padded(const torch::Tensor& x, const torch::Tensor& lengths) {
+  auto B = x.size(0), T = x.size(1);
+  auto len = lengths.to(x.device()).unsqueeze(1);
+  auto t = torch::arange(T, len.options()).unsqueeze(0).expand({B, T});
+  auto idx = torch::where(t < len, len - 1 - t, t);
+  return x.gather(1, idx.unsqueeze(2).expand_as(x));
+}
+
+}  // namespace
+
 torch::Tensor StudentTaggerImpl::forward(const torch::Tensor& ids, const torch::Tensor& mask) {
   auto lengths = mask.sum(1).to(torch::kCPU).to(torch::kInt64);
   auto x = dropout(embed(ids));
   torch::Tensor h;
-  if (lstm) {
-    auto packed = torch::nn::utils::rnn::pack_padded_sequence(x, lengths, /*batch_first=*/true, /*enforce_sorted=*/false);
-    auto out = std::get<0>(lstm->forward_with_packed_input(packed));
-    h = std::get<0>(torch::nn::utils::rnn::pad_packed_sequence(out, /*batch_first=*/true, 0.0, ids.size(1)));
+  if (lstm_fwd) {
+    h = x;
+    for (size_t i = 0; i < lstm_fwd->size(); ++i) {
+      if (i > 0) h = dropout(h);
+      auto f = std::get<0>(lstm_fwd[i]->as<torch::nn::LSTMImpl>()->forward(h));
+      auto r = std::get<0>(lstm_bwd[i]->as<torch::nn::LSTMImpl>()->forward(reverse_padded(h, lengths)));
+      h = torch::cat({f, reverse_padded(r, lengths)}, 2);
+    }
   } else {
     h = x;
     for (size_t i = 0; i < sru->size(); ++i) {
@@ -81,14 +100,13 @@ torch::Tensor StudentTaggerImpl::forward(const torch::Tensor& ids, const torch::
 // plain loop. Rows past their length keep a zero state, so reverse runs start correctly.
 torch::Tensor StudentTaggerImpl::lstm_infer(torch::Tensor x, const torch::Tensor& lengths) {
   const int64_t B = x.size(0), T = x.size(1), H = config.hidden;
-  auto params = lstm->named_parameters();
   const int64_t* len = lengths.data_ptr<int64_t>();
   for (int layer = 0; layer < config.layers; ++layer) {
     auto out = torch::zeros({B, T, 2 * H}, x.options());
     for (int dir = 0; dir < 2; ++dir) {
-      std::string sfx = "_l" + std::to_string(layer) + (dir ? "_reverse" : "");
-      auto w_ih = params["weight_ih" + sfx], w_hh = params["weight_hh" + sfx];
-      auto bias = params["bias_ih" + sfx] + params["bias_hh" + sfx];
+      auto params = (dir ? lstm_bwd : lstm_fwd)[static_cast<size_t>(layer)]->named_parameters();
+      auto w_ih = params["weight_ih_l0"], w_hh = params["weight_hh_l0"];
+      auto bias = params["bias_ih_l0"] + params["bias_hh_l0"];
       auto xp = torch::addmm(bias, x.reshape({B * T, x.size(2)}), w_ih.t()).view({B, T, 4 * H}).contiguous();
       auto w_hh_t = w_hh.t().contiguous();
       auto h = torch::zeros({B, H}), c = torch::zeros({B, H}), gates = torch::empty({B, 4 * H});
@@ -125,7 +143,7 @@ torch::Tensor StudentTaggerImpl::lstm_infer(torch::Tensor x, const torch::Tensor
 
 torch::Tensor StudentTaggerImpl::infer(const torch::Tensor& ids, const torch::Tensor& mask) {
   torch::NoGradGuard g;
-  if (!lstm || !ids.device().is_cpu()) {
+  if (!lstm_fwd || !ids.device().is_cpu()) {
     bool was_training = is_training();
     eval();
     auto out = forward(ids, mask);

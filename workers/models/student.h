@@ -35,7 +35,9 @@ class StudentTaggerImpl : public TaggerImpl {
   StudentConfig config;
   torch::nn::Embedding embedding{nullptr};
   torch::nn::Linear emb_proj{nullptr};
-  torch::nn::LSTM lstm{nullptr};
+  // Per layer, one unidirectional LSTM per direction; the backward one reads each sequence
+  // reversed within its own length. (Packed sequences would do the same, several times slower.)
+  torch::nn::ModuleList lstm_fwd{nullptr}, lstm_bwd{nullptr};
   torch::nn::ModuleList sru{nullptr};
   torch::nn::Dropout dropout{nullptr};
   torch::nn::Linear head{nullptr};

@@ -133,6 +133,7 @@ void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   p.types = dataset_types(spec, p.train_docs);
   models::Tagger tagger;
   p.scheme = data::make_scheme(spec.param_string("tagging"), p.types);
+  torch::manual_seed(static_cast<uint64_t>(spec.param_int("seed")));
   std::string init = spec.params.value("init_from", std::string());
   if (!init.empty()) {
     auto ck = models::read_hf_checkpoint(init);
@@ -218,6 +219,9 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
 }
 
 void run_student(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& so) {
+  std::string arch = spec.param_string("arch");
+  if (arch != "lstm" && arch != "sru" && arch != "srupp")
+    throw Error(spec.path + ": params.arch: unknown student architecture '" + arch + "' (expected lstm, sru, srupp)");
   check_finished_teacher(spec.teacher_dir);
   Prepared p;
   read_documents(spec, p);

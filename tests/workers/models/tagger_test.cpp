@@ -186,6 +186,29 @@ TEST_F(HfCheckpointTest, PytorchBinAloneNamesTheConverter) {
   }
 }
 
+// A pytorch_model.bin written by Python's torch.save(state_dict), converted by the shipped
+// tool, loads with the same encoder outputs.
+TEST_F(HfCheckpointTest, ConvertedPytorchBinLoads) {
+  auto before = read_hf_checkpoint(dir_.path());
+  std::string script =
+      "import sys, torch, json, struct\n"
+      "d = open(sys.argv[1] + '/model.safetensors', 'rb').read()\n"
+      "n = struct.unpack('<Q', d[:8])[0]; h = json.loads(d[8:8 + n]); out = {}\n"
+      "for k, v in h.items():\n"
+      "    if k == '__metadata__': continue\n"
+      "    b, e = v['data_offsets']; dt = {'F16': torch.float16, 'I64': torch.int64}[v['dtype']]\n"
+      "    out[k] = torch.frombuffer(bytearray(d[8 + n + b:8 + n + e]), dtype=dt).reshape(v['shape'])\n"
+      "torch.save(out, sys.argv[1] + '/pytorch_model.bin')\n";
+  dir_.write("make_bin.py", script);
+  auto made = test::run_command({"/usr/bin/python3", dir_.file("make_bin.py"), dir_.path()});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ::unlink(dir_.file("model.safetensors").c_str());
+  auto conv = test::run_command({KDX_SOURCE_DIR "/tools/hf-bin-to-safetensors", dir_.path()});
+  ASSERT_EQ(conv.exit_code, 0) << conv.err;
+  auto after = read_hf_checkpoint(dir_.path());
+  for (auto& [name, t] : before.tensors) EXPECT_TRUE(torch::equal(t, after.tensors.at(name))) << name;
+}
+
 TEST(Weights, SaveLoadRoundTripAndShapeMismatch) {
   test::TempDir dir;
   StudentConfig c;
