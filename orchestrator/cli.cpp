@@ -5,7 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <iostream>
 #include <memory>
 
@@ -14,7 +16,9 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/strings.h"
+#include "orchestrator/command.h"
 #include "orchestrator/commands.h"
+#include "orchestrator/slurm_executor.h"
 #include "orchestrator/local_executor.h"
 #include "orchestrator/plan_view.h"
 #include "orchestrator/planner.h"
@@ -111,9 +115,67 @@ int schedule(const std::string& registry, const std::string& experiment, int job
 
 std::string pick_executor(const std::string& requested) {
   if (requested == "local") return "local";
-  if (requested == "slurm")
-    throw Error("--executor slurm: the Slurm executor is not part of this build yet; use --executor local");
+  bool have = on_path("sbatch");
+  if (requested == "slurm") {
+    if (!have) throw Error("--executor slurm: sbatch is not on PATH (load Slurm's module, or use --executor local)");
+    return "slurm";
+  }
+  // auto: Slurm when its commands are here and a controller answers.
+  if (have && run_program({"scontrol", "ping"}, 10).out.find("UP") != std::string::npos) return "slurm";
   return "local";
+}
+
+// Polls Slurm (one squeue + one sacct per round, backing off) until the runs are done.
+int wait_slurm(const std::string& registry, const std::string& experiment) {
+  Registry reg(registry);
+  auto print = progress_printer();
+  double started = now_seconds(), interval = 1;
+  for (;;) {
+    reconcile_slurm(reg);
+    Progress p;
+    for (auto& r : reg.runs(experiment)) {
+      ++p.total;
+      if (r.state == state::kPending) ++p.pending;
+      else if (r.state == state::kRunning) ++p.running;
+      else if (r.state == state::kCompleted) ++p.completed;
+      else ++p.failed;
+    }
+    p.elapsed_s = now_seconds() - started;
+    print(p);
+    if (p.pending == 0 && p.running == 0) {
+      std::cout << render_status(status_rows(reg, reg.runs(experiment)));
+      return p.failed == 0 ? 0 : 3;
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+    interval = std::min(10.0, interval * 1.5);
+  }
+}
+
+int submit_to_slurm(const std::string& registry, const std::string& experiment, bool hold, bool wait) {
+  SlurmSubmitReport rep;
+  {
+    Registry reg(registry);
+    SlurmOptions so;
+    so.hold = hold;
+    rep = submit_slurm(reg, experiment, so);
+  }
+  std::cout << "submitted " << rep.runs_submitted << " runs in " << rep.sbatch_calls << " sbatch call"
+            << (rep.sbatch_calls == 1 ? "" : "s") << (rep.job_ids.empty() ? "" : " (jobs " + join(rep.job_ids, ", ") + ")");
+  if (rep.runs_blocked) std::cout << "; " << rep.runs_blocked << " cancelled because an upstream run failed";
+  std::cout << "\n";
+  std::cout.flush();
+  return wait ? wait_slurm(registry, experiment) : 0;
+}
+
+// Every executor's view brought up to date; Slurm being unreachable is a warning, not an error.
+void reconcile_all(Registry& reg) {
+  reconcile_local(reg);
+  if (reg.active_attempts("slurm").empty()) return;
+  try {
+    reconcile_slurm(reg);
+  } catch (const std::exception& e) {
+    std::cerr << "kdx: warning: could not poll Slurm: " << e.what() << "\n";
+  }
 }
 
 int default_jobs() {
@@ -158,6 +220,8 @@ int kdx_main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "local", "slurm"}))->capture_default_str();
   submit->add_option("--jobs,-j", jobs, "local executor: runs at a time")->check(CLI::PositiveNumber)->capture_default_str();
   submit->add_flag("--wait", wait, "stay until every run has finished, showing progress");
+  bool hold = false;
+  submit->add_flag("--hold", hold, "slurm: submit the jobs held (release them with scontrol release)");
   submit->add_option("--data-dir", data_dir, "data root (default: $KDX_DATA_DIR, ../shared/data, data/)");
 
   // status
@@ -166,6 +230,10 @@ int kdx_main(int argc, char** argv) {
   bool json = false;
   status->add_option("--experiment,-e", experiment, "only this experiment");
   status->add_flag("--json", json, "machine-readable output");
+  bool watch = false;
+  double interval = 5;
+  status->add_flag("--watch", watch, "refresh in place until every run has finished");
+  status->add_option("--interval", interval, "seconds between refreshes with --watch")->capture_default_str();
 
   auto* show = app.add_subcommand("show", "One run in full: resolved config, attempts, log paths, metrics");
   std::string run_id;
@@ -204,7 +272,7 @@ int kdx_main(int argc, char** argv) {
         std::cout << plan.runs.size() << " runs planned; nothing submitted (--dry-run)\n";
         return 0;
       }
-      std::string ex = pick_executor(executor);
+      std::string ex = dry_run ? "local" : pick_executor(executor);
       SubmitSummary sum;
       {
         Registry reg(g.registry);
@@ -214,13 +282,24 @@ int kdx_main(int argc, char** argv) {
                 << " already completed (skipped), " << sum.active << " already pending/running";
       if (sum.failed) std::cout << ", " << sum.failed << " failed earlier (kdx resubmit --failed -e " << spec.experiment << ")";
       std::cout << "\n";
+      std::cout.flush();
       if (sum.created == 0 && sum.active == 0) return 0;
+      if (ex == "slurm") return submit_to_slurm(g.registry, spec.experiment, hold, wait);
       return schedule(g.registry, spec.experiment, jobs, wait);
     }
     if (*status) {
       Registry reg(g.registry);
       require_experiment(reg, experiment);
-      reconcile_local(reg);
+      reconcile_all(reg);
+      while (watch && !json) {
+        auto rows = status_rows(reg, reg.runs(experiment));
+        std::cout << "\033[H\033[2J" << render_status(rows) << std::flush;
+        bool active = false;
+        for (auto& r : rows) active = active || state::is_active(r.state);
+        if (!active) return 0;
+        std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+        reconcile_all(reg);
+      }
       auto rows = status_rows(reg, reg.runs(experiment));
       if (json) {
         std::cout << status_json(rows).dump(2) << "\n";
@@ -233,7 +312,7 @@ int kdx_main(int argc, char** argv) {
     }
     if (*show) {
       Registry reg(g.registry);
-      reconcile_local(reg);
+      reconcile_all(reg);
       auto run = resolve_runs(reg, {run_id})[0];
       if (json) std::cout << show_json(reg, run).dump(2) << "\n";
       else std::cout << render_show(reg, run);
@@ -243,33 +322,42 @@ int kdx_main(int argc, char** argv) {
       Registry reg(g.registry);
       if (cancel_ids.empty() && experiment.empty()) throw Error("cancel: name run ids or --experiment");
       require_experiment(reg, experiment);
-      reconcile_local(reg);
+      reconcile_all(reg);
       auto runs = cancel_ids.empty() ? reg.runs(experiment) : resolve_runs(reg, cancel_ids);
       int n = 0;
+      std::vector<RunRecord> on_slurm;
       for (auto& r : runs) {
         if (!state::is_active(r.state)) continue;
-        cancel_local(reg, r);
+        if (r.executor == "slurm") on_slurm.push_back(r);
+        else cancel_local(reg, r);
         ++n;
       }
+      cancel_slurm(reg, on_slurm);
       std::cout << "cancelled " << n << " run" << (n == 1 ? "" : "s") << "\n";
       return 0;
     }
     if (*resubmit) {
-      int n = 0;
+      int n = 0, on_slurm = 0;
       {
         Registry reg(g.registry);
         require_experiment(reg, experiment);
-        reconcile_local(reg);
+        reconcile_all(reg);
         Registry::Transaction t(reg);
         for (auto& r : reg.runs(experiment)) {
           if (!state::is_retryable(r.state)) continue;
           reg.set_run_state(r.id, state::kPending, "PENDING", "resubmitted after " + r.state);
           ++n;
+          on_slurm += r.executor == "slurm";
         }
         t.commit();
       }
       std::cout << "resubmitted " << n << " run" << (n == 1 ? "" : "s") << "\n";
+      std::cout.flush();
       if (n == 0) return 0;
+      if (on_slurm) {
+        int rc = submit_to_slurm(g.registry, experiment, false, wait);
+        if (on_slurm == n) return rc;
+      }
       return schedule(g.registry, experiment, jobs, wait);
     }
     return run_worker_side_command(app, g.registry);

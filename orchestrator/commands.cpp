@@ -1,11 +1,16 @@
 #include "orchestrator/commands.h"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <iostream>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/strings.h"
+#include "orchestrator/registry.h"
+#include "orchestrator/report.h"
+#include "orchestrator/report_render.h"
 #include "orchestrator/spec.h"
 #include "orchestrator/table.h"
 #include "workers/data/encode.h"
@@ -28,6 +33,8 @@ struct Options {
   std::string vocab;
   int vocab_size = 8000;
   bool lowercase = false;
+  std::string experiment, report_format = "md", out_dir;
+  std::vector<std::string> group_by;
 };
 Options opt;
 
@@ -122,7 +129,31 @@ int run_roundtrip() {
   return 0;
 }
 
+int run_report(const std::string& registry) {
+  Registry reg(registry);
+  auto data = build_report(reg, opt.experiment, opt.group_by);
+  auto render = [&](const std::string& f) {
+    if (f == "csv") return render_csv(data);
+    if (f == "latex") return render_latex(data);
+    if (f == "json") return render_json(data);
+    if (f == "html") return render_html(data);
+    return render_markdown(data);
+  };
+  if (!opt.out_dir.empty()) {
+    std::string cmd_dir = opt.out_dir;
+    ::mkdir(cmd_dir.c_str(), 0755);
+    const std::pair<const char*, const char*> files[] = {
+        {"md", "report.md"}, {"csv", "report.csv"}, {"latex", "report.tex"}, {"json", "report.json"}, {"html", "report.html"}};
+    for (auto& [f, name] : files) write_file_atomic(cmd_dir + "/" + name, render(f));
+    for (auto& d : data.datasets) write_file_atomic(cmd_dir + "/" + d.dataset + ".svg", render_svg(d));
+    std::cerr << "kdx: report written to " << cmd_dir << "/report.{md,csv,tex,json,html} and one SVG per dataset\n";
+  }
+  std::cout << render(opt.report_format);
+  return 0;
+}
+
 CLI::App* eval_cmd = nullptr;
+CLI::App* report_cmd = nullptr;
 CLI::App* data_cmd = nullptr;
 CLI::App* fetch_cmd = nullptr;
 CLI::App* roundtrip_cmd = nullptr;
@@ -130,6 +161,14 @@ CLI::App* roundtrip_cmd = nullptr;
 }  // namespace
 
 void add_worker_side_commands(CLI::App& app) {
+  report_cmd = app.add_subcommand("report", "Tables (and plots) of compression, speed-up and F1 from the registry");
+  report_cmd->add_option("--experiment,-e", opt.experiment, "only this experiment (default: all)");
+  report_cmd->add_option("--format", opt.report_format, "md | csv | latex | json | html")
+      ->check(CLI::IsMember({"md", "csv", "latex", "json", "html"}))->capture_default_str();
+  report_cmd->add_option("--out", opt.out_dir, "also write every format and the SVG plots into this directory");
+  report_cmd->add_option("--group-by", opt.group_by, "configuration keys, e.g. arch,hidden (default: all but seed)")
+      ->delimiter(',');
+
   eval_cmd = app.add_subcommand("eval", "Score predictions with the shared task's official metric");
   eval_cmd->add_option("--format", opt.format, "runne | rurebus | conll")
       ->required()->check(CLI::IsMember({"runne", "rurebus", "conll"}));
@@ -154,7 +193,8 @@ void add_worker_side_commands(CLI::App& app) {
   roundtrip_cmd->add_flag("--lowercase", opt.lowercase, "lower-case and strip accents");
 }
 
-int run_worker_side_command(CLI::App&, const std::string&) {
+int run_worker_side_command(CLI::App&, const std::string& registry) {
+  if (*report_cmd) return run_report(registry);
   if (*eval_cmd) return run_eval();
   if (*fetch_cmd) return run_fetch();
   if (*roundtrip_cmd) return run_roundtrip();

@@ -321,7 +321,11 @@ class SpecParser {
 
   void parse_worker(const YAML::Node& n, WorkerSpec& w) {
     y_.expect_map(n, "worker");
-    y_.check_keys(n, "worker", {"command", "env", "setup"});
+    y_.check_keys(n, "worker", {"command", "env", "setup", "sbatch_template"});
+    if (n["sbatch_template"]) {
+      w.sbatch_template = absolute(y_.get_string(n["sbatch_template"], "worker.sbatch_template"));
+      if (!exists(w.sbatch_template)) y_.fail(n["sbatch_template"], "worker.sbatch_template", "file not found: " + w.sbatch_template);
+    }
     if (n["command"]) {
       y_.expect_seq(n["command"], "worker.command");
       if (n["command"].size() == 0) y_.fail(n["command"], "worker.command", "empty command");

@@ -62,6 +62,7 @@ struct WorkerSpec {
   std::vector<std::string> command;
   std::map<std::string, std::string> env;
   std::vector<std::string> setup;  // shell lines run before the worker (modules, venv)
+  std::string sbatch_template;     // overrides slurm/job.sbatch for this experiment
 };
 
 struct Spec {

@@ -33,7 +33,8 @@ void materialize_run(const RunRecord& run) {
 
 nlohmann::json full_run_json(const PlannedRun& run, const Spec& spec) {
   nlohmann::json j = make_run_json(run, spec);
-  j["worker"] = {{"command", spec.worker.command}, {"env", spec.worker.env}, {"setup", spec.worker.setup}};
+  j["worker"] = {{"command", spec.worker.command}, {"env", spec.worker.env}, {"setup", spec.worker.setup},
+                 {"sbatch_template", spec.worker.sbatch_template}};
   return j;
 }
 

@@ -1,6 +1,8 @@
 #include "workers/distributed/process_group.h"
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -117,6 +119,27 @@ std::unique_ptr<Reducer> make_reducer_from_env() {
     throw Error("rank " + std::to_string(info.rank) + " could not rendezvous with " + std::to_string(info.world - 1) +
                 " other rank(s) at " + info.master_addr + ":" + std::to_string(info.master_port) + " within " +
                 std::to_string(timeout.count()) + " s (KDX_RENDEZVOUS_TIMEOUT): " + e.what());
+  }
+  // Our own bounded rendezvous: every rank checks in, and nobody builds the process group
+  // (whose connects wait for the long collective timeout) until all have.
+  auto rendezvous_error = [&](const std::string& why) {
+    return Error("rank " + std::to_string(info.rank) + " could not rendezvous with " + std::to_string(info.world - 1) +
+                 " other rank(s) at " + info.master_addr + ":" + std::to_string(info.master_port) + " within " +
+                 std::to_string(timeout.count()) + " s (KDX_RENDEZVOUS_TIMEOUT): " + why);
+  };
+  try {
+    store->add("kdx/arrived", 1);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int64_t arrived;
+    while ((arrived = store->add("kdx/arrived", 0)) < info.world) {
+      if (std::chrono::steady_clock::now() > deadline)
+        throw rendezvous_error(std::to_string(arrived) + " of " + std::to_string(info.world) + " ranks arrived");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw rendezvous_error(e.what());
   }
   auto collective_timeout = std::chrono::seconds(env_int("KDX_COLLECTIVE_TIMEOUT", 300));
   c10::intrusive_ptr<c10d::ProcessGroup> pg;

@@ -39,7 +39,7 @@ void sync_gradients(Reducer& reducer, const std::vector<torch::Tensor>& params, 
   for (auto& p : params) {
     bucket.push_back(p);
     bytes += static_cast<size_t>(p.numel()) * p.element_size();
-    if (bytes >= bucket_bytes) flush();
+    if (bytes >= bucket_bytes) flush();  // bucket_bytes 0: every parameter alone
   }
   flush();
 }

@@ -94,6 +94,7 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
     metrics["latency_threads"] = l1.threads;
   }
   metrics["train_tokens_per_s"] = trainer.tokens_per_second();
+  metrics["allreduce_ms_per_step"] = trainer.allreduce_ms_per_step();
   metrics["steps"] = state.step;
   metrics["epochs"] = state.epoch;
   metrics["best_dev_f1"] = state.best_dev_f1;

@@ -1,9 +1,11 @@
 #include "workers/training/trainer.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -35,6 +37,8 @@ Trainer::Trainer(models::Tagger tagger, TrainerOptions options, TrainData data, 
       tagger_->parameters(), torch::optim::AdamWOptions(opt_.lr).weight_decay(opt_.weight_decay));
   long per_epoch = (static_cast<long>(data_.train->examples.size()) + opt_.batch_size - 1) / opt_.batch_size;
   total_steps_ = per_epoch * opt_.epochs;
+  // KDX_BUCKET_MB: gradient bucket size for the all-reduce; 0 = one all-reduce per parameter.
+  if (const char* mb = std::getenv("KDX_BUCKET_MB")) bucket_bytes_ = static_cast<size_t>(std::atof(mb) * (1 << 20));
   if (opt_.kd_weight != 0 && !data_.teacher)
     throw Error("kd_weight is " + std::to_string(opt_.kd_weight) + " but no teacher logits cache was given");
 }
@@ -47,7 +51,7 @@ double Trainer::lr_at(long step) const {
   return opt_.lr * std::max(0.0, std::min(1.0, left));
 }
 
-double Trainer::train_step(const std::vector<int>& global_batch, long step) {
+double Trainer::train_step(const std::vector<int>& global_batch, long step, bool& stop) {
   const auto& train = *data_.train;
   const int cols = train.scheme.columns(), classes = train.scheme.classes();
   // Normalisers from the whole global batch, which every rank knows: the summed gradients
@@ -99,8 +103,13 @@ double Trainer::train_step(const std::vector<int>& global_batch, long step) {
     local_loss = loss.item<double>();
   }
   auto params = tagger_->parameters();
-  distributed::sync_gradients(reducer_, params);
-  double global_loss = distributed::allreduce_scalars(reducer_, {local_loss})[0];
+  auto t0 = std::chrono::steady_clock::now();
+  distributed::sync_gradients(reducer_, params, bucket_bytes_);
+  sync_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ++sync_steps_;
+  auto reduced = distributed::allreduce_scalars(reducer_, {local_loss, g_stop_signal.load() ? 1.0 : 0.0});
+  double global_loss = reduced[0];
+  stop = reduced[1] > 0;
   if (!std::isfinite(global_loss)) return global_loss;
   if (opt_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, opt_.grad_clip);
   for (auto& g : optimizer_->param_groups())
@@ -146,13 +155,10 @@ TrainingState Trainer::run() {
     double loss_sum = 0;
     int loss_n = 0;
     for (long k = s.batch_in_epoch; k < per_epoch; ++k) {
-      if (int sig = g_stop_signal.load()) {
-        write_checkpoint(s);
-        throw StopRequested(sig);
-      }
       std::vector<int> batch(order.begin() + k * opt_.batch_size,
                              order.begin() + std::min(n, (k + 1) * opt_.batch_size));
-      double loss = train_step(batch, s.step);
+      bool stop = false;
+      double loss = train_step(batch, s.step, stop);
       if (!std::isfinite(loss))
         throw Error("loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") + " at step " +
                     std::to_string(s.step + 1) + " (epoch " + std::to_string(s.epoch + 1) + "); training stopped" +
@@ -180,6 +186,12 @@ TrainingState Trainer::run() {
                            format_duration(per_step * static_cast<double>(total - done));
         std::fprintf(stderr, tty ? "\r\033[K%s" : "%s\n", line.c_str());
         last_print = t;
+      }
+      if (stop) {
+        // Every rank saw the same flag in the step's all-reduce: all stop after this step.
+        s.elapsed_s += elapsed();
+        write_checkpoint(s);
+        throw StopRequested(g_stop_signal.load() ? g_stop_signal.load() : SIGTERM);
       }
       if (opt_.checkpoint_every > 0 && s.step % opt_.checkpoint_every == 0) write_checkpoint(s);
       if (opt_.max_steps > 0 && s.step >= opt_.max_steps) {

@@ -59,9 +59,13 @@ class Trainer {
   // (the last good checkpoint is kept) and StopRequested on a signal.
   TrainingState run();
   double tokens_per_second() const { return tokens_per_s_; }
+  // Mean wall time per step spent summing gradients over ranks (0 for one rank).
+  double allreduce_ms_per_step() const { return sync_steps_ ? sync_seconds_ * 1e3 / sync_steps_ : 0; }
 
  private:
-  double train_step(const std::vector<int>& global_batch, long step);
+  // Returns the global loss; sets `stop` when any rank has seen a stop signal, so that all
+  // ranks stop after the same step.
+  double train_step(const std::vector<int>& global_batch, long step, bool& stop);
   double lr_at(long step) const;
   double evaluate_dev();
   void write_checkpoint(const TrainingState& s);
@@ -73,6 +77,9 @@ class Trainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   long total_steps_ = 0;
   double tokens_per_s_ = 0;
+  double sync_seconds_ = 0;
+  long sync_steps_ = 0;
+  size_t bucket_bytes_ = 8 << 20;
 };
 
 // The examples of epoch `epoch` in training order: a permutation seeded by (seed, epoch).

@@ -1,0 +1,185 @@
+#include "orchestrator/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "common/error.h"
+#include "common/strings.h"
+#include "orchestrator/params.h"
+#include "orchestrator/run_state.h"
+
+namespace kdx {
+
+Stat stat_of(const std::vector<double>& v) {
+  Stat s;
+  s.n = static_cast<int>(v.size());
+  if (!s.n) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= s.n;
+  if (s.n > 1) {
+    double ss = 0;
+    for (double x : v) ss += (x - s.mean) * (x - s.mean);
+    s.std = std::sqrt(ss / (s.n - 1));  // sample standard deviation over seeds
+  }
+  return s;
+}
+
+namespace {
+
+// Parameters that do not make a different configuration.
+const std::set<std::string> kNotConfig = {"seed", "threads", "ranks", "checkpoint_every", "max_test_docs"};
+
+void flatten(const nlohmann::json& j, const std::string& prefix, nlohmann::json& out) {
+  for (auto& [k, v] : j.items()) {
+    std::string key = prefix.empty() ? k : prefix + "." + k;
+    if (v.is_object()) flatten(v, key, out);
+    else out[key] = v;
+  }
+}
+
+double metric(const std::map<std::string, nlohmann::json>& m, const std::string& k, bool& ok) {
+  auto it = m.find(k);
+  ok = it != m.end() && it->second.is_number();
+  return ok ? it->second.get<double>() : 0;
+}
+
+struct Acc {
+  ConfigRow row;
+  std::map<std::string, std::vector<double>> values;
+};
+
+void finish_row(Acc& a) {
+  auto s = [&](const char* k) { return stat_of(a.values[k]); };
+  a.row.f1 = s("f1");
+  a.row.macro_f1 = s("macro_f1");
+  a.row.few_shot = s("macro_f1_few_shot");
+  a.row.params = s("params");
+  a.row.size_mb = s("size_mb");
+  a.row.latency_b1 = s("latency_b1_ms");
+  a.row.latency_b32 = s("latency_b32_ms");
+}
+
+}  // namespace
+
+void mark_pareto(std::vector<ConfigRow>& rows) {
+  for (auto& a : rows) {
+    a.pareto_compression = a.pareto_latency = a.f1.valid();
+    for (auto& b : rows) {
+      if (&a == &b || !b.f1.valid() || !a.f1.valid()) continue;
+      bool f1_ge = b.f1.mean >= a.f1.mean, f1_gt = b.f1.mean > a.f1.mean;
+      if (f1_ge && b.compression >= a.compression && (f1_gt || b.compression > a.compression)) a.pareto_compression = false;
+      if (a.latency_b1.valid() && b.latency_b1.valid() && f1_ge && b.latency_b1.mean <= a.latency_b1.mean &&
+          (f1_gt || b.latency_b1.mean < a.latency_b1.mean))
+        a.pareto_latency = false;
+    }
+  }
+}
+
+ReportData build_report(Registry& reg, const std::string& experiment, const std::vector<std::string>& group_by) {
+  if (!experiment.empty() && !reg.has_experiment(experiment))
+    throw Error("no experiment '" + experiment + "' in " + reg.path() + " (known: " + join(reg.experiments(), ", ") + ")");
+  auto runs = reg.runs(experiment);
+  if (runs.empty()) throw Error("no runs in " + reg.path() + " (submit one with: kdx submit experiments/smoke.yaml)");
+  ReportData rep;
+  rep.experiment = experiment;
+  std::map<std::string, DatasetReport> by_ds;
+  std::map<std::string, std::map<std::string, Acc>> students;  // dataset -> key -> acc
+  std::map<std::string, Acc> teachers;
+
+  for (auto& r : runs) {
+    // Cost from every attempt, finished or not.
+    CostRow c;
+    c.run = r.id;
+    c.stage = r.stage;
+    for (auto& a : reg.attempts(r.id)) {
+      double el = a.elapsed_s > 0 ? a.elapsed_s : (a.end_time > 0 ? a.end_time - a.start_time : 0);
+      c.elapsed_s += el;
+      c.cpu_hours += el * std::max(1, a.alloc_cpus) / 3600.0;
+      c.gpu_hours += el * a.alloc_gpus / 3600.0;
+      c.executor = a.executor;
+      ++c.attempts;
+    }
+    rep.cpu_hours += c.cpu_hours;
+    rep.gpu_hours += c.gpu_hours;
+    rep.cost.push_back(c);
+
+    if (r.state != state::kCompleted) {
+      rep.unfinished.push_back(r);
+      continue;
+    }
+    auto m = reg.metrics(r.id);
+    nlohmann::json flat = {{"run", r.id}, {"experiment", r.experiment}, {"stage", r.stage}, {"dataset", r.dataset}};
+    flatten(r.config["params"], "", flat);
+    for (auto& [k, v] : m) flat["metric." + k] = v;
+    rep.run_rows.push_back(flat);
+    auto& ds = by_ds[r.dataset];
+    ds.dataset = r.dataset;
+    ds.format = r.config["dataset"].value("format", "");
+    if (r.stage == "logits") continue;
+
+    nlohmann::json key = nlohmann::json::object();
+    nlohmann::json params_flat;
+    flatten(r.config["params"], "", params_flat);
+    for (auto& [k, v] : params_flat.items()) {
+      bool keep = group_by.empty() ? !kNotConfig.count(k) : std::find(group_by.begin(), group_by.end(), k) != group_by.end();
+      if (keep) key[k] = v;
+    }
+    if (r.stage == "student" && group_by.empty()) key["loss.kd_weight"] = params_flat.value("loss.kd_weight", 0.0);
+    Acc& acc = r.stage == "teacher" ? teachers[r.dataset] : students[r.dataset][key.dump()];
+    acc.row.stage = r.stage;
+    acc.row.arch = r.stage == "teacher" ? "bert" : params_flat.value("arch", std::string());
+    acc.row.key = key;
+    acc.row.kd_weight = params_flat.value("loss.kd_weight", 0.0);
+    acc.row.ce_weight = params_flat.value("loss.ce_weight", 1.0);
+    acc.row.runs.push_back(r.id);
+    for (auto k : {"f1", "macro_f1", "macro_f1_few_shot", "params", "size_mb", "latency_b1_ms", "latency_b32_ms"}) {
+      bool ok;
+      double v = metric(m, k, ok);
+      if (ok) acc.values[k].push_back(v);
+    }
+  }
+
+  for (auto& [name, ds] : by_ds) {
+    if (teachers.count(name)) {
+      finish_row(teachers[name]);
+      ds.teacher = teachers[name].row;
+      ds.has_teacher = true;
+    }
+    for (auto& [k, acc] : students[name]) {
+      finish_row(acc);
+      ds.students.push_back(acc.row);
+    }
+    // The no-KD twin: the same key with loss.kd_weight 0.
+    for (auto& s : ds.students) {
+      if (s.kd_weight == 0) continue;
+      nlohmann::json twin = s.key;
+      twin["loss.kd_weight"] = 0;
+      for (auto& o : ds.students) {
+        if (normalize_numbers(o.key) != normalize_numbers(twin)) continue;
+        s.scratch_f1 = o.f1;
+        s.has_scratch = o.f1.valid();
+        if (s.has_scratch && s.f1.valid()) s.kd_gain_points = (s.f1.mean - o.f1.mean) * 100;
+      }
+    }
+    for (auto& s : ds.students) {
+      if (ds.has_teacher && s.params.valid() && ds.teacher.params.valid() && s.params.mean > 0)
+        s.compression = ds.teacher.params.mean / s.params.mean;
+      if (ds.has_teacher && s.latency_b1.valid() && ds.teacher.latency_b1.valid() && s.latency_b1.mean > 0)
+        s.speedup = ds.teacher.latency_b1.mean / s.latency_b1.mean;
+      if (ds.has_teacher && ds.teacher.f1.valid() && ds.teacher.f1.mean > 0 && s.f1.valid())
+        s.retained = 100 * s.f1.mean / ds.teacher.f1.mean;
+    }
+    mark_pareto(ds.students);
+    // Paper order: architecture, then size, KD after its scratch twin.
+    std::stable_sort(ds.students.begin(), ds.students.end(), [](const ConfigRow& a, const ConfigRow& b) {
+      if (a.arch != b.arch) return a.arch < b.arch;
+      if (a.params.mean != b.params.mean) return a.params.mean < b.params.mean;
+      return a.kd_weight < b.kd_weight;
+    });
+    rep.datasets.push_back(ds);
+  }
+  return rep;
+}
+
+}  // namespace kdx

@@ -1,0 +1,67 @@
+// `kdx report`: the paper's tables from the registry. ReportData is plain data built from
+// the runs (aggregated over seeds, KD paired with its no-KD twin, Pareto fronts marked);
+// report_render turns it into Markdown, CSV, LaTeX, JSON or a self-contained HTML page.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "orchestrator/registry.h"
+
+namespace kdx {
+
+struct Stat {
+  double mean = 0, std = 0;
+  int n = 0;
+  bool valid() const { return n > 0; }
+};
+Stat stat_of(const std::vector<double>& values);
+
+// One student configuration (all its seeds), or the teacher.
+struct ConfigRow {
+  std::string stage;  // teacher | student
+  std::string arch;
+  nlohmann::json key;  // the grouping values (arch, hidden, layers, ..., loss weights)
+  double kd_weight = 0, ce_weight = 1;
+  std::vector<std::string> runs;
+  Stat f1, macro_f1, few_shot, params, size_mb, latency_b1, latency_b32;
+  double compression = 0, speedup = 0, retained = 0;  // against the teacher
+  Stat scratch_f1;              // the same configuration with kd_weight 0
+  double kd_gain_points = 0;    // (F1 - scratch F1) * 100
+  bool has_scratch = false;
+  bool pareto_compression = false, pareto_latency = false;
+};
+
+struct DatasetReport {
+  std::string dataset, format;
+  ConfigRow teacher;
+  bool has_teacher = false;
+  std::vector<ConfigRow> students;
+};
+
+struct CostRow {
+  std::string run, stage, executor;
+  double elapsed_s = 0, cpu_hours = 0, gpu_hours = 0;
+  int attempts = 0;
+};
+
+struct ReportData {
+  std::string experiment;  // empty = all
+  std::vector<DatasetReport> datasets;
+  std::vector<RunRecord> unfinished;  // not COMPLETED, with state and reason
+  std::vector<CostRow> cost;
+  double cpu_hours = 0, gpu_hours = 0;
+  std::vector<nlohmann::json> run_rows;  // one per completed run, flattened config + metrics (CSV)
+};
+
+// Throws kdx::Error for an unknown experiment or an empty registry. `group_by` empty =
+// every parameter except the seed (and bookkeeping such as threads).
+ReportData build_report(Registry& reg, const std::string& experiment, const std::vector<std::string>& group_by);
+
+// Marks rows on the (F1 up, compression up) and (F1 up, latency down) fronts.
+void mark_pareto(std::vector<ConfigRow>& rows);
+
+}  // namespace kdx

@@ -1,0 +1,242 @@
+// The Slurm executor against a real cluster on this machine: slurmctld, two slurmd
+// (emulated nodes), slurmdbd with MariaDB, munge, all started by slurm/cluster for this
+// test binary and always stopped at its end. MaxArraySize is 5, so arrays must be chunked.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/support/test_support.h"
+
+namespace kdx {
+namespace {
+
+std::string g_cluster_dir, g_conf;
+
+class ClusterEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    g_cluster_dir = dir_.path() + "/cluster";
+    std::string port = std::to_string(17000 + (::getpid() % 400) * 60);
+    env_ = {"SLURM_LOCAL_DIR=" + g_cluster_dir, "PORT_BASE=" + port, "NODES=2", "NODE_CPUS=2", "NODE_GPUS=2",
+            "MAX_ARRAY_SIZE=5", "WITH_DBD=1", "MIN_JOB_AGE=600"};
+    auto up = test::run_command({KDX_SOURCE_DIR "/slurm/cluster", "up"}, "", env_);
+    ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+    g_conf = g_cluster_dir + "/etc/slurm.conf";
+  }
+  void TearDown() override {
+    auto down = test::run_command({KDX_SOURCE_DIR "/slurm/cluster", "down"}, "", env_);
+    EXPECT_EQ(down.exit_code, 0) << down.err;
+  }
+
+ private:
+  test::TempDir dir_;
+  std::vector<std::string> env_;
+};
+
+class Slurm : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = test::shared_data_dir();
+    ASSERT_FALSE(data_.empty());
+  }
+  test::CommandResult kdx(std::vector<std::string> args) {
+    args.insert(args.begin(), KDX_BIN);
+    return test::run_command(args, dir_.path(), {"SLURM_CONF=" + g_conf, "KDX_DATA_DIR=" + data_, "KDX_TOY_SLEEP_MS=10"});
+  }
+  test::CommandResult slurm(std::vector<std::string> args) { return test::run_command(args, "", {"SLURM_CONF=" + g_conf}); }
+  std::string experiment(const std::string& name, const std::string& teacher, const std::string& students,
+                         const std::string& extra = "") {
+    return dir_.write(name + ".yaml",
+                      "experiment: " + name + "\n"
+                      "datasets:\n  - {name: runne, format: runne, train: runne/train.jsonl, "
+                      "test: [runne/test.jsonl, runne/test_with_answers.jsonl]}\n"
+                      "teacher: " + teacher + "\nstudents:\n" + students + extra);
+  }
+  nlohmann::json status(const std::string& exp) {
+    auto r = kdx({"status", "--json", "-e", exp});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out.empty() ? "[]" : r.out);
+  }
+  // Polls kdx status until `done` holds or the time is up.
+  bool wait_until(const std::string& exp, const std::function<bool(const nlohmann::json&)>& done, int seconds) {
+    for (int i = 0; i < seconds; ++i) {
+      if (done(status(exp))) return true;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    return false;
+  }
+  std::string job_of(const std::string& exp, const std::string& stage) {
+    auto runs = status(exp);
+    for (auto& r : runs)
+      if (r["stage"] == stage) {
+        auto show = nlohmann::json::parse(kdx({"show", r["id"], "--json"}).out);
+        return show["attempts"].back()["job_id"];
+      }
+    return "";
+  }
+  std::string data_;
+  test::TempDir dir_;
+};
+
+const char* kTinyTeacher =
+    "{layers: 1, hidden: 16, heads: 2, ffn: 32, vocab_size: 1500, epochs: 1, batch_size: 8, max_train_docs: 12, "
+    "max_test_docs: 2, resources: {cpus: 1, mem: 1G, time: '10:00'}}";
+const char* kToy = "worker: {command: ['" TOY_WORKER_BIN "', '--spec', '{run_json}']}\n";
+
+TEST_F(Slurm, GridOfRealWorkerRunsInChunkedArraysWithDependencies) {
+  experiment("grid", kTinyTeacher,
+             "  fixed: {epochs: 1, emb: 8, max_test_docs: 2}\n"
+             "  grid: {arch: [lstm, sru], hidden: [8, 16], seed: [1, 2, 3, 4, 5]}\n"
+             "  resources: {cpus: 1, mem: 1G, time: '10:00', array_throttle: 4}\n");
+  auto r = kdx({"submit", "grid.yaml", "--executor", "slurm", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // teacher (1) + logits (1) + 20 students in chunks of MaxArraySize 5 (4) = 6 sbatch calls.
+  EXPECT_NE(r.out.find("submitted 22 runs in 6 sbatch calls"), std::string::npos) << r.out;
+  auto runs = status("grid");
+  ASSERT_EQ(runs.size(), 22u);
+  // Students need the logits file: each one completing shows the afterok chain held.
+  for (auto& run : runs) EXPECT_EQ(run["state"], "COMPLETED") << run.dump();
+  auto show = nlohmann::json::parse(kdx({"show", runs.back()["id"], "--json"}).out);
+  EXPECT_EQ(show["attempts"][0]["executor"], "slurm");
+  EXPECT_GT(show["metrics"]["f1"].get<double>(), -1);
+  EXPECT_NE(show["attempts"][0]["job_id"].get<std::string>().find('_'), std::string::npos);
+  // Cost recorded from sacct: allocated CPUs and elapsed time per attempt.
+  auto rep = nlohmann::json::parse(kdx({"report", "-e", "grid", "--format", "json"}).out);
+  EXPECT_GT(rep["cpu_hours"].get<double>(), 0);
+  // Submitting again creates nothing and calls sbatch no more.
+  auto again = kdx({"submit", "grid.yaml", "--executor", "slurm"});
+  EXPECT_EQ(again.out, "grid: 0 new runs, 22 already completed (skipped), 0 already pending/running\n");
+}
+
+TEST_F(Slurm, FailingTaskIsRecordedAndResubmittedAlone) {
+  experiment("fail", "{hidden: 16}", "  grid: {hidden: [8], seed: [1, 666, 2], loss: [{kd_weight: 0}]}\n", kToy);
+  auto r = kdx({"submit", "fail.yaml", "--executor", "slurm", "--wait"});
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  int failed = 0;
+  for (auto& run : status("fail")) {
+    if (run["state"] == "FAILED") {
+      ++failed;
+      EXPECT_NE(run["reason"].get<std::string>().find("toy worker: seed 666 is cursed"), std::string::npos) << run.dump();
+    } else {
+      EXPECT_EQ(run["state"], "COMPLETED");
+    }
+  }
+  EXPECT_EQ(failed, 1);
+  auto again = kdx({"resubmit", "--failed", "-e", "fail", "--wait"});
+  EXPECT_NE(again.out.find("resubmitted 1 run\nsubmitted 1 runs in 1 sbatch call"), std::string::npos) << again.out;
+  for (auto& run : status("fail"))
+    if (run["state"] == "FAILED") {
+      EXPECT_EQ(run["attempt"], 2);
+    }
+}
+
+TEST_F(Slurm, CancelStopsRunningAndDependentJobs) {
+  experiment("cancel", "{hidden: 16, seed: 777}", "  grid: {hidden: [8]}\n", kToy);
+  ASSERT_EQ(kdx({"submit", "cancel.yaml", "--executor", "slurm"}).exit_code, 0);
+  ASSERT_TRUE(wait_until("cancel", [](const nlohmann::json& rs) { return rs[0]["state"] == "RUNNING"; }, 60));
+  auto c = kdx({"cancel", "-e", "cancel"});
+  EXPECT_EQ(c.out, "cancelled 3 runs\n");
+  EXPECT_TRUE(wait_until("cancel", [](const nlohmann::json& rs) {
+    for (auto& r : rs) if (r["state"] != "CANCELLED") return false;
+    return true;
+  }, 60));
+  auto q = slurm({"squeue", "-h"});
+  EXPECT_EQ(q.out, "");
+}
+
+TEST_F(Slurm, RequeueAndTimeoutResumeFromCheckpoints) {
+  experiment("resume",
+             "{layers: 1, hidden: 32, heads: 2, ffn: 64, vocab_size: 2000, epochs: 400, batch_size: 8, "
+             "max_train_docs: 40, max_test_docs: 2, resources: {cpus: 1, mem: 1G, time: '30:00'}}",
+             "  include: [{arch: sru, hidden: 8, emb: 8, epochs: 1, max_test_docs: 2, loss: {kd_weight: 0}}]\n");
+  ASSERT_EQ(kdx({"submit", "resume.yaml", "--executor", "slurm"}).exit_code, 0);
+  auto running_with_metrics = [&](const nlohmann::json& rs) {
+    return rs[0]["state"] == "RUNNING" && test::file_exists(dir_.file("results/runs/resume/" + rs[0]["id"].get<std::string>() + "/metrics.jsonl"));
+  };
+  ASSERT_TRUE(wait_until("resume", running_with_metrics, 90));
+  std::string job = job_of("resume", "teacher");
+  // 1. scontrol requeue: SIGTERM, checkpoint, back in the queue, resumed in the same attempt.
+  ASSERT_EQ(slurm({"scontrol", "requeue", job}).exit_code, 0);
+  std::string teacher = status("resume")[0]["id"];
+  std::string log = dir_.file("results/runs/resume/" + teacher + "/logs/slurm-" + job + ".out");
+  bool resumed = false;
+  for (int i = 0; i < 120 && !resumed; ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    // A requeued job waits ~2 minutes before it is eligible again: skip that hold-off.
+    if (slurm({"squeue", "-h", "-j", job, "-o", "%r"}).out.find("BeginTime") != std::string::npos)
+      slurm({"scontrol", "update", "JobId=" + job, "StartTime=now"});
+    resumed = test::slurp(log).find("kdx-worker: resuming from") != std::string::npos;
+  }
+  ASSERT_TRUE(resumed) << test::slurp(log);
+  // 2. Time limit: TIMEOUT recorded (the worker checkpointed on SIGTERM), then resubmitted.
+  ASSERT_EQ(slurm({"scontrol", "update", "JobId=" + job, "TimeLimit=0"}).exit_code, 0);
+  ASSERT_TRUE(wait_until("resume", [](const nlohmann::json& rs) { return rs[0]["state"] == "TIMEOUT"; }, 120))
+      << status("resume").dump();
+  auto again = kdx({"resubmit", "--failed", "-e", "resume", "--wait"});
+  ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
+  auto show = nlohmann::json::parse(kdx({"show", teacher, "--json"}).out);
+  ASSERT_EQ(show["attempts"].size(), 2u);
+  EXPECT_EQ(show["attempts"][0]["state"], "TIMEOUT");
+  EXPECT_EQ(show["attempts"][1]["state"], "COMPLETED");
+  std::string job2 = show["attempts"][1]["job_id"];
+  EXPECT_NE(test::slurp(dir_.file("results/runs/resume/" + teacher + "/logs/slurm-" + job2 + ".out")).find("resuming from"),
+            std::string::npos);
+}
+
+TEST_F(Slurm, TwoRanksOverTwoNodesThroughSrun) {
+  experiment("ranks",
+             "{layers: 1, hidden: 16, heads: 2, ffn: 32, vocab_size: 1500, epochs: 1, batch_size: 8, max_train_docs: 12, "
+             "max_test_docs: 2, ranks: 2, resources: {nodes: 2, cpus: 1, mem: 1G, time: '10:00'}}",
+             "  include: [{arch: sru, hidden: 8, emb: 8, epochs: 1, max_test_docs: 2, loss: {kd_weight: 0}}]\n");
+  auto r = kdx({"submit", "ranks.yaml", "--executor", "slurm", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::string teacher = status("ranks")[0]["id"];
+  std::string job = job_of("ranks", "teacher");
+  auto log = test::slurp(dir_.file("results/runs/ranks/" + teacher + "/logs/slurm-" + job + ".out"));
+  EXPECT_NE(log.find("rank 0/2 (gloo)"), std::string::npos) << log;
+  std::string nodes;
+  for (int i = 0; i < 20 && nodes.empty(); ++i) {  // the accounting record may lag a little
+    nodes = slurm({"sacct", "-n", "-P", "-X", "-j", job, "-o", "NNodes"}).out;
+    if (nodes.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  EXPECT_EQ(nodes, "2\n");
+}
+
+TEST_F(Slurm, ValuesFromYamlNeverExecute) {
+  std::string marker = dir_.file("pwned");
+  experiment("inject", "{hidden: 16, resources: {partition: \"debug$(touch " + marker + ")\"}}", "  grid: {hidden: [8]}\n", kToy);
+  auto bad = kdx({"submit", "inject.yaml", "--executor", "slurm"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("teacher.resources.partition: 'debug$(touch"), std::string::npos) << bad.err;
+  // Environment values are data: exported single-quoted, never evaluated.
+  experiment("inject", "{hidden: 16}", "  grid: {hidden: [8]}\n",
+             std::string("worker: {command: ['" TOY_WORKER_BIN "', '--spec', '{run_json}'], env: {X: \"$(touch ") + marker +
+                 ")'; touch " + marker + "; '\"}}\n");
+  auto r = kdx({"submit", "inject.yaml", "--executor", "slurm", "--wait"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_FALSE(test::file_exists(marker));
+}
+
+TEST_F(Slurm, StatusWorksWithSlurmdbdStopped) {
+  auto pid = test::slurp(g_cluster_dir + "/run/slurmdbd.pid");
+  ASSERT_FALSE(pid.empty());
+  ::kill(std::stoi(pid), SIGTERM);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  experiment("nodbd", "{hidden: 16}", "  grid: {hidden: [8]}\n", kToy);
+  auto r = kdx({"submit", "nodbd.yaml", "--executor", "slurm", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (auto& run : status("nodbd")) EXPECT_EQ(run["state"], "COMPLETED") << run.dump();
+}
+
+}  // namespace
+}  // namespace kdx
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new kdx::ClusterEnvironment);
+  return RUN_ALL_TESTS();
+}
