@@ -272,7 +272,7 @@ std::string render_svg(const DatasetReport& d) {
 }
 
 std::string render_html(const ReportData& r) {
-  std::string out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>kdx report" +
+  std::string out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>kdx report" +
                     html_escape(r.experiment.empty() ? "" : ": " + r.experiment) + "</title>\n<style>\n"
                     "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
                     "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"

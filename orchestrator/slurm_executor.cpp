@@ -248,9 +248,10 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment, con
         std::string tag = name + "-" + std::to_string(static_cast<long>(now_seconds() * 1000)) + "-" + std::to_string(start);
         std::string manifest;
         for (size_t i = start; i < end; ++i) {
-          materialize_run(members[i]);
+          materialize_run(members[i], /*durable=*/false);
           manifest += members[i].run_dir + "\n";
         }
+        sync_filesystem(slurm_dir);  // one flush for the chunk's run.json files, before any job reads them
         std::string manifest_path = slurm_dir + "/" + tag + ".manifest";
         write_file_atomic(manifest_path, manifest);
         std::string optional;

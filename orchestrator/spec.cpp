@@ -44,6 +44,25 @@ std::string at(const std::string& path, const std::string& key) {
 
 class SpecParser {
  public:
+  // "${VAR}" in a path becomes the variable's value: shipped grids name checkpoint
+  // locations (e.g. ${RUBERT_DIR}) that each user sets once.
+  std::string expand_env(const std::string& value, const YAML::Node& node, const std::string& path) const {
+    std::string out;
+    size_t pos = 0;
+    while (true) {
+      size_t open = value.find("${", pos);
+      if (open == std::string::npos) break;
+      size_t close = value.find('}', open);
+      if (close == std::string::npos) break;
+      std::string var = value.substr(open + 2, close - open - 2);
+      const char* v = std::getenv(var.c_str());
+      if (!v || !*v) y_.fail(node, path, "environment variable " + var + " is not set");
+      out += value.substr(pos, open - pos) + v;
+      pos = close + 1;
+    }
+    return out + value.substr(pos);
+  }
+
   SpecParser(const YamlReader& y, const SpecOptions& opt) : y_(y), opt_(opt) {}
 
   Spec parse() {
@@ -119,7 +138,7 @@ class SpecParser {
           files.push_back(node);
         }
         for (auto& f : files) {
-          std::string rel = y_.get_string(f, spath);
+          std::string rel = expand_env(y_.get_string(f, spath), f, spath);
           std::string abs = rel[0] == '/' ? rel : s.data_root + "/" + rel;
           if (opt_.check_data_files && !exists(abs))
             y_.fail(f, spath, "file not found: " + abs + " (data root " + s.data_root +
@@ -141,7 +160,7 @@ class SpecParser {
       if (key == "resources") {
         t.resources = parse_resources(it->second, path);
       } else if (key == "checkpoint") {
-        t.checkpoint = absolute(y_.get_string(it->second, path));
+        t.checkpoint = absolute(expand_env(y_.get_string(it->second, path), it->second, path));
         if (!is_dir(t.checkpoint))
           y_.fail(it->second, path, "not a directory: " + t.checkpoint);
       } else if (!find_param(teacher_params(), key)) {
@@ -150,7 +169,7 @@ class SpecParser {
       } else {
         auto v = check(it->second, path, teacher_params(), key);
         if (key == "init_from") {
-          v = absolute(v.get<std::string>());
+          v = absolute(expand_env(v.get<std::string>(), it->second, path));
           if (!is_dir(v.get<std::string>()))
             y_.fail(it->second, path, "not a directory: " + v.get<std::string>());
         }
@@ -323,7 +342,8 @@ class SpecParser {
     y_.expect_map(n, "worker");
     y_.check_keys(n, "worker", {"command", "env", "setup", "sbatch_template"});
     if (n["sbatch_template"]) {
-      w.sbatch_template = absolute(y_.get_string(n["sbatch_template"], "worker.sbatch_template"));
+      w.sbatch_template = absolute(expand_env(y_.get_string(n["sbatch_template"], "worker.sbatch_template"),
+                                              n["sbatch_template"], "worker.sbatch_template"));
       if (!exists(w.sbatch_template)) y_.fail(n["sbatch_template"], "worker.sbatch_template", "file not found: " + w.sbatch_template);
     }
     if (n["command"]) {

@@ -26,9 +26,9 @@ void make_dirs_or_throw(const std::string& dir) {
 
 }  // namespace
 
-void materialize_run(const RunRecord& run) {
+void materialize_run(const RunRecord& run, bool durable) {
   make_dirs_or_throw(run.run_dir + "/logs");
-  write_file_atomic(run.run_dir + "/run.json", run.run_json.dump(2) + "\n");
+  write_file_atomic(run.run_dir + "/run.json", run.run_json.dump(2) + "\n", durable);
 }
 
 nlohmann::json full_run_json(const PlannedRun& run, const Spec& spec) {

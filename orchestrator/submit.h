@@ -25,7 +25,8 @@ SubmitSummary register_plan(Registry& reg, const Plan& plan, const Spec& spec,
                             const std::string& spec_text, const std::string& executor);
 
 // Creates the run directory (and logs/) and writes run.json from the registry row.
-void materialize_run(const RunRecord& run);
+// durable=false skips the per-file fsync; the caller then calls sync_filesystem() once.
+void materialize_run(const RunRecord& run, bool durable = true);
 
 // run.json with the worker section (command, env, setup) the executor needs.
 nlohmann::json full_run_json(const PlannedRun& run, const Spec& spec);

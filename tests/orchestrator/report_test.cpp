@@ -1,0 +1,186 @@
+// kdx report from a registry filled with known values: exact cells, Pareto membership, KD
+// gain, mean ± std over seeds; every format parses back.
+#include "orchestrator/report.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "common/error.h"
+#include "orchestrator/report_render.h"
+#include "orchestrator/run_state.h"
+#include "tests/support/test_support.h"
+
+namespace kdx {
+namespace {
+
+class ReportTest : public ::testing::Test {
+ protected:
+  // A run with the given params and metrics, COMPLETED with one attempt of `seconds` on `cpus`.
+  void add(const std::string& id, const std::string& stage, nlohmann::json params, nlohmann::json metrics,
+           double seconds = 3600, int cpus = 2, int gpus = 0) {
+    RunRecord r;
+    r.id = id;
+    r.experiment = "e";
+    r.stage = stage;
+    r.dataset = "runne";
+    r.config = {{"params", params}, {"dataset", {{"format", "runne"}}}};
+    r.run_json = nlohmann::json::object();
+    r.run_dir = "/tmp/" + id;
+    r.state = state::kPending;
+    r.executor = "local";
+    reg_.insert_run(r);
+    AttemptRecord a;
+    a.run_id = id;
+    a.executor = "local";
+    a.state = state::kCompleted;
+    a.start_time = 1000;
+    a.end_time = 1000 + seconds;
+    a.elapsed_s = seconds;
+    a.alloc_cpus = cpus;
+    a.alloc_gpus = gpus;
+    reg_.add_attempt(a);
+    reg_.finish_attempt(a, {{"status", "ok"}, {"metrics", metrics}});
+  }
+  nlohmann::json student(const std::string& arch, int hidden, double kd, int seed) {
+    return {{"arch", arch}, {"hidden", hidden}, {"layers", 1}, {"seed", seed}, {"loss", {{"ce_weight", 1.0}, {"kd_weight", kd}}}};
+  }
+  void SetUp() override {
+    reg_.upsert_experiment("e", "e.yaml", "");
+    add("t", "teacher", {{"arch", "bert"}, {"hidden", 768}, {"layers", 12}, {"seed", 1}},
+        {{"f1", 0.80}, {"macro_f1", 0.70}, {"params", 100e6}, {"size_mb", 400.0}, {"latency_b1_ms", 100.0}}, 7200, 4, 2);
+    // lstm/128: KD seeds 0.70, 0.74 (mean 0.72, std 0.0283); scratch 0.60, 0.62 (0.61).
+    add("a1", "student", student("lstm", 128, 1, 1), {{"f1", 0.70}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
+    add("a2", "student", student("lstm", 128, 1, 2), {{"f1", 0.74}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
+    add("b1", "student", student("lstm", 128, 0, 1), {{"f1", 0.60}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
+    add("b2", "student", student("lstm", 128, 0, 2), {{"f1", 0.62}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
+    // sru/64 KD: smaller and faster but worse; sru/256 KD: dominated by lstm/128 KD.
+    add("c1", "student", student("sru", 64, 1, 1), {{"f1", 0.50}, {"params", 2e6}, {"latency_b1_ms", 1.0}});
+    add("d1", "student", student("sru", 256, 1, 1), {{"f1", 0.65}, {"params", 5e6}, {"latency_b1_ms", 6.0}});
+    // A failed run is listed, not dropped.
+    RunRecord f;
+    f.id = "zz";
+    f.experiment = "e";
+    f.stage = "student";
+    f.dataset = "runne";
+    f.config = {{"params", student("srupp", 64, 1, 1)}};
+    f.run_json = nlohmann::json::object();
+    f.run_dir = "/tmp/zz";
+    f.state = state::kFailed;
+    f.reason = "exit code 1: boom";
+    reg_.insert_run(f);
+  }
+  const ConfigRow& row(const DatasetReport& d, const std::string& arch, int hidden, double kd) {
+    for (auto& s : d.students)
+      if (s.arch == arch && s.key["hidden"] == hidden && s.kd_weight == kd) return s;
+    throw Error("no row");
+  }
+  test::TempDir dir_;
+  Registry reg_{dir_.file("r.sqlite")};
+};
+
+TEST_F(ReportTest, AggregatesPairsAndMarksPareto) {
+  auto rep = build_report(reg_, "e", {});
+  ASSERT_EQ(rep.datasets.size(), 1u);
+  auto& d = rep.datasets[0];
+  ASSERT_TRUE(d.has_teacher);
+  ASSERT_EQ(d.students.size(), 4u);
+  auto& kd = row(d, "lstm", 128, 1);
+  EXPECT_EQ(kd.f1.n, 2);
+  EXPECT_NEAR(kd.f1.mean, 0.72, 1e-12);
+  EXPECT_NEAR(kd.f1.std, 0.0282842712, 1e-9);
+  EXPECT_TRUE(kd.has_scratch);
+  EXPECT_NEAR(kd.scratch_f1.mean, 0.61, 1e-12);
+  EXPECT_NEAR(kd.kd_gain_points, 11.0, 1e-9);
+  EXPECT_NEAR(kd.compression, 25.0, 1e-12);
+  EXPECT_NEAR(kd.speedup, 20.0, 1e-12);
+  EXPECT_NEAR(kd.retained, 90.0, 1e-9);
+  EXPECT_TRUE(kd.pareto_compression);
+  EXPECT_TRUE(row(d, "sru", 64, 1).pareto_compression);  // most compressed
+  EXPECT_TRUE(row(d, "sru", 64, 1).pareto_latency);      // fastest
+  EXPECT_FALSE(row(d, "sru", 256, 1).pareto_compression);
+  EXPECT_FALSE(row(d, "lstm", 128, 0).pareto_compression);  // dominated by its KD twin
+  ASSERT_EQ(rep.unfinished.size(), 1u);
+  EXPECT_EQ(rep.unfinished[0].state, "FAILED");
+  // Cost: 2 h x 4 CPUs x 2 GPUs for the teacher, 6 student hours x 2 CPUs.
+  EXPECT_NEAR(rep.gpu_hours, 4.0, 1e-9);
+  EXPECT_NEAR(rep.cpu_hours, 8.0 + 12.0, 1e-9);
+}
+
+TEST_F(ReportTest, MarkdownCells) {
+  auto md = render_markdown(build_report(reg_, "e", {}));
+  EXPECT_NE(md.find("| lstm | 128 | 1 | 1/1 | 4.00M | - | 25.0x | 5.00 | 20.0x | 72.00 ± 2.83 | - | - | 90.0 | 61.00 ± 1.41 | +11.00 | 2 | CL |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| teacher (bert) | 768 | 12 | - | 100.00M | 400.0 | 1x | 100.00 | 1x | 80.00 | 70.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| zz | student | runne | FAILED | exit code 1: boom |"), std::string::npos);
+}
+
+TEST_F(ReportTest, GroupByMergesConfigurations) {
+  auto rep = build_report(reg_, "e", {"arch"});
+  EXPECT_EQ(rep.datasets[0].students.size(), 2u);  // lstm (4 runs), sru (2 runs)
+  for (auto& s : rep.datasets[0].students)
+    if (s.arch == "lstm") {
+      EXPECT_EQ(s.f1.n, 4);
+    }
+}
+
+TEST_F(ReportTest, CsvParsesBackOneRowPerRun) {
+  auto csv = render_csv(build_report(reg_, "e", {}));
+  std::istringstream in(csv);
+  std::string header, line;
+  std::getline(in, header);
+  EXPECT_EQ(header.substr(0, 29), "run,experiment,stage,dataset,");
+  size_t cols = std::count(header.begin(), header.end(), ',') + 1;
+  int rows = 0;
+  while (std::getline(in, line)) {
+    ++rows;
+    EXPECT_EQ(static_cast<size_t>(std::count(line.begin(), line.end(), ',') + 1), cols) << line;
+  }
+  EXPECT_EQ(rows, 7);  // completed runs only; the failed one is in the unfinished list
+  // Python's csv module (what pandas users meet) reads it back with the same shape.
+  test::TempDir d;
+  auto r = test::run_command({"/usr/bin/python3", "-c",
+                              "import csv,sys; rows=list(csv.DictReader(open(sys.argv[1]))); "
+                              "print(len(rows), rows[1]['metric.f1'], rows[1]['loss.kd_weight'])",
+                              d.write("r.csv", csv)});
+  EXPECT_EQ(r.out, "7 0.7 1.0\n") << r.err;
+}
+
+TEST_F(ReportTest, HtmlIsWellFormedAndLatexBalanced) {
+  auto rep = build_report(reg_, "e", {});
+  auto html = render_html(rep);
+  test::TempDir d;
+  // Well-formed: Python's XML parser accepts the page with its inline SVG.
+  auto r = test::run_command({"/usr/bin/python3", "-c",
+                              "import sys, xml.dom.minidom as m; t=open(sys.argv[1]).read().replace('<!DOCTYPE html>',''); "
+                              "doc=m.parseString(t); print(len(doc.getElementsByTagName('svg')), len(doc.getElementsByTagName('tr')))",
+                              d.write("r.html", html)});
+  EXPECT_EQ(r.out, "1 8\n") << r.err;  // 6 rows in the main table, 2 in the unfinished one
+  auto tex = render_latex(rep);
+  int depth = 0;
+  for (char c : tex) {
+    depth += c == '{';
+    depth -= c == '}';
+    ASSERT_GE(depth, 0);
+  }
+  EXPECT_EQ(depth, 0);
+  EXPECT_NE(tex.find("\\begin{tabular}"), std::string::npos);
+  EXPECT_NE(tex.find("72.00 $\\pm$ 2.83"), std::string::npos) << tex;
+  auto j = nlohmann::json::parse(render_json(rep));
+  EXPECT_EQ(j["datasets"][0]["students"].size(), 4u);
+}
+
+TEST_F(ReportTest, EmptyOrUnknown) {
+  test::TempDir d;
+  Registry empty(d.file("e.sqlite"));
+  EXPECT_THROW(build_report(empty, "", {}), Error);
+  try {
+    build_report(reg_, "nope", {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "no experiment 'nope' in " + dir_.file("r.sqlite") + " (known: e)");
+  }
+}
+
+}  // namespace
+}  // namespace kdx
