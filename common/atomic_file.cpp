@@ -1,6 +1,7 @@
 #include "common/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,6 +75,22 @@ void write_file_atomic(const std::string& path, const std::string& content, bool
   AtomicFile f(path, durable);
   f.write(content);
   f.commit();
+}
+
+void make_dirs(const std::string& dir) {
+  std::string cur;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if ((i == dir.size() || dir[i] == '/') && !cur.empty()) {
+      if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+        throw Error("cannot create directory " + cur + ": " + errno_text());
+    }
+    if (i < dir.size()) cur += dir[i];
+  }
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
 }
 
 void sync_filesystem(const std::string& path) {

@@ -37,6 +37,10 @@ void write_file_atomic(const std::string& path, const std::string& content, bool
 // syncfs(2) on the filesystem holding `path`: one flush for many non-durable writes.
 void sync_filesystem(const std::string& path);
 
+// mkdir -p; throws kdx::Error naming the first directory that cannot be created.
+void make_dirs(const std::string& dir);
+bool file_exists(const std::string& path);
+
 // Reads a whole file; throws kdx::Error naming the path when it cannot.
 std::string read_file(const std::string& path);
 

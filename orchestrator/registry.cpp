@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "orchestrator/run_state.h"
 
@@ -156,21 +157,11 @@ std::string dir_of(const std::string& p) {
   return slash == std::string::npos ? "" : p.substr(0, slash);
 }
 
-void make_dirs(const std::string& dir) {
-  if (dir.empty()) return;
-  std::string cur;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') {
-      if (!cur.empty()) ::mkdir(cur.c_str(), 0755);
-    }
-    if (i < dir.size()) cur += dir[i];
-  }
-}
 
 }  // namespace
 
 Registry::Registry(const std::string& path) : path_(path) {
-  make_dirs(dir_of(path));
+  if (!dir_of(path).empty()) make_dirs(dir_of(path));
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);

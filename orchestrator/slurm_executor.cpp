@@ -49,14 +49,6 @@ CommandOutput slurm_call(const std::vector<std::string>& argv, double timeout_s,
   return r;
 }
 
-void mkdirs(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if ((i == dir.size() || dir[i] == '/') && !cur.empty()) ::mkdir(cur.c_str(), 0755);
-    if (i < dir.size()) cur += dir[i];
-  }
-}
-
 bool safe_path(const std::string& p) {
   static const std::regex re("[A-Za-z0-9_./+-]+");
   return std::regex_match(p, re);
@@ -215,7 +207,7 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment, con
       std::string exp = members.front().experiment, dataset = members.front().dataset;
       std::string base_dir = members.front().run_dir.substr(0, members.front().run_dir.rfind('/'));
       std::string slurm_dir = base_dir + "/slurm";
-      mkdirs(slurm_dir + "/logs");
+      make_dirs(slurm_dir + "/logs");
       if (!safe_path(slurm_dir))
         throw Error("results directory " + slurm_dir + " holds characters that are not safe in #SBATCH lines; use a plain path");
       int nodes = res.value("nodes", 1), gpus = res.value("gpus_per_node", 0), ranks = params.value("ranks", 1);

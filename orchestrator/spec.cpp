@@ -15,11 +15,6 @@
 namespace kdx {
 namespace {
 
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
 bool is_dir(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -140,7 +135,7 @@ class SpecParser {
         for (auto& f : files) {
           std::string rel = expand_env(y_.get_string(f, spath), f, spath);
           std::string abs = rel[0] == '/' ? rel : s.data_root + "/" + rel;
-          if (opt_.check_data_files && !exists(abs))
+          if (opt_.check_data_files && !file_exists(abs))
             y_.fail(f, spath, "file not found: " + abs + " (data root " + s.data_root +
                                   "; get the data with `kdx data fetch " + ds.format +
                                   "`, or set --data-dir / KDX_DATA_DIR)");
@@ -344,7 +339,7 @@ class SpecParser {
     if (n["sbatch_template"]) {
       w.sbatch_template = absolute(expand_env(y_.get_string(n["sbatch_template"], "worker.sbatch_template"),
                                               n["sbatch_template"], "worker.sbatch_template"));
-      if (!exists(w.sbatch_template)) y_.fail(n["sbatch_template"], "worker.sbatch_template", "file not found: " + w.sbatch_template);
+      if (!file_exists(w.sbatch_template)) y_.fail(n["sbatch_template"], "worker.sbatch_template", "file not found: " + w.sbatch_template);
     }
     if (n["command"]) {
       y_.expect_seq(n["command"], "worker.command");

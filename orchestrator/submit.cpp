@@ -13,21 +13,11 @@
 namespace kdx {
 namespace {
 
-void make_dirs_or_throw(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if ((i == dir.size() || dir[i] == '/') && !cur.empty()) {
-      if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
-        throw Error("cannot create run directory " + cur + ": " + std::strerror(errno));
-    }
-    if (i < dir.size()) cur += dir[i];
-  }
-}
 
 }  // namespace
 
 void materialize_run(const RunRecord& run, bool durable) {
-  make_dirs_or_throw(run.run_dir + "/logs");
+  make_dirs(run.run_dir + "/logs");
   write_file_atomic(run.run_dir + "/run.json", run.run_json.dump(2) + "\n", durable);
 }
 
@@ -46,7 +36,7 @@ SubmitSummary register_plan(Registry& reg, const Plan& plan, const Spec& spec,
   if (!plan.runs.empty()) {
     std::string dir = plan.runs.front().run_dir;
     dir = dir.substr(0, dir.rfind('/'));
-    make_dirs_or_throw(dir);
+    make_dirs(dir);
     // Prove the directory writable now, not when the first run starts.
     std::string probe = dir + "/.kdx-write-test";
     write_file_atomic(probe, "", /*durable=*/false);

@@ -133,7 +133,7 @@ TEST_F(CliTest, UnwritableRunDirectoryIsAnErrorAndNothingIsRegistered) {
   dir_.write("results/runs", "a file where the runs directory should be");
   auto r = kdx({"submit", "exp.yaml", "--wait"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err, "kdx: error: cannot create run directory " + dir_.file("results/runs/cli") + ": Not a directory\n");
+  EXPECT_EQ(r.err, "kdx: error: cannot create directory " + dir_.file("results/runs/cli") + ": Not a directory\n");
   auto s = kdx({"status"});
   EXPECT_EQ(s.out, "no runs in results/registry.sqlite (submit one with: kdx submit experiments/smoke.yaml)\n");
 }

@@ -170,6 +170,26 @@ TEST_F(ReportTest, HtmlIsWellFormedAndLatexBalanced) {
   EXPECT_EQ(j["datasets"][0]["students"].size(), 4u);
 }
 
+// The plot as a person sees it: headless Chromium renders the SVG, the screenshot is not blank.
+TEST_F(ReportTest, SvgRendersInHeadlessChromium) {
+  auto rep = build_report(reg_, "e", {});
+  test::TempDir d;
+  std::string svg = d.write("plot.svg", render_svg(rep.datasets[0]));
+  auto r = test::run_command({"chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                              "--user-data-dir=" + d.file("profile"), "--window-size=640,420",
+                              "--screenshot=" + d.file("plot.png"), "file://" + svg});
+  ASSERT_TRUE(test::file_exists(d.file("plot.png"))) << r.out << r.err;
+  auto stats = test::run_command({"/usr/bin/python3", KDX_SOURCE_DIR "/tests/programs/png_stats.py", d.file("plot.png")});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  int w = 0, h = 0, colours = 0, non_white = 0;
+  std::istringstream(stats.out) >> w >> h >> colours >> non_white;
+  EXPECT_EQ(w, 640);
+  EXPECT_EQ(h, 420);
+  EXPECT_GT(colours, 10) << stats.out;     // axes, text, three architecture colours
+  EXPECT_GT(non_white, 2000) << stats.out;  // markers, lines and labels were drawn
+}
+
 TEST_F(ReportTest, EmptyOrUnknown) {
   test::TempDir d;
   Registry empty(d.file("e.sqlite"));

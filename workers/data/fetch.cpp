@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
 
@@ -39,20 +40,6 @@ const std::vector<RemoteDataset>& remote_datasets() {
 
 namespace {
 
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-void mkdir_p(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if ((i == dir.size() || dir[i] == '/') && !cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
-      throw Error("cannot create " + cur + ": " + std::strerror(errno));
-    if (i < dir.size()) cur += dir[i];
-  }
-}
-
 // curl as a child process, no shell: --fail turns HTTP errors into a non-zero exit.
 void curl(const std::string& url, const std::string& out) {
   pid_t pid = ::fork();
@@ -83,8 +70,8 @@ std::vector<std::string> fetch_dataset(const std::string& name, const FetchOptio
   std::vector<std::string> report;
   for (auto& f : ds->files) {
     std::string dest = opt.to + "/" + f.local;
-    mkdir_p(dest.substr(0, dest.rfind('/')));
-    if (exists(dest) && sha256_file_hex(dest) == f.sha256) {
+    make_dirs(dest.substr(0, dest.rfind('/')));
+    if (file_exists(dest) && sha256_file_hex(dest) == f.sha256) {
       report.push_back(dest + ": already present, checksum ok");
       continue;
     }

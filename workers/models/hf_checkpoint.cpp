@@ -11,31 +11,23 @@
 #include "workers/models/safetensors.h"
 
 namespace kdx::models {
-namespace {
-
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-}  // namespace
 
 HfCheckpoint read_hf_checkpoint(const std::string& dir) {
   HfCheckpoint ck;
   std::string config_path = dir + "/config.json";
-  if (!exists(config_path)) throw Error(dir + ": not a Hugging Face checkpoint (no config.json)");
+  if (!file_exists(config_path)) throw Error(dir + ": not a Hugging Face checkpoint (no config.json)");
   auto j = nlohmann::json::parse(read_file(config_path), nullptr, false);
   if (!j.is_object()) throw Error(config_path + ": not valid JSON");
   ck.config = bert_config_from_hf(j, config_path);
   ck.vocab_path = dir + "/vocab.txt";
-  if (!exists(ck.vocab_path)) throw Error(dir + ": no vocab.txt");
+  if (!file_exists(ck.vocab_path)) throw Error(dir + ": no vocab.txt");
   auto vocab = data::load_vocab(ck.vocab_path);
   if (static_cast<int>(vocab.size()) != ck.config.vocab_size)
     throw Error(ck.vocab_path + " has " + std::to_string(vocab.size()) + " tokens but " + config_path +
                 " says vocab_size " + std::to_string(ck.config.vocab_size) + ": vocabulary and checkpoint do not match");
   std::string st = dir + "/model.safetensors";
-  if (!exists(st)) {
-    if (exists(dir + "/pytorch_model.bin"))
+  if (!file_exists(st)) {
+    if (file_exists(dir + "/pytorch_model.bin"))
       throw Error(dir + ": only pytorch_model.bin found; convert it once with: tools/hf-bin-to-safetensors " + dir);
     throw Error(dir + ": no model.safetensors");
   }

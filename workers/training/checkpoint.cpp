@@ -15,10 +15,6 @@
 namespace kdx::training {
 namespace {
 
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
 
 void fsync_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -44,7 +40,7 @@ void save_weights(torch::nn::Module& module, const std::string& path) {
 }
 
 void load_weights(torch::nn::Module& module, const std::string& path) {
-  if (!exists(path)) throw Error(path + ": no such weights file");
+  if (!file_exists(path)) throw Error(path + ": no such weights file");
   auto raw = models::read_safetensors(path);
   torch::NoGradGuard g;
   for (auto& item : module.named_parameters()) {
@@ -87,13 +83,13 @@ void save_checkpoint(const std::string& dir, torch::nn::Module& module, torch::o
 std::optional<TrainingState> load_checkpoint(const std::string& dir, torch::nn::Module& module,
                                              torch::optim::Optimizer& optimizer) {
   std::string state_path = dir + "/state.json";
-  if (!exists(state_path)) return std::nullopt;
+  if (!file_exists(state_path)) return std::nullopt;
   auto j = nlohmann::json::parse(read_file(state_path), nullptr, false);
   if (!j.is_object()) throw Error(state_path + ": corrupt checkpoint state (not JSON)");
   auto state = TrainingState::from_json(j, state_path);
   load_weights(module, dir + "/" + j.at("model_file").get<std::string>());
   std::string optim = dir + "/" + j.at("optimizer_file").get<std::string>();
-  if (!exists(optim)) throw Error(optim + ": checkpoint optimizer state missing");
+  if (!file_exists(optim)) throw Error(optim + ": checkpoint optimizer state missing");
   torch::load(optimizer, optim);
   return state;
 }
