@@ -72,7 +72,7 @@ void BM_TrainCpp(benchmark::State& state, std::string arch) {
 void BM_TrainPython(benchmark::State& state, std::string arch) {
   for (auto _ : state) {
     std::string cmd = "/usr/bin/python3 " KDX_SOURCE_DIR "/tools/bench/students.py --arch " + arch +
-                      " --steps 3 --threads " + std::to_string(threads());
+                      " --steps 8 --threads " + std::to_string(threads());
     FILE* p = ::popen(cmd.c_str(), "r");
     std::string out;
     char buf[4096];

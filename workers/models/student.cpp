@@ -65,6 +65,7 @@ namespace {
 // Each row reversed within its length; positions past the length stay where they are.
 torch::Tensor reverse_padded(const torch::Tensor& x, const torch::Tensor& lengths) {
   auto B = x.size(0), T = x.size(1);
+  if (lengths.min().item<int64_t>() == T) return x.flip(1);  // no padding: a plain reversal
   auto len = lengths.to(x.device()).unsqueeze(1);
   auto t = torch::arange(T, len.options()).unsqueeze(0).expand({B, T});
   auto idx = torch::where(t < len, len - 1 - t, t);
