@@ -172,46 +172,36 @@ TEST_F(Slurm, RequeueAndTimeoutResumeFromCheckpoints) {
     resumed = test::slurp(log).find("kdx-worker: resuming from") != std::string::npos;
   }
   ASSERT_TRUE(resumed) << test::slurp(log);
-  // 2. Time limit. Slurm either sends USR1 first (the job checkpoints and requeues itself) or
-  //    ends it with TERM (TIMEOUT recorded, the worker checkpointed); both must resume.
+  // 2. Time limit. Slurm sends USR1 ahead of the limit (the job checkpoints and requeues
+  //    itself) and TERM at the limit (TIMEOUT, the worker checkpointed); which one wins the
+  //    race varies, and either way the run must resume and complete.
   ASSERT_EQ(slurm({"scontrol", "update", "JobId=" + job, "TimeLimit=0"}).exit_code, 0);
-  std::string how;
-  for (int i = 0; i < 150 && how.empty(); ++i) {
+  bool handled = false;
+  for (int i = 0; i < 150 && !handled; ++i) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
-    auto rs = status("resume");
-    if (rs[0]["state"] == "TIMEOUT") how = "timeout";
-    else if (test::slurp(log).find("checkpointed before the time limit; requeueing") != std::string::npos) how = "requeue";
-  }
-  ASSERT_FALSE(how.empty()) << status("resume").dump() << test::slurp(log);
-  if (how == "timeout") {
-    auto again = kdx({"resubmit", "--failed", "-e", "resume", "--wait"});
-    ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
-    auto show = nlohmann::json::parse(kdx({"show", teacher, "--json"}).out);
-    ASSERT_EQ(show["attempts"].size(), 2u);
-    EXPECT_EQ(show["attempts"][0]["state"], "TIMEOUT");
-    EXPECT_EQ(show["attempts"][1]["state"], "COMPLETED");
-    std::string job2 = show["attempts"][1]["job_id"];
-    EXPECT_NE(test::slurp(dir_.file("results/runs/resume/" + teacher + "/logs/slurm-" + job2 + ".out")).find("resuming from"),
-              std::string::npos);
-  } else {
-    // Give the requeued job its time back and let it start now; it resumes in the same attempt.
-    for (int i = 0; i < 30; ++i) {
-      if (slurm({"scontrol", "update", "JobId=" + job, "TimeLimit=30:00", "StartTime=now"}).exit_code == 0) break;
-      std::this_thread::sleep_for(std::chrono::seconds(1));
+    if (status("resume")[0]["state"] == "TIMEOUT") {
+      auto again = kdx({"resubmit", "--failed", "-e", "resume", "--wait"});
+      EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+      handled = true;
+    } else if (test::slurp(log).find("requeueing") != std::string::npos &&
+               slurm({"squeue", "-h", "-j", job, "-o", "%T"}).out.find("PENDING") != std::string::npos) {
+      // Give the requeued job its time back and let it start now.
+      slurm({"scontrol", "update", "JobId=" + job, "TimeLimit=30:00", "StartTime=now"});
+      auto done = kdx({"submit", "resume.yaml", "--executor", "slurm", "--wait"});
+      // After a job requeued itself Slurm may cancel its afterok dependents; their upstream
+      // is COMPLETED now, so a resubmission needs no dependency.
+      if (done.exit_code != 0) done = kdx({"resubmit", "--failed", "-e", "resume", "--wait"});
+      EXPECT_EQ(done.exit_code, 0) << done.out << done.err;
+      handled = true;
     }
-    auto done = kdx({"submit", "resume.yaml", "--executor", "slurm", "--wait"});
-    if (done.exit_code != 0) {
-      // A job that requeued itself can leave Slurm judging its afterok dependents unsatisfiable
-      // (they end CANCELLED); the teacher is COMPLETED now, so a resubmission needs no dependency.
-      done = kdx({"resubmit", "--failed", "-e", "resume", "--wait"});
-    }
-    EXPECT_EQ(done.exit_code, 0) << done.out << done.err;
-    auto show = nlohmann::json::parse(kdx({"show", teacher, "--json"}).out);
-    EXPECT_EQ(show["state"], "COMPLETED");
-    std::string text = test::slurp(log);
-    size_t first = text.find("resuming from");
-    EXPECT_NE(text.find("resuming from", first + 1), std::string::npos) << text;
   }
+  ASSERT_TRUE(handled) << status("resume").dump() << test::slurp(log);
+  for (auto& r : status("resume")) EXPECT_EQ(r["state"], "COMPLETED") << r.dump();
+  // Every start after the first resumed from a checkpoint: count over all the teacher's logs.
+  auto logs = test::run_command({"sh", "-c", "cat " + dir_.file("results/runs/resume/" + teacher + "/logs/") + "slurm-*.out"});
+  int resumes = 0;
+  for (size_t p = 0; (p = logs.out.find("kdx-worker: resuming from", p)) != std::string::npos; ++p) ++resumes;
+  EXPECT_GE(resumes, 2) << logs.out;
 }
 
 TEST_F(Slurm, TwoRanksOverTwoNodesThroughSrun) {
