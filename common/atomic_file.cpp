@@ -15,7 +15,9 @@
 namespace kdx {
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 std::string dir_of(const std::string& path) {
   auto slash = path.rfind('/');

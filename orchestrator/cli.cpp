@@ -5,25 +5,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
-#include <thread>
 #include <iostream>
 #include <memory>
-
-#include <CLI/CLI.hpp>
+#include <thread>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/strings.h"
 #include "orchestrator/command.h"
 #include "orchestrator/commands.h"
-#include "orchestrator/slurm_executor.h"
 #include "orchestrator/local_executor.h"
 #include "orchestrator/plan_view.h"
 #include "orchestrator/planner.h"
 #include "orchestrator/registry.h"
 #include "orchestrator/run_state.h"
+#include "orchestrator/slurm_executor.h"
 #include "orchestrator/spec.h"
 #include "orchestrator/status_view.h"
 #include "orchestrator/submit.h"
@@ -117,11 +116,14 @@ std::string pick_executor(const std::string& requested) {
   if (requested == "local") return "local";
   bool have = on_path("sbatch");
   if (requested == "slurm") {
-    if (!have) throw Error("--executor slurm: sbatch is not on PATH (load Slurm's module, or use --executor local)");
+    if (!have)
+      throw Error(
+          "--executor slurm: sbatch is not on PATH (load Slurm's module, or use --executor local)");
     return "slurm";
   }
   // auto: Slurm when its commands are here and a controller answers.
-  if (have && run_program({"scontrol", "ping"}, 10).out.find("UP") != std::string::npos) return "slurm";
+  if (have && run_program({"scontrol", "ping"}, 10).out.find("UP") != std::string::npos)
+    return "slurm";
   return "local";
 }
 
@@ -135,10 +137,14 @@ int wait_slurm(const std::string& registry, const std::string& experiment) {
     Progress p;
     for (auto& r : reg.runs(experiment)) {
       ++p.total;
-      if (r.state == state::kPending) ++p.pending;
-      else if (r.state == state::kRunning) ++p.running;
-      else if (r.state == state::kCompleted) ++p.completed;
-      else ++p.failed;
+      if (r.state == state::kPending)
+        ++p.pending;
+      else if (r.state == state::kRunning)
+        ++p.running;
+      else if (r.state == state::kCompleted)
+        ++p.completed;
+      else
+        ++p.failed;
     }
     p.elapsed_s = now_seconds() - started;
     print(p);
@@ -151,7 +157,8 @@ int wait_slurm(const std::string& registry, const std::string& experiment) {
   }
 }
 
-int submit_to_slurm(const std::string& registry, const std::string& experiment, bool hold, bool wait) {
+int submit_to_slurm(const std::string& registry, const std::string& experiment, bool hold,
+                    bool wait) {
   SlurmSubmitReport rep;
   {
     Registry reg(registry);
@@ -159,9 +166,11 @@ int submit_to_slurm(const std::string& registry, const std::string& experiment, 
     so.hold = hold;
     rep = submit_slurm(reg, experiment, so);
   }
-  std::cout << "submitted " << rep.runs_submitted << " runs in " << rep.sbatch_calls << " sbatch call"
-            << (rep.sbatch_calls == 1 ? "" : "s") << (rep.job_ids.empty() ? "" : " (jobs " + join(rep.job_ids, ", ") + ")");
-  if (rep.runs_blocked) std::cout << "; " << rep.runs_blocked << " cancelled because an upstream run failed";
+  std::cout << "submitted " << rep.runs_submitted << " runs in " << rep.sbatch_calls
+            << " sbatch call" << (rep.sbatch_calls == 1 ? "" : "s")
+            << (rep.job_ids.empty() ? "" : " (jobs " + join(rep.job_ids, ", ") + ")");
+  if (rep.runs_blocked)
+    std::cout << "; " << rep.runs_blocked << " cancelled because an upstream run failed";
   std::cout << "\n";
   std::cout.flush();
   return wait ? wait_slurm(registry, experiment) : 0;
@@ -188,7 +197,9 @@ std::vector<RunRecord> resolve_runs(Registry& reg, const std::vector<std::string
   for (auto& id : ids) {
     auto found = reg.runs_by_prefix(id);
     if (found.empty()) throw Error("no run with id '" + id + "' in " + reg.path());
-    if (found.size() > 1) throw Error("run id '" + id + "' is ambiguous (" + std::to_string(found.size()) + " runs); type more characters");
+    if (found.size() > 1)
+      throw Error("run id '" + id + "' is ambiguous (" + std::to_string(found.size()) +
+                  " runs); type more characters");
     out.push_back(found[0]);
   }
   return out;
@@ -196,14 +207,17 @@ std::vector<RunRecord> resolve_runs(Registry& reg, const std::vector<std::string
 
 void require_experiment(Registry& reg, const std::string& experiment) {
   if (!experiment.empty() && !reg.has_experiment(experiment))
-    throw Error("no experiment '" + experiment + "' in " + reg.path() + " (known: " + join(reg.experiments(), ", ") + ")");
+    throw Error("no experiment '" + experiment + "' in " + reg.path() +
+                " (known: " + join(reg.experiments(), ", ") + ")");
 }
 
 }  // namespace
 
 int kdx_main(int argc, char** argv) {
-  CLI::App app{"kdx: knowledge-distillation experiments on Slurm clusters and single machines.\n"
-               "Plan a YAML grid into runs, execute them (Slurm or local), record results in SQLite, report."};
+  CLI::App app{
+      "kdx: knowledge-distillation experiments on Slurm clusters and single machines.\n"
+      "Plan a YAML grid into runs, execute them (Slurm or local), record results in SQLite, "
+      "report."};
   app.require_subcommand(1);
   Global g;
   app.add_option("--registry", g.registry, "SQLite registry file")->capture_default_str();
@@ -216,16 +230,24 @@ int kdx_main(int argc, char** argv) {
   int jobs = default_jobs();
   submit->add_option("spec", spec_path, "experiment YAML file")->required();
   submit->add_flag("--dry-run", dry_run, "print the expanded plan and submit nothing");
-  submit->add_option("--executor", executor, "auto | local | slurm (auto: slurm when sbatch is on PATH)")
-      ->check(CLI::IsMember({"auto", "local", "slurm"}))->capture_default_str();
-  submit->add_option("--jobs,-j", jobs, "local executor: runs at a time")->check(CLI::PositiveNumber)->capture_default_str();
+  submit
+      ->add_option("--executor", executor,
+                   "auto | local | slurm (auto: slurm when sbatch is on PATH)")
+      ->check(CLI::IsMember({"auto", "local", "slurm"}))
+      ->capture_default_str();
+  submit->add_option("--jobs,-j", jobs, "local executor: runs at a time")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   submit->add_flag("--wait", wait, "stay until every run has finished, showing progress");
   bool hold = false;
-  submit->add_flag("--hold", hold, "slurm: submit the jobs held (release them with scontrol release)");
-  submit->add_option("--data-dir", data_dir, "data root (default: $KDX_DATA_DIR, ../shared/data, data/)");
+  submit->add_flag("--hold", hold,
+                   "slurm: submit the jobs held (release them with scontrol release)");
+  submit->add_option("--data-dir", data_dir,
+                     "data root (default: $KDX_DATA_DIR, ../shared/data, data/)");
 
   // status
-  auto* status = app.add_subcommand("status", "One row per run: stage, config, state, attempt, elapsed, F1");
+  auto* status =
+      app.add_subcommand("status", "One row per run: stage, config, state, attempt, elapsed, F1");
   std::string experiment;
   bool json = false;
   status->add_option("--experiment,-e", experiment, "only this experiment");
@@ -233,9 +255,11 @@ int kdx_main(int argc, char** argv) {
   bool watch = false;
   double interval = 5;
   status->add_flag("--watch", watch, "refresh in place until every run has finished");
-  status->add_option("--interval", interval, "seconds between refreshes with --watch")->capture_default_str();
+  status->add_option("--interval", interval, "seconds between refreshes with --watch")
+      ->capture_default_str();
 
-  auto* show = app.add_subcommand("show", "One run in full: resolved config, attempts, log paths, metrics");
+  auto* show =
+      app.add_subcommand("show", "One run in full: resolved config, attempts, log paths, metrics");
   std::string run_id;
   show->add_option("run", run_id, "run id (or a unique prefix)")->required();
   show->add_flag("--json", json, "machine-readable output");
@@ -245,11 +269,14 @@ int kdx_main(int argc, char** argv) {
   cancel->add_option("runs", cancel_ids, "run ids (or unique prefixes)");
   cancel->add_option("--experiment,-e", experiment, "every active run of this experiment");
 
-  auto* resubmit = app.add_subcommand("resubmit", "New attempts for FAILED/TIMEOUT/CANCELLED/OUT_OF_MEMORY/PREEMPTED runs");
+  auto* resubmit = app.add_subcommand(
+      "resubmit", "New attempts for FAILED/TIMEOUT/CANCELLED/OUT_OF_MEMORY/PREEMPTED runs");
   bool failed_only = false;
-  resubmit->add_flag("--failed", failed_only, "required: resubmit the runs that did not complete")->required();
+  resubmit->add_flag("--failed", failed_only, "required: resubmit the runs that did not complete")
+      ->required();
   resubmit->add_option("--experiment,-e", experiment, "only this experiment");
-  resubmit->add_option("--jobs,-j", jobs, "local executor: runs at a time")->check(CLI::PositiveNumber);
+  resubmit->add_option("--jobs,-j", jobs, "local executor: runs at a time")
+      ->check(CLI::PositiveNumber);
   resubmit->add_flag("--wait", wait, "stay until every run has finished");
 
   add_worker_side_commands(app);
@@ -280,7 +307,9 @@ int kdx_main(int argc, char** argv) {
       }
       std::cout << spec.experiment << ": " << sum.created << " new runs, " << sum.completed
                 << " already completed (skipped), " << sum.active << " already pending/running";
-      if (sum.failed) std::cout << ", " << sum.failed << " failed earlier (kdx resubmit --failed -e " << spec.experiment << ")";
+      if (sum.failed)
+        std::cout << ", " << sum.failed << " failed earlier (kdx resubmit --failed -e "
+                  << spec.experiment << ")";
       std::cout << "\n";
       std::cout.flush();
       if (sum.created == 0 && sum.active == 0) return 0;
@@ -304,7 +333,8 @@ int kdx_main(int argc, char** argv) {
       if (json) {
         std::cout << status_json(rows).dump(2) << "\n";
       } else if (rows.empty()) {
-        std::cout << "no runs in " << reg.path() << " (submit one with: kdx submit experiments/smoke.yaml)\n";
+        std::cout << "no runs in " << reg.path()
+                  << " (submit one with: kdx submit experiments/smoke.yaml)\n";
       } else {
         std::cout << render_status(rows);
       }
@@ -314,13 +344,16 @@ int kdx_main(int argc, char** argv) {
       Registry reg(g.registry);
       reconcile_all(reg);
       auto run = resolve_runs(reg, {run_id})[0];
-      if (json) std::cout << show_json(reg, run).dump(2) << "\n";
-      else std::cout << render_show(reg, run);
+      if (json)
+        std::cout << show_json(reg, run).dump(2) << "\n";
+      else
+        std::cout << render_show(reg, run);
       return 0;
     }
     if (*cancel) {
       Registry reg(g.registry);
-      if (cancel_ids.empty() && experiment.empty()) throw Error("cancel: name run ids or --experiment");
+      if (cancel_ids.empty() && experiment.empty())
+        throw Error("cancel: name run ids or --experiment");
       require_experiment(reg, experiment);
       reconcile_all(reg);
       auto runs = cancel_ids.empty() ? reg.runs(experiment) : resolve_runs(reg, cancel_ids);
@@ -328,8 +361,10 @@ int kdx_main(int argc, char** argv) {
       std::vector<RunRecord> on_slurm;
       for (auto& r : runs) {
         if (!state::is_active(r.state)) continue;
-        if (r.executor == "slurm") on_slurm.push_back(r);
-        else cancel_local(reg, r);
+        if (r.executor == "slurm")
+          on_slurm.push_back(r);
+        else
+          cancel_local(reg, r);
         ++n;
       }
       cancel_slurm(reg, on_slurm);

@@ -22,7 +22,8 @@ bool on_path(const std::string& name) {
   return false;
 }
 
-CommandOutput run_program(const std::vector<std::string>& argv, double timeout_s, const std::string& input) {
+CommandOutput run_program(const std::vector<std::string>& argv, double timeout_s,
+                          const std::string& input) {
   CommandOutput r;
   auto t0 = std::chrono::steady_clock::now();
   int out[2], err[2], in[2];
@@ -49,7 +50,8 @@ CommandOutput run_program(const std::vector<std::string>& argv, double timeout_s
   bool killed = false;
   char buf[65536];
   while (open > 0) {
-    double left = timeout_s - std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double left =
+        timeout_s - std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (left <= 0 && !killed) {
       ::kill(pid, SIGKILL);
       killed = true;

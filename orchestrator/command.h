@@ -13,7 +13,8 @@ struct CommandOutput {
   double seconds = 0;
 };
 
-CommandOutput run_program(const std::vector<std::string>& argv, double timeout_s = 60, const std::string& input = "");
+CommandOutput run_program(const std::vector<std::string>& argv, double timeout_s = 60,
+                          const std::string& input = "");
 // True when `name` is an executable on PATH.
 bool on_path(const std::string& name);
 

@@ -39,7 +39,7 @@ struct Options {
 Options opt;
 
 std::vector<std::string> load_types(const std::string& format, const std::string& types_file,
-                                     const std::string& gold_file) {
+                                    const std::string& gold_file) {
   if (format == "rurebus") {
     auto& t = data::rurebus_types();
     return {t.begin(), t.end()};
@@ -56,7 +56,8 @@ std::vector<std::string> load_types(const std::string& format, const std::string
   return {t.begin(), t.end()};
 }
 
-std::vector<data::Document> read_for_eval(const std::string& format, const std::vector<std::string>& files,
+std::vector<data::Document> read_for_eval(const std::string& format,
+                                          const std::vector<std::string>& files,
                                           const std::set<std::string>& types) {
   if (format == "runne") return data::read_runne(files, types, false);
   if (format == "rurebus") return data::read_brat(files, types, false);
@@ -75,7 +76,8 @@ int run_eval() {
   auto gold = read_for_eval(opt.format, opt.gold, known);
   // Predictions are validated by the scorer (unknown types are its error, with its wording).
   auto pred = read_for_eval(opt.format, opt.pred, {});
-  auto scores = opt.format == "runne" ? data::score_runne(gold, pred, types) : data::score_exact(gold, pred, types);
+  auto scores = opt.format == "runne" ? data::score_runne(gold, pred, types)
+                                      : data::score_exact(gold, pred, types);
   if (opt.json) {
     std::cout << scores.to_json().dump(2) << "\n";
     return 0;
@@ -84,13 +86,14 @@ int run_eval() {
   std::cout << "Mention recall: " << pct(scores.mention.recall) << "\n";
   std::cout << "Mention precision: " << pct(scores.mention.precision) << "\n";
   std::cout << "Macro F1: " << pct(scores.macro_f1) << "\n";
-  if (opt.format == "runne") std::cout << "Macro F1 few-shot: " << pct(scores.macro_f1_few_shot) << "\n";
+  if (opt.format == "runne")
+    std::cout << "Macro F1 few-shot: " << pct(scores.macro_f1_few_shot) << "\n";
   Table t;
   t.header = {"TYPE", "GOLD", "PRED", "TP", "P", "R", "F1"};
   t.right_align = {false, true, true, true, true, true, true};
   for (auto& [type, p] : scores.per_type)
-    t.rows.push_back({type, std::to_string(p.tp + p.fn), std::to_string(p.tp + p.fp), std::to_string(p.tp),
-                      pct(p.precision), pct(p.recall), pct(p.f1)});
+    t.rows.push_back({type, std::to_string(p.tp + p.fn), std::to_string(p.tp + p.fp),
+                      std::to_string(p.tp), pct(p.precision), pct(p.recall), pct(p.f1)});
   std::cout << render_text(t);
   return 0;
 }
@@ -108,14 +111,16 @@ int run_roundtrip() {
   auto docs = data::read_dataset(opt.format, opt.files);
   data::TokenizerOptions to;
   to.lowercase = opt.lowercase;
-  data::Vocab vocab = opt.vocab.empty() ? data::build_vocab(docs, static_cast<size_t>(opt.vocab_size), to)
-                                        : data::load_vocab(opt.vocab);
+  data::Vocab vocab = opt.vocab.empty()
+                          ? data::build_vocab(docs, static_cast<size_t>(opt.vocab_size), to)
+                          : data::load_vocab(opt.vocab);
   data::Tokenizer tok(vocab, to);
   auto types = data::types_of(docs);
   long entities = 0;
   for (auto& d : docs) entities += static_cast<long>(d.entities.size());
-  std::cout << opt.format << ": " << docs.size() << " documents, " << entities << " entities, " << types.size()
-            << " types; vocabulary " << vocab.size() << (opt.vocab.empty() ? " (built from these files)" : "") << "\n";
+  std::cout << opt.format << ": " << docs.size() << " documents, " << entities << " entities, "
+            << types.size() << " types; vocabulary " << vocab.size()
+            << (opt.vocab.empty() ? " (built from these files)" : "") << "\n";
   Table t;
   t.header = {"ENCODING", "GOLD ENTITIES", "SURVIVE", "FRACTION"};
   t.right_align = {false, true, true, true};
@@ -142,11 +147,16 @@ int run_report(const std::string& registry) {
   if (!opt.out_dir.empty()) {
     std::string cmd_dir = opt.out_dir;
     ::mkdir(cmd_dir.c_str(), 0755);
-    const std::pair<const char*, const char*> files[] = {
-        {"md", "report.md"}, {"csv", "report.csv"}, {"latex", "report.tex"}, {"json", "report.json"}, {"html", "report.html"}};
+    const std::pair<const char*, const char*> files[] = {{"md", "report.md"},
+                                                         {"csv", "report.csv"},
+                                                         {"latex", "report.tex"},
+                                                         {"json", "report.json"},
+                                                         {"html", "report.html"}};
     for (auto& [f, name] : files) write_file_atomic(cmd_dir + "/" + name, render(f));
-    for (auto& d : data.datasets) write_file_atomic(cmd_dir + "/" + d.dataset + ".svg", render_svg(d));
-    std::cerr << "kdx: report written to " << cmd_dir << "/report.{md,csv,tex,json,html} and one SVG per dataset\n";
+    for (auto& d : data.datasets)
+      write_file_atomic(cmd_dir + "/" + d.dataset + ".svg", render_svg(d));
+    std::cerr << "kdx: report written to " << cmd_dir
+              << "/report.{md,csv,tex,json,html} and one SVG per dataset\n";
   }
   std::cout << render(opt.report_format);
   return 0;
@@ -161,35 +171,53 @@ CLI::App* roundtrip_cmd = nullptr;
 }  // namespace
 
 void add_worker_side_commands(CLI::App& app) {
-  report_cmd = app.add_subcommand("report", "Tables (and plots) of compression, speed-up and F1 from the registry");
+  report_cmd = app.add_subcommand(
+      "report", "Tables (and plots) of compression, speed-up and F1 from the registry");
   report_cmd->add_option("--experiment,-e", opt.experiment, "only this experiment (default: all)");
   report_cmd->add_option("--format", opt.report_format, "md | csv | latex | json | html")
-      ->check(CLI::IsMember({"md", "csv", "latex", "json", "html"}))->capture_default_str();
-  report_cmd->add_option("--out", opt.out_dir, "also write every format and the SVG plots into this directory");
-  report_cmd->add_option("--group-by", opt.group_by, "configuration keys, e.g. arch,hidden (default: all but seed)")
+      ->check(CLI::IsMember({"md", "csv", "latex", "json", "html"}))
+      ->capture_default_str();
+  report_cmd->add_option("--out", opt.out_dir,
+                         "also write every format and the SVG plots into this directory");
+  report_cmd
+      ->add_option("--group-by", opt.group_by,
+                   "configuration keys, e.g. arch,hidden (default: all but seed)")
       ->delimiter(',');
 
   eval_cmd = app.add_subcommand("eval", "Score predictions with the shared task's official metric");
   eval_cmd->add_option("--format", opt.format, "runne | rurebus | conll")
-      ->required()->check(CLI::IsMember({"runne", "rurebus", "conll"}));
-  eval_cmd->add_option("--gold", opt.gold, "gold file(s): RuNNE jsonl (texts optional), brat zip/folder")->required();
+      ->required()
+      ->check(CLI::IsMember({"runne", "rurebus", "conll"}));
+  eval_cmd
+      ->add_option("--gold", opt.gold,
+                   "gold file(s): RuNNE jsonl (texts optional), brat zip/folder")
+      ->required();
   eval_cmd->add_option("--pred", opt.pred, "prediction file(s) in the same format")->required();
-  eval_cmd->add_option("--types", opt.types_file, "RuNNE type list (default: ners.txt beside the gold file)");
+  eval_cmd->add_option("--types", opt.types_file,
+                       "RuNNE type list (default: ners.txt beside the gold file)");
   eval_cmd->add_flag("--json", opt.json, "machine-readable scores");
 
   data_cmd = app.add_subcommand("data", "Get and inspect data sets");
   data_cmd->require_subcommand(1);
-  fetch_cmd = data_cmd->add_subcommand("fetch", "Download RuNNE / RuREBus from their GitHub repositories, checksum-verified");
-  fetch_cmd->add_option("datasets", opt.fetch_names, "runne and/or rurebus")->required()
+  fetch_cmd = data_cmd->add_subcommand(
+      "fetch", "Download RuNNE / RuREBus from their GitHub repositories, checksum-verified");
+  fetch_cmd->add_option("datasets", opt.fetch_names, "runne and/or rurebus")
+      ->required()
       ->check(CLI::IsMember({"runne", "rurebus"}));
-  fetch_cmd->add_option("--to", opt.fetch_to, "data root to fill (default: the data root kdx would use)");
-  fetch_cmd->add_option("--base-url", opt.base_url, "mirror serving <owner>/<repo>/raw/HEAD/<path> (default https://github.com)");
-  roundtrip_cmd = data_cmd->add_subcommand("roundtrip", "Fraction of gold entities that survive tag encode -> decode");
+  fetch_cmd->add_option("--to", opt.fetch_to,
+                        "data root to fill (default: the data root kdx would use)");
+  fetch_cmd->add_option(
+      "--base-url", opt.base_url,
+      "mirror serving <owner>/<repo>/raw/HEAD/<path> (default https://github.com)");
+  roundtrip_cmd = data_cmd->add_subcommand(
+      "roundtrip", "Fraction of gold entities that survive tag encode -> decode");
   roundtrip_cmd->add_option("--format", opt.format, "runne | rurebus | conll")
-      ->required()->check(CLI::IsMember({"runne", "rurebus", "conll"}));
+      ->required()
+      ->check(CLI::IsMember({"runne", "rurebus", "conll"}));
   roundtrip_cmd->add_option("files", opt.files, "data files")->required();
   roundtrip_cmd->add_option("--vocab", opt.vocab, "vocab.txt (default: build one from the files)");
-  roundtrip_cmd->add_option("--vocab-size", opt.vocab_size, "size of the built vocabulary")->capture_default_str();
+  roundtrip_cmd->add_option("--vocab-size", opt.vocab_size, "size of the built vocabulary")
+      ->capture_default_str();
   roundtrip_cmd->add_flag("--lowercase", opt.lowercase, "lower-case and strip accents");
 }
 

@@ -2,9 +2,8 @@
 // report: kept apart from cli.cpp so the run-management commands stay readable.
 #pragma once
 
-#include <string>
-
 #include <CLI/CLI.hpp>
+#include <string>
 
 namespace kdx {
 

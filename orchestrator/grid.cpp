@@ -117,7 +117,8 @@ std::vector<nlohmann::json> expand_grid(const StudentSpec& s, const std::string&
   }
   if (out.empty()) {
     throw Error(file + ": students: the grid has no runs" +
-                (excluded ? " (all " + std::to_string(excluded) + " points are excluded by students.exclude)"
+                (excluded ? " (all " + std::to_string(excluded) +
+                                " points are excluded by students.exclude)"
                           : std::string()));
   }
   return out;

@@ -2,9 +2,8 @@
 // in a deterministic order (grid axes in file order, last axis fastest).
 #pragma once
 
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "orchestrator/spec.h"
 

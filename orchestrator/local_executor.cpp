@@ -40,8 +40,8 @@ std::vector<std::string> default_worker_command() {
 std::string format_progress(const Progress& p) {
   std::string s = "[" + std::to_string(p.completed + p.failed) + "/" + std::to_string(p.total) +
                   " done: " + std::to_string(p.completed) + " ok, " + std::to_string(p.failed) +
-                  " failed; " + std::to_string(p.running) + " running, " + std::to_string(p.pending) +
-                  " pending] " + format_duration(p.elapsed_s);
+                  " failed; " + std::to_string(p.running) + " running, " +
+                  std::to_string(p.pending) + " pending] " + format_duration(p.elapsed_s);
   if (p.eta_s >= 0) s += ", ETA " + format_duration(p.eta_s);
   return s;
 }
@@ -58,9 +58,10 @@ std::string last_line(const std::string& path) {
 }
 
 std::string substitute(std::string s, const RunRecord& r) {
-  const std::pair<std::string, std::string> vars[] = {
-      {"{run_json}", r.run_dir + "/run.json"}, {"{run_dir}", r.run_dir},
-      {"{run_id}", r.id}, {"{stage}", r.stage}};
+  const std::pair<std::string, std::string> vars[] = {{"{run_json}", r.run_dir + "/run.json"},
+                                                      {"{run_dir}", r.run_dir},
+                                                      {"{run_id}", r.id},
+                                                      {"{stage}", r.stage}};
   for (auto& [k, v] : vars)
     for (size_t pos; (pos = s.find(k)) != std::string::npos;) s.replace(pos, k.size(), v);
   return s;
@@ -114,7 +115,9 @@ void judge(AttemptRecord& a, const RunRecord& run, const ExitStatus& exit, nlohm
   }
   int code = exit.exit_code.value_or(-1);
   a.raw_state = "exit " + std::to_string(code);
-  a.state = timed_out ? state::kTimeout : run.state == state::kCancelled ? state::kCancelled : state::kFailed;
+  a.state = timed_out                        ? state::kTimeout
+            : run.state == state::kCancelled ? state::kCancelled
+                                             : state::kFailed;
   if (a.state == state::kFailed)
     a.reason = "exit code " + std::to_string(code) + (err_tail.empty() ? "" : ": " + err_tail);
 }
@@ -139,7 +142,8 @@ void reconcile_local(Registry& reg, double kill_grace_s) {
       if (read_exit_status(attempt_log(run->run_dir, a.number, "exit"))) continue;
       a.state = run->state == state::kCancelled ? state::kCancelled : state::kFailed;
       a.raw_state = "LOST";
-      a.reason = "worker (pid " + std::to_string(a.pid) + ") and its supervisor are gone without an exit status";
+      a.reason = "worker (pid " + std::to_string(a.pid) +
+                 ") and its supervisor are gone without an exit status";
       a.end_time = now_seconds();
       a.elapsed_s = a.end_time - a.start_time;
       reg.finish_attempt(a, nullptr);
@@ -152,7 +156,8 @@ void reconcile_local(Registry& reg, double kill_grace_s) {
       if (a.raw_state != "TIMEOUT_SIGNALLED") {
         ::kill(-static_cast<pid_t>(a.pid), SIGTERM);
         a.raw_state = "TIMEOUT_SIGNALLED";
-        a.reason = "time limit " + run->run_json["resources"].value("time", std::string()) + " reached";
+        a.reason =
+            "time limit " + run->run_json["resources"].value("time", std::string()) + " reached";
         reg.update_attempt(a);
       } else if (running_for > static_cast<double>(limit) + kill_grace_s) {
         ::kill(-static_cast<pid_t>(a.pid), SIGKILL);
@@ -280,13 +285,15 @@ int run_local(Registry& reg, const LocalOptions& opt) {
         std::string blocker;
         for (auto& d : r.deps) {
           auto it = state_of.find(d);
-          std::string ds = it != state_of.end() ? it->second : (reg.run(d) ? reg.run(d)->state : "MISSING");
+          std::string ds =
+              it != state_of.end() ? it->second : (reg.run(d) ? reg.run(d)->state : "MISSING");
           if (ds == state::kCompleted) continue;
           ready = false;
           if (!state::is_active(ds)) blocker = d + " " + ds;
         }
         if (!blocker.empty()) {
-          reg.set_run_state(r.id, state::kCancelled, "DEPENDENCY_NEVER_SATISFIED", "upstream run " + blocker);
+          reg.set_run_state(r.id, state::kCancelled, "DEPENDENCY_NEVER_SATISFIED",
+                            "upstream run " + blocker);
           state_of[r.id] = state::kCancelled;
           continue;
         }
@@ -301,10 +308,14 @@ int run_local(Registry& reg, const LocalOptions& opt) {
     for (auto& r : runs) {
       if (r.executor != "local" && !r.executor.empty() && state::is_active(r.state)) continue;
       ++p.total;
-      if (r.state == state::kPending) ++p.pending;
-      else if (r.state == state::kRunning) ++p.running;
-      else if (r.state == state::kCompleted) ++p.completed;
-      else ++p.failed;
+      if (r.state == state::kPending)
+        ++p.pending;
+      else if (r.state == state::kRunning)
+        ++p.running;
+      else if (r.state == state::kCompleted)
+        ++p.completed;
+      else
+        ++p.failed;
     }
     int done = p.completed + p.failed;
     if (initially_done < 0) initially_done = done;

@@ -1,3 +1,5 @@
 #include "orchestrator/cli.h"
 
-int main(int argc, char** argv) { return kdx::kdx_main(argc, argv); }
+int main(int argc, char** argv) {
+  return kdx::kdx_main(argc, argv);
+}

@@ -67,7 +67,11 @@ const std::vector<ParamDef>& student_params() {
          {
              {"ce_weight", P::Float, {}, {}, "weight of CE(student tags, gold)"},
              {"kd_weight", P::Float, {}, {}, "weight of the distillation term; 0 = no KD"},
-             {"kd_loss", P::String, {"mse", "kl"}, {}, "MSE on logits (paper) or KL at temperature"},
+             {"kd_loss",
+              P::String,
+              {"mse", "kl"},
+              {},
+              "MSE on logits (paper) or KL at temperature"},
              {"temperature", P::Float, {}, {}, "KL temperature"},
          },
          "loss weights"},
@@ -103,11 +107,16 @@ const ParamDef* find_param(const std::vector<ParamDef>& defs, const std::string&
 
 std::string type_name(ParamType t) {
   switch (t) {
-    case ParamType::Int: return "an integer";
-    case ParamType::Float: return "a number";
-    case ParamType::Bool: return "true or false";
-    case ParamType::String: return "a string";
-    case ParamType::Object: return "a mapping";
+    case ParamType::Int:
+      return "an integer";
+    case ParamType::Float:
+      return "a number";
+    case ParamType::Bool:
+      return "true or false";
+    case ParamType::String:
+      return "a string";
+    case ParamType::Object:
+      return "a mapping";
   }
   return "?";
 }

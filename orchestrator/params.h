@@ -2,10 +2,9 @@
 // spec parser (unknown key / wrong type errors) and the planner's normalisation use.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace kdx {
 

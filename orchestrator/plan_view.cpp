@@ -8,7 +8,8 @@
 namespace kdx {
 
 std::string render_plan(const Plan& plan, const std::string& data_root) {
-  std::string out = "experiment " + plan.experiment + " (" + plan.spec_file + "), data root " + data_root + "\n";
+  std::string out =
+      "experiment " + plan.experiment + " (" + plan.spec_file + "), data root " + data_root + "\n";
   std::map<std::string, std::map<std::string, int>> per_dataset;
   for (auto& r : plan.runs) ++per_dataset[r.dataset][r.stage];
   for (auto& [ds, stages] : per_dataset) {
@@ -18,19 +19,25 @@ std::string render_plan(const Plan& plan, const std::string& data_root) {
     out += "\n";
   }
   Table t;
-  t.header = {"RUN", "STAGE", "DATASET", "ARCH", "HIDDEN", "LAYERS", "LOSS", "SEED", "DEPENDS ON", "RESOURCES"};
+  t.header = {"RUN",    "STAGE", "DATASET", "ARCH",       "HIDDEN",
+              "LAYERS", "LOSS",  "SEED",    "DEPENDS ON", "RESOURCES"};
   for (auto& r : plan.runs) {
     auto& p = r.config["params"];
-    auto get = [&](const char* k) { return p.contains(k) ? (p[k].is_string() ? p[k].get<std::string>() : p[k].dump()) : ""; };
-    std::string loss = p.contains("loss") ? "ce=" + p["loss"]["ce_weight"].dump() + " kd=" + p["loss"]["kd_weight"].dump() : "";
+    auto get = [&](const char* k) {
+      return p.contains(k) ? (p[k].is_string() ? p[k].get<std::string>() : p[k].dump()) : "";
+    };
+    std::string loss = p.contains("loss") ? "ce=" + p["loss"]["ce_weight"].dump() +
+                                                " kd=" + p["loss"]["kd_weight"].dump()
+                                          : "";
     std::string arch = get("arch");
     if (p.contains("init_from")) arch = "bert(init)";
     auto& res = r.resources;
     std::string resources = std::to_string(res.nodes) + "n " + std::to_string(res.cpus) + "c " +
-                            (res.gpus_per_node ? std::to_string(res.gpus_per_node) + "g " : "") + res.mem + " " + res.time +
+                            (res.gpus_per_node ? std::to_string(res.gpus_per_node) + "g " : "") +
+                            res.mem + " " + res.time +
                             (res.partition.empty() ? "" : " " + res.partition);
-    t.rows.push_back({r.id, r.stage, r.dataset, arch, get("hidden"), get("layers"), loss, get("seed"),
-                      r.deps.empty() ? "-" : join(r.deps, ","), resources});
+    t.rows.push_back({r.id, r.stage, r.dataset, arch, get("hidden"), get("layers"), loss,
+                      get("seed"), r.deps.empty() ? "-" : join(r.deps, ","), resources});
   }
   out += render_text(t);
   return out;

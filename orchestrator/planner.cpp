@@ -10,41 +10,44 @@
 namespace kdx {
 
 nlohmann::json teacher_defaults() {
-  return {{"arch", "bert"},        {"layers", 2},          {"hidden", 128},
-          {"heads", 2},            {"ffn", 512},           {"vocab_size", 8000},
-          {"lowercase", false},    {"dropout", 0.1},       {"epochs", 3},
-          {"batch_size", 16},      {"lr", 5e-4},           {"weight_decay", 0.01},
-          {"warmup_steps", 50},    {"grad_clip", 1.0},     {"patience", 0},
-          {"seed", 1},             {"window", 128},        {"tagging", "per_type_bio"},
-          {"max_train_docs", 0},   {"max_test_docs", 0},   {"checkpoint_every", 200},
-          {"threads", 0},          {"ranks", 1}};
+  return {{"arch", "bert"},      {"layers", 2},        {"hidden", 128},
+          {"heads", 2},          {"ffn", 512},         {"vocab_size", 8000},
+          {"lowercase", false},  {"dropout", 0.1},     {"epochs", 3},
+          {"batch_size", 16},    {"lr", 5e-4},         {"weight_decay", 0.01},
+          {"warmup_steps", 50},  {"grad_clip", 1.0},   {"patience", 0},
+          {"seed", 1},           {"window", 128},      {"tagging", "per_type_bio"},
+          {"max_train_docs", 0}, {"max_test_docs", 0}, {"checkpoint_every", 200},
+          {"threads", 0},        {"ranks", 1}};
 }
 
 nlohmann::json student_defaults() {
-  return {{"arch", "lstm"},
-          {"hidden", 128},
-          {"layers", 1},
-          {"emb", 128},
-          {"proj", 0},
-          {"dropout", 0.1},
-          {"init_embedding", false},
-          {"loss", {{"ce_weight", 1.0}, {"kd_weight", 1.0}, {"kd_loss", "mse"}, {"temperature", 1.0}}},
-          {"epochs", 5},
-          {"batch_size", 32},
-          {"lr", 2e-3},
-          {"weight_decay", 0.01},
-          {"warmup_steps", 50},
-          {"grad_clip", 1.0},
-          {"patience", 0},
-          {"seed", 1},
-          {"max_train_docs", 0},
-          {"max_test_docs", 0},
-          {"checkpoint_every", 200},
-          {"threads", 0},
-          {"ranks", 1}};
+  return {
+      {"arch", "lstm"},
+      {"hidden", 128},
+      {"layers", 1},
+      {"emb", 128},
+      {"proj", 0},
+      {"dropout", 0.1},
+      {"init_embedding", false},
+      {"loss", {{"ce_weight", 1.0}, {"kd_weight", 1.0}, {"kd_loss", "mse"}, {"temperature", 1.0}}},
+      {"epochs", 5},
+      {"batch_size", 32},
+      {"lr", 2e-3},
+      {"weight_decay", 0.01},
+      {"warmup_steps", 50},
+      {"grad_clip", 1.0},
+      {"patience", 0},
+      {"seed", 1},
+      {"max_train_docs", 0},
+      {"max_test_docs", 0},
+      {"checkpoint_every", 200},
+      {"threads", 0},
+      {"ranks", 1}};
 }
 
-nlohmann::json logits_defaults() { return {{"precision", "fp16"}, {"threads", 0}}; }
+nlohmann::json logits_defaults() {
+  return {{"precision", "fp16"}, {"threads", 0}};
+}
 
 std::string canonical_json(const nlohmann::json& config) {
   // nlohmann's object type is an std::map: dump() already sorts keys.
@@ -57,7 +60,9 @@ std::string run_id_of(const nlohmann::json& config) {
 
 namespace {
 // For configs built from already-normalised parts: skips the normalising copy.
-std::string id_of_normalized(const nlohmann::json& config) { return sha256_hex(config.dump()).substr(0, 12); }
+std::string id_of_normalized(const nlohmann::json& config) {
+  return sha256_hex(config.dump()).substr(0, 12);
+}
 }  // namespace
 
 namespace {
@@ -107,7 +112,8 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
   if (spec.teacher.params.contains("init_from")) {
     for (auto key : kArchitectureKeys) {
       if (spec.teacher.params.contains(key))
-        throw Error(spec.file + ": teacher." + key + ": cannot be set together with teacher.init_from "
+        throw Error(spec.file + ": teacher." + key +
+                    ": cannot be set together with teacher.init_from "
                     "(the checkpoint's config.json defines the architecture)");
       teacher.erase(key);
     }
@@ -131,8 +137,10 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
     if (spec.teacher.checkpoint.empty()) {
       t.stage = "teacher";
       t.dataset = ds.name;
-      t.config = {{"experiment", spec.experiment}, {"stage", "teacher"},
-                  {"dataset", dataset_identity(ds)}, {"params", teacher}};
+      t.config = {{"experiment", spec.experiment},
+                  {"stage", "teacher"},
+                  {"dataset", dataset_identity(ds)},
+                  {"params", teacher}};
       t.id = run_id_of(t.config);
       t.resources = spec.teacher.resources;
       t.run_dir = run_dir(t.id);
@@ -142,10 +150,13 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
     PlannedRun l;
     l.stage = "logits";
     l.dataset = ds.name;
-    l.config = {{"experiment", spec.experiment}, {"stage", "logits"},
-                {"dataset", dataset_identity(ds)}, {"params", normalize_numbers(logits)},
-                {"teacher", spec.teacher.checkpoint.empty() ? nlohmann::json(t.id)
-                                                            : nlohmann::json{{"checkpoint", spec.teacher.checkpoint}}}};
+    l.config = {{"experiment", spec.experiment},
+                {"stage", "logits"},
+                {"dataset", dataset_identity(ds)},
+                {"params", normalize_numbers(logits)},
+                {"teacher", spec.teacher.checkpoint.empty()
+                                ? nlohmann::json(t.id)
+                                : nlohmann::json{{"checkpoint", spec.teacher.checkpoint}}}};
     l.id = run_id_of(l.config);
     l.resources = spec.logits_resources;
     l.run_dir = run_dir(l.id);
@@ -174,15 +185,21 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
       PlannedRun s;
       s.stage = "student";
       s.dataset = ds.name;
-      s.config = {{"experiment", spec.experiment}, {"stage", "student"},
-                  {"dataset", ds_identity}, {"params", std::move(params)},
-                  {"teacher", teacher_ref_json}, {"logits", kd ? nlohmann::json(l.id) : nlohmann::json()}};
+      s.config = {{"experiment", spec.experiment},
+                  {"stage", "student"},
+                  {"dataset", ds_identity},
+                  {"params", std::move(params)},
+                  {"teacher", teacher_ref_json},
+                  {"logits", kd ? nlohmann::json(l.id) : nlohmann::json()}};
       s.id = id_of_normalized(s.config);
       s.resources = spec.students.resources;
       s.run_dir = run_dir(s.id);
-      // Every student shares the teacher's tokenizer (its vocab.txt); KD students also need the logits.
-      if (kd) s.deps = {l.id};
-      else if (!t.id.empty()) s.deps = {t.id};
+      // Every student shares the teacher's tokenizer (its vocab.txt); KD students also need the
+      // logits.
+      if (kd)
+        s.deps = {l.id};
+      else if (!t.id.empty())
+        s.deps = {t.id};
       s.teacher_dir = teacher_dir;
       if (kd) s.logits_dir = l.run_dir;
       students.push_back(std::move(s));

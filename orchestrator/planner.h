@@ -2,10 +2,9 @@
 // Per dataset: teacher (unless a finished checkpoint is given) -> logits cache -> students.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "orchestrator/resources.h"
 #include "orchestrator/spec.h"

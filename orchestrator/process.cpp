@@ -8,9 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -54,8 +53,9 @@ Launched launch_detached(const LaunchSpec& spec) {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
-  int info[2];   // supervisor -> kdx: worker pid, then exec errno (if any)
-  if (::pipe2(info, O_CLOEXEC) != 0) throw Error(std::string("launch: pipe: ") + std::strerror(errno));
+  int info[2];  // supervisor -> kdx: worker pid, then exec errno (if any)
+  if (::pipe2(info, O_CLOEXEC) != 0)
+    throw Error(std::string("launch: pipe: ") + std::strerror(errno));
 
   pid_t sup = ::fork();
   if (sup < 0) throw Error(std::string("launch: fork: ") + std::strerror(errno));
@@ -100,8 +100,7 @@ Launched launch_detached(const LaunchSpec& spec) {
   }
   ::close(info[0]);
   if (n != sizeof report) throw Error("launch: supervisor died before starting " + spec.argv[0]);
-  if (report[1] != 0)
-    throw Error("cannot run '" + spec.argv[0] + "': " + std::strerror(report[1]));
+  if (report[1] != 0) throw Error("cannot run '" + spec.argv[0] + "': " + std::strerror(report[1]));
   Launched l;
   l.supervisor = sup;
   l.worker = report[0];

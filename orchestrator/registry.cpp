@@ -157,12 +157,12 @@ std::string dir_of(const std::string& p) {
   return slash == std::string::npos ? "" : p.substr(0, slash);
 }
 
-
 }  // namespace
 
 Registry::Registry(const std::string& path) : path_(path) {
   if (!dir_of(path).empty()) make_dirs(dir_of(path));
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
@@ -218,7 +218,9 @@ void Registry::migrate() {
   }
 }
 
-Registry::Transaction::Transaction(Registry& r) : r_(r) { r_.exec("BEGIN IMMEDIATE"); }
+Registry::Transaction::Transaction(Registry& r) : r_(r) {
+  r_.exec("BEGIN IMMEDIATE");
+}
 Registry::Transaction::~Transaction() {
   if (!done_) {
     try {
@@ -234,10 +236,12 @@ void Registry::Transaction::commit() {
 
 void Registry::upsert_experiment(const std::string& name, const std::string& spec_file,
                                  const std::string& spec_text) {
-  Stmt s(db_,
-         "INSERT INTO experiments(name, spec_file, spec_text, created_at, updated_at) VALUES(?,?,?,?,?) "
-         "ON CONFLICT(name) DO UPDATE SET spec_file=excluded.spec_file, spec_text=excluded.spec_text, "
-         "updated_at=excluded.updated_at");
+  Stmt s(
+      db_,
+      "INSERT INTO experiments(name, spec_file, spec_text, created_at, updated_at) "
+      "VALUES(?,?,?,?,?) "
+      "ON CONFLICT(name) DO UPDATE SET spec_file=excluded.spec_file, spec_text=excluded.spec_text, "
+      "updated_at=excluded.updated_at");
   double t = now_seconds();
   s.bind(1, name).bind(2, spec_file).bind(3, spec_text).bind(4, t).bind(5, t).step();
 }
@@ -256,12 +260,17 @@ bool Registry::has_experiment(const std::string& name) {
 }
 
 bool Registry::insert_run(const RunRecord& r) {
-  Stmt s(db_,
-         "INSERT OR IGNORE INTO runs(id, experiment, stage, dataset, config, run_json, deps, run_dir, "
-         "state, raw_state, reason, executor, created_at, updated_at, result, seq) "
-         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?)");
+  Stmt s(
+      db_,
+      "INSERT OR IGNORE INTO runs(id, experiment, stage, dataset, config, run_json, deps, run_dir, "
+      "state, raw_state, reason, executor, created_at, updated_at, result, seq) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?)");
   double t = now_seconds();
-  s.bind(1, r.id).bind(2, r.experiment).bind(3, r.stage).bind(4, r.dataset).bind(5, r.config.dump());
+  s.bind(1, r.id)
+      .bind(2, r.experiment)
+      .bind(3, r.stage)
+      .bind(4, r.dataset)
+      .bind(5, r.config.dump());
   s.bind(6, r.run_json.dump()).bind(7, nlohmann::json(r.deps).dump()).bind(8, r.run_dir);
   s.bind(9, r.state).bind(10, r.raw_state).bind(11, r.reason).bind(12, r.executor);
   s.bind(13, t).bind(14, t).bind(15, r.seq);
@@ -288,7 +297,8 @@ std::vector<RunRecord> Registry::runs(const std::string& experiment) {
 }
 
 std::vector<RunRecord> Registry::runs_by_prefix(const std::string& prefix) {
-  Stmt s(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE substr(id, 1, ?)=?").c_str());
+  Stmt s(db_,
+         (std::string("SELECT ") + kRunColumns + " FROM runs WHERE substr(id, 1, ?)=?").c_str());
   s.bind(1, static_cast<int>(prefix.size())).bind(2, prefix);
   std::vector<RunRecord> out;
   while (s.step()) out.push_back(read_run(s));
@@ -313,8 +323,10 @@ long Registry::add_attempt(AttemptRecord& a) {
     a.number = static_cast<int>(n.integer(0));
   }
   Stmt s(db_,
-         "INSERT INTO attempts(run_id, number, executor, job_id, pid, pid_start, supervisor_pid, host, "
-         "submit_time, start_time, end_time, exit_code, state, raw_state, reason, elapsed_s, alloc_cpus, "
+         "INSERT INTO attempts(run_id, number, executor, job_id, pid, pid_start, supervisor_pid, "
+         "host, "
+         "submit_time, start_time, end_time, exit_code, state, raw_state, reason, elapsed_s, "
+         "alloc_cpus, "
          "alloc_gpus, ingested) VALUES(?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?,0)");
   s.bind(1, a.run_id).bind(2, a.number).bind(3, a.executor).bind(4, a.job_id).bind(5, a.pid);
   s.bind(6, a.pid_start).bind(7, a.supervisor_pid).bind(8, a.host).bind(9, a.submit_time);
@@ -326,20 +338,25 @@ long Registry::add_attempt(AttemptRecord& a) {
 }
 
 void Registry::update_attempt(const AttemptRecord& a) {
-  Stmt s(db_,
-         "UPDATE attempts SET job_id=?, pid=?, pid_start=?, supervisor_pid=?, host=?, start_time=?, "
-         "end_time=?, exit_code=?, state=?, raw_state=?, reason=?, elapsed_s=?, alloc_cpus=?, "
-         "alloc_gpus=? WHERE id=?");
+  Stmt s(
+      db_,
+      "UPDATE attempts SET job_id=?, pid=?, pid_start=?, supervisor_pid=?, host=?, start_time=?, "
+      "end_time=?, exit_code=?, state=?, raw_state=?, reason=?, elapsed_s=?, alloc_cpus=?, "
+      "alloc_gpus=? WHERE id=?");
   s.bind(1, a.job_id).bind(2, a.pid).bind(3, a.pid_start).bind(4, a.supervisor_pid).bind(5, a.host);
   s.bind(6, a.start_time).bind(7, a.end_time);
-  if (a.exit_code) s.bind(8, *a.exit_code);
-  else s.bind_null(8);
+  if (a.exit_code)
+    s.bind(8, *a.exit_code);
+  else
+    s.bind_null(8);
   s.bind(9, a.state).bind(10, a.raw_state).bind(11, a.reason).bind(12, a.elapsed_s);
   s.bind(13, a.alloc_cpus).bind(14, a.alloc_gpus).bind(15, a.id).step();
 }
 
 std::vector<AttemptRecord> Registry::attempts(const std::string& run_id) {
-  Stmt s(db_, (std::string("SELECT ") + kAttemptColumns + " FROM attempts WHERE run_id=? ORDER BY number").c_str());
+  Stmt s(db_, (std::string("SELECT ") + kAttemptColumns +
+               " FROM attempts WHERE run_id=? ORDER BY number")
+                  .c_str());
   s.bind(1, run_id);
   std::vector<AttemptRecord> out;
   while (s.step()) out.push_back(read_attempt(s));
@@ -348,7 +365,8 @@ std::vector<AttemptRecord> Registry::attempts(const std::string& run_id) {
 
 std::optional<AttemptRecord> Registry::last_attempt(const std::string& run_id) {
   Stmt s(db_, (std::string("SELECT ") + kAttemptColumns +
-               " FROM attempts WHERE run_id=? ORDER BY number DESC LIMIT 1").c_str());
+               " FROM attempts WHERE run_id=? ORDER BY number DESC LIMIT 1")
+                  .c_str());
   s.bind(1, run_id);
   if (!s.step()) return std::nullopt;
   return read_attempt(s);
@@ -356,7 +374,8 @@ std::optional<AttemptRecord> Registry::last_attempt(const std::string& run_id) {
 
 std::vector<AttemptRecord> Registry::active_attempts(const std::string& executor) {
   Stmt s(db_, (std::string("SELECT ") + kAttemptColumns +
-               " FROM attempts WHERE executor=? AND state IN ('PENDING','RUNNING') ORDER BY id").c_str());
+               " FROM attempts WHERE executor=? AND state IN ('PENDING','RUNNING') ORDER BY id")
+                  .c_str());
   s.bind(1, executor);
   std::vector<AttemptRecord> out;
   while (s.step()) out.push_back(read_attempt(s));
@@ -377,10 +396,13 @@ bool Registry::finish_attempt(const AttemptRecord& a, const nlohmann::json& resu
   if (current && current->state == state::kCancelled && a.state != state::kCompleted)
     run_state = state::kCancelled;
   {
-    Stmt s(db_, "UPDATE runs SET state=?, raw_state=?, reason=?, updated_at=?, result=? WHERE id=?");
+    Stmt s(db_,
+           "UPDATE runs SET state=?, raw_state=?, reason=?, updated_at=?, result=? WHERE id=?");
     s.bind(1, run_state).bind(2, a.raw_state).bind(3, a.reason).bind(4, now_seconds());
-    if (a.state == state::kCompleted) s.bind(5, result.dump());
-    else s.bind_null(5);
+    if (a.state == state::kCompleted)
+      s.bind(5, result.dump());
+    else
+      s.bind_null(5);
     s.bind(6, a.run_id).step();
   }
   if (a.state == state::kCompleted && result.contains("metrics") && result["metrics"].is_object()) {

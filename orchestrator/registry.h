@@ -4,11 +4,10 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 struct sqlite3;
 
@@ -39,7 +38,7 @@ struct AttemptRecord {
   int number = 0;
   std::string executor;
   std::string job_id;
-  long pid = 0;           // local: the worker's pid (its process group)
+  long pid = 0;             // local: the worker's pid (its process group)
   long long pid_start = 0;  // local: its start time in clock ticks, against pid reuse
   long supervisor_pid = 0;
   std::string host;
@@ -79,7 +78,8 @@ class Registry {
     bool done_ = false;
   };
 
-  void upsert_experiment(const std::string& name, const std::string& spec_file, const std::string& spec_text);
+  void upsert_experiment(const std::string& name, const std::string& spec_file,
+                         const std::string& spec_text);
   std::vector<std::string> experiments();
   bool has_experiment(const std::string& name);
 

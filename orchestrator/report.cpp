@@ -28,13 +28,16 @@ Stat stat_of(const std::vector<double>& v) {
 namespace {
 
 // Parameters that do not make a different configuration.
-const std::set<std::string> kNotConfig = {"seed", "threads", "ranks", "checkpoint_every", "max_test_docs"};
+const std::set<std::string> kNotConfig = {"seed", "threads", "ranks", "checkpoint_every",
+                                          "max_test_docs"};
 
 void flatten(const nlohmann::json& j, const std::string& prefix, nlohmann::json& out) {
   for (auto& [k, v] : j.items()) {
     std::string key = prefix.empty() ? k : prefix + "." + k;
-    if (v.is_object()) flatten(v, key, out);
-    else out[key] = v;
+    if (v.is_object())
+      flatten(v, key, out);
+    else
+      out[key] = v;
   }
 }
 
@@ -68,19 +71,25 @@ void mark_pareto(std::vector<ConfigRow>& rows) {
     for (auto& b : rows) {
       if (&a == &b || !b.f1.valid() || !a.f1.valid()) continue;
       bool f1_ge = b.f1.mean >= a.f1.mean, f1_gt = b.f1.mean > a.f1.mean;
-      if (f1_ge && b.compression >= a.compression && (f1_gt || b.compression > a.compression)) a.pareto_compression = false;
-      if (a.latency_b1.valid() && b.latency_b1.valid() && f1_ge && b.latency_b1.mean <= a.latency_b1.mean &&
+      if (f1_ge && b.compression >= a.compression && (f1_gt || b.compression > a.compression))
+        a.pareto_compression = false;
+      if (a.latency_b1.valid() && b.latency_b1.valid() && f1_ge &&
+          b.latency_b1.mean <= a.latency_b1.mean &&
           (f1_gt || b.latency_b1.mean < a.latency_b1.mean))
         a.pareto_latency = false;
     }
   }
 }
 
-ReportData build_report(Registry& reg, const std::string& experiment, const std::vector<std::string>& group_by) {
+ReportData build_report(Registry& reg, const std::string& experiment,
+                        const std::vector<std::string>& group_by) {
   if (!experiment.empty() && !reg.has_experiment(experiment))
-    throw Error("no experiment '" + experiment + "' in " + reg.path() + " (known: " + join(reg.experiments(), ", ") + ")");
+    throw Error("no experiment '" + experiment + "' in " + reg.path() +
+                " (known: " + join(reg.experiments(), ", ") + ")");
   auto runs = reg.runs(experiment);
-  if (runs.empty()) throw Error("no runs in " + reg.path() + " (submit one with: kdx submit experiments/smoke.yaml)");
+  if (runs.empty())
+    throw Error("no runs in " + reg.path() +
+                " (submit one with: kdx submit experiments/smoke.yaml)");
   ReportData rep;
   rep.experiment = experiment;
   std::map<std::string, DatasetReport> by_ds;
@@ -109,7 +118,8 @@ ReportData build_report(Registry& reg, const std::string& experiment, const std:
       continue;
     }
     auto m = reg.metrics(r.id);
-    nlohmann::json flat = {{"run", r.id}, {"experiment", r.experiment}, {"stage", r.stage}, {"dataset", r.dataset}};
+    nlohmann::json flat = {
+        {"run", r.id}, {"experiment", r.experiment}, {"stage", r.stage}, {"dataset", r.dataset}};
     flatten(r.config["params"], "", flat);
     for (auto& [k, v] : m) flat["metric." + k] = v;
     rep.run_rows.push_back(flat);
@@ -122,10 +132,13 @@ ReportData build_report(Registry& reg, const std::string& experiment, const std:
     nlohmann::json params_flat;
     flatten(r.config["params"], "", params_flat);
     for (auto& [k, v] : params_flat.items()) {
-      bool keep = group_by.empty() ? !kNotConfig.count(k) : std::find(group_by.begin(), group_by.end(), k) != group_by.end();
+      bool keep = group_by.empty()
+                      ? !kNotConfig.count(k)
+                      : std::find(group_by.begin(), group_by.end(), k) != group_by.end();
       if (keep) key[k] = v;
     }
-    if (r.stage == "student" && group_by.empty()) key["loss.kd_weight"] = params_flat.value("loss.kd_weight", 0.0);
+    if (r.stage == "student" && group_by.empty())
+      key["loss.kd_weight"] = params_flat.value("loss.kd_weight", 0.0);
     Acc& acc = r.stage == "teacher" ? teachers[r.dataset] : students[r.dataset][key.dump()];
     acc.row.stage = r.stage;
     acc.row.arch = r.stage == "teacher" ? "bert" : params_flat.value("arch", std::string());
@@ -133,7 +146,8 @@ ReportData build_report(Registry& reg, const std::string& experiment, const std:
     acc.row.kd_weight = params_flat.value("loss.kd_weight", 0.0);
     acc.row.ce_weight = params_flat.value("loss.ce_weight", 1.0);
     acc.row.runs.push_back(r.id);
-    for (auto k : {"f1", "macro_f1", "macro_f1_few_shot", "params", "size_mb", "latency_b1_ms", "latency_b32_ms"}) {
+    for (auto k : {"f1", "macro_f1", "macro_f1_few_shot", "params", "size_mb", "latency_b1_ms",
+                   "latency_b32_ms"}) {
       bool ok;
       double v = metric(m, k, ok);
       if (ok) acc.values[k].push_back(v);
@@ -165,18 +179,22 @@ ReportData build_report(Registry& reg, const std::string& experiment, const std:
     for (auto& s : ds.students) {
       if (ds.has_teacher && s.params.valid() && ds.teacher.params.valid() && s.params.mean > 0)
         s.compression = ds.teacher.params.mean / s.params.mean;
-      if (ds.has_teacher && s.latency_b1.valid() && ds.teacher.latency_b1.valid() && s.latency_b1.mean > 0)
+      if (ds.has_teacher && s.latency_b1.valid() && ds.teacher.latency_b1.valid() &&
+          s.latency_b1.mean > 0)
         s.speedup = ds.teacher.latency_b1.mean / s.latency_b1.mean;
-      if (ds.has_teacher && ds.teacher.f1.valid() && ds.teacher.f1.mean > 0 && s.f1.valid())
+      if (ds.has_teacher && ds.teacher.f1.valid() && ds.teacher.f1.mean > 0 && s.f1.valid()) {
         s.retained = 100 * s.f1.mean / ds.teacher.f1.mean;
+        s.has_retained = true;
+      }
     }
     mark_pareto(ds.students);
     // Paper order: architecture, then size, KD after its scratch twin.
-    std::stable_sort(ds.students.begin(), ds.students.end(), [](const ConfigRow& a, const ConfigRow& b) {
-      if (a.arch != b.arch) return a.arch < b.arch;
-      if (a.params.mean != b.params.mean) return a.params.mean < b.params.mean;
-      return a.kd_weight < b.kd_weight;
-    });
+    std::stable_sort(ds.students.begin(), ds.students.end(),
+                     [](const ConfigRow& a, const ConfigRow& b) {
+                       if (a.arch != b.arch) return a.arch < b.arch;
+                       if (a.params.mean != b.params.mean) return a.params.mean < b.params.mean;
+                       return a.kd_weight < b.kd_weight;
+                     });
     rep.datasets.push_back(ds);
   }
   return rep;

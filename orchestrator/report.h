@@ -4,10 +4,9 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "orchestrator/registry.h"
 
@@ -29,8 +28,9 @@ struct ConfigRow {
   std::vector<std::string> runs;
   Stat f1, macro_f1, few_shot, params, size_mb, latency_b1, latency_b32;
   double compression = 0, speedup = 0, retained = 0;  // against the teacher
-  Stat scratch_f1;              // the same configuration with kd_weight 0
-  double kd_gain_points = 0;    // (F1 - scratch F1) * 100
+  bool has_retained = false;
+  Stat scratch_f1;            // the same configuration with kd_weight 0
+  double kd_gain_points = 0;  // (F1 - scratch F1) * 100
   bool has_scratch = false;
   bool pareto_compression = false, pareto_latency = false;
 };
@@ -59,7 +59,8 @@ struct ReportData {
 
 // Throws kdx::Error for an unknown experiment or an empty registry. `group_by` empty =
 // every parameter except the seed (and bookkeeping such as threads).
-ReportData build_report(Registry& reg, const std::string& experiment, const std::vector<std::string>& group_by);
+ReportData build_report(Registry& reg, const std::string& experiment,
+                        const std::vector<std::string>& group_by);
 
 // Marks rows on the (F1 up, compression up) and (F1 up, latency down) fronts.
 void mark_pareto(std::vector<ConfigRow>& rows);

@@ -55,11 +55,16 @@ long parse_mem_mb(const std::string& s) {
   char last = static_cast<char>(std::toupper(static_cast<unsigned char>(s.back())));
   if (!std::isdigit(static_cast<unsigned char>(last))) {
     num = s.substr(0, s.size() - 1);
-    if (last == 'K') mult = -1024;
-    else if (last == 'M') mult = 1;
-    else if (last == 'G') mult = 1024;
-    else if (last == 'T') mult = 1024 * 1024;
-    else return -1;
+    if (last == 'K')
+      mult = -1024;
+    else if (last == 'M')
+      mult = 1;
+    else if (last == 'G')
+      mult = 1024;
+    else if (last == 'T')
+      mult = 1024 * 1024;
+    else
+      return -1;
   }
   if (!all_digits(num)) return -1;
   long n = std::atol(num.c_str());
@@ -69,16 +74,21 @@ long parse_mem_mb(const std::string& s) {
 
 bool valid_slurm_name(const std::string& s) {
   for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == ','))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
+          c == ','))
       return false;
   return true;
 }
 
 nlohmann::json to_json(const Resources& r) {
-  return {{"nodes", r.nodes},          {"gpus_per_node", r.gpus_per_node},
-          {"cpus", r.cpus},            {"mem", r.mem},
-          {"time", r.time},            {"partition", r.partition},
-          {"account", r.account},      {"qos", r.qos},
+  return {{"nodes", r.nodes},
+          {"gpus_per_node", r.gpus_per_node},
+          {"cpus", r.cpus},
+          {"mem", r.mem},
+          {"time", r.time},
+          {"partition", r.partition},
+          {"account", r.account},
+          {"qos", r.qos},
           {"array_throttle", r.array_throttle}};
 }
 

@@ -2,10 +2,9 @@
 // that executors can paste them into scripts without further checks.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace kdx {
 
@@ -21,7 +20,8 @@ struct Resources {
   int array_throttle = 0;  // 0 = no `%` limit
 };
 
-// Slurm time formats: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS. Returns seconds, -1 if invalid.
+// Slurm time formats: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS. Returns seconds, -1 if
+// invalid.
 long parse_time_limit(const std::string& s);
 // 500M, 4G, 1T, 1024 (MB). Returns megabytes, -1 if invalid.
 long parse_mem_mb(const std::string& s);

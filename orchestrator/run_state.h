@@ -15,7 +15,9 @@ inline const std::string kCancelled = "CANCELLED";
 inline const std::string kPreempted = "PREEMPTED";
 inline const std::string kOutOfMemory = "OUT_OF_MEMORY";
 
-inline bool is_active(const std::string& s) { return s == kPending || s == kRunning; }
+inline bool is_active(const std::string& s) {
+  return s == kPending || s == kRunning;
+}
 // The states `kdx resubmit --failed` gives a new attempt.
 inline bool is_retryable(const std::string& s) {
   return s == kFailed || s == kTimeout || s == kCancelled || s == kPreempted || s == kOutOfMemory;

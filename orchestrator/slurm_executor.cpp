@@ -30,8 +30,9 @@ const char* kDefaultTemplate =
     ;
 
 bool transient(const std::string& err) {
-  for (auto s : {"Socket timed out", "Resource temporarily unavailable", "Unable to contact slurm controller",
-                 "Zero Bytes were transmitted", "Connection refused", "try again"})
+  for (auto s : {"Socket timed out", "Resource temporarily unavailable",
+                 "Unable to contact slurm controller", "Zero Bytes were transmitted",
+                 "Connection refused", "try again"})
     if (err.find(s) != std::string::npos) return true;
   return false;
 }
@@ -42,7 +43,8 @@ CommandOutput slurm_call(const std::vector<std::string>& argv, double timeout_s,
   double wait = 1;
   for (int i = 0; i < tries; ++i) {
     r = run_program(argv, timeout_s);
-    if (r.exit_code == 0 || r.exit_code == 127 || !(transient(r.err) || r.exit_code == 124)) return r;
+    if (r.exit_code == 0 || r.exit_code == 127 || !(transient(r.err) || r.exit_code == 124))
+      return r;
     std::this_thread::sleep_for(std::chrono::duration<double>(wait));
     wait *= 2;
   }
@@ -66,7 +68,9 @@ std::string worker_binary() {
   return ::access(candidate.c_str(), X_OK) == 0 ? candidate : "kdx-worker";
 }
 
-std::string array_job_of(const std::string& job_id) { return job_id.substr(0, job_id.find('_')); }
+std::string array_job_of(const std::string& job_id) {
+  return job_id.substr(0, job_id.find('_'));
+}
 
 std::string iso_time(double t) {
   std::time_t tt = static_cast<std::time_t>(t);
@@ -75,7 +79,9 @@ std::string iso_time(double t) {
   return buf;
 }
 
-bool is_terminal_slurm(const std::string& kdx_state) { return !state::is_active(kdx_state); }
+bool is_terminal_slurm(const std::string& kdx_state) {
+  return !state::is_active(kdx_state);
+}
 
 std::string last_log_line(const std::string& path) {
   std::ifstream in(path);
@@ -93,7 +99,8 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-std::string render_template(const std::string& text, const std::map<std::string, std::string>& fields,
+std::string render_template(const std::string& text,
+                            const std::map<std::string, std::string>& fields,
                             const std::string& name) {
   std::string out;
   size_t pos = 0;
@@ -114,11 +121,11 @@ std::string render_template(const std::string& text, const std::map<std::string,
 
 std::string map_slurm_state(const std::string& raw) {
   std::string s = raw.substr(0, raw.find(' '));  // "CANCELLED by 0"
-  if (s == "PENDING" || s == "CONFIGURING" || s == "REQUEUED" || s == "REQUEUE_HOLD" || s == "REQUEUE_FED" ||
-      s == "RESV_DEL_HOLD" || s == "SPECIAL_EXIT")
+  if (s == "PENDING" || s == "CONFIGURING" || s == "REQUEUED" || s == "REQUEUE_HOLD" ||
+      s == "REQUEUE_FED" || s == "RESV_DEL_HOLD" || s == "SPECIAL_EXIT")
     return state::kPending;
-  if (s == "RUNNING" || s == "COMPLETING" || s == "STAGE_OUT" || s == "SIGNALING" || s == "RESIZING" ||
-      s == "SUSPENDED" || s == "STOPPED")
+  if (s == "RUNNING" || s == "COMPLETING" || s == "STAGE_OUT" || s == "SIGNALING" ||
+      s == "RESIZING" || s == "SUSPENDED" || s == "STOPPED")
     return state::kRunning;
   if (s == "COMPLETED") return state::kCompleted;
   if (s == "TIMEOUT" || s == "DEADLINE") return state::kTimeout;
@@ -149,12 +156,14 @@ int max_array_size(double timeout_s) {
   std::istringstream in(r.out);
   for (std::string line; std::getline(in, line);) {
     auto eq = line.find('=');
-    if (eq != std::string::npos && trim(line.substr(0, eq)) == "MaxArraySize") return std::max(1, std::atoi(line.substr(eq + 1).c_str()));
+    if (eq != std::string::npos && trim(line.substr(0, eq)) == "MaxArraySize")
+      return std::max(1, std::atoi(line.substr(eq + 1).c_str()));
   }
   return 1001;
 }
 
-SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment, const SlurmOptions& opt) {
+SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
+                               const SlurmOptions& opt) {
   SlurmSubmitReport rep;
   std::string tmpl = kDefaultTemplate, tmpl_name = "built-in slurm/job.sbatch";
   auto runs = reg.runs(experiment);
@@ -177,7 +186,8 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment, con
         }
         if (dep->state == state::kCompleted) continue;  // no afterok on a finished job
         auto da = reg.last_attempt(d);
-        if (state::is_active(dep->state) && da && state::is_active(da->state) && da->executor == "slurm") {
+        if (state::is_active(dep->state) && da && state::is_active(da->state) &&
+            da->executor == "slurm") {
           dep_jobs.insert(array_job_of(da->job_id));
         } else {
           blocker = d + " " + dep->state;
@@ -185,11 +195,13 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment, con
         }
       }
       if (!blocker.empty()) {
-        reg.set_run_state(r0.id, state::kCancelled, "DEPENDENCY_NEVER_SATISFIED", "upstream run " + blocker);
+        reg.set_run_state(r0.id, state::kCancelled, "DEPENDENCY_NEVER_SATISFIED",
+                          "upstream run " + blocker);
         ++rep.runs_blocked;
         continue;
       }
-      std::string own = r0.run_json.value("worker", nlohmann::json::object()).value("sbatch_template", std::string());
+      std::string own = r0.run_json.value("worker", nlohmann::json::object())
+                            .value("sbatch_template", std::string());
       if (!own.empty() && own != tmpl_name) {
         tmpl_name = own;
         tmpl = read_file(own);
@@ -209,55 +221,77 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment, con
       std::string slurm_dir = base_dir + "/slurm";
       make_dirs(slurm_dir + "/logs");
       if (!safe_path(slurm_dir))
-        throw Error("results directory " + slurm_dir + " holds characters that are not safe in #SBATCH lines; use a plain path");
-      int nodes = res.value("nodes", 1), gpus = res.value("gpus_per_node", 0), ranks = params.value("ranks", 1);
+        throw Error("results directory " + slurm_dir +
+                    " holds characters that are not safe in #SBATCH lines; use a plain path");
+      int nodes = res.value("nodes", 1), gpus = res.value("gpus_per_node", 0),
+          ranks = params.value("ranks", 1);
       int tasks_per_node = gpus > 0 ? gpus : std::max(1, (ranks + nodes - 1) / nodes);
       bool multi = nodes * tasks_per_node > 1;
       // The worker command, quoted word by word; {run_json}/{run_dir} become the task's paths.
       std::string command;
-      auto wcmd = members.front().run_json.value("worker", nlohmann::json::object()).value("command", nlohmann::json::array());
+      auto wcmd = members.front()
+                      .run_json.value("worker", nlohmann::json::object())
+                      .value("command", nlohmann::json::array());
       if (wcmd.empty()) wcmd = {worker_binary(), "--spec", "{run_json}"};
       for (auto& w : wcmd) {
         std::string word = w.get<std::string>();
-        if (word == "{run_json}") command += " \"$run_dir/run.json\"";
-        else if (word == "{run_dir}") command += " \"$run_dir\"";
-        else command += " " + shell_quote(word);
+        if (word == "{run_json}")
+          command += " \"$run_dir/run.json\"";
+        else if (word == "{run_dir}")
+          command += " \"$run_dir\"";
+        else
+          command += " " + shell_quote(word);
       }
       std::string launch =
           multi ? "first=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n1)\n"
-                  "export KDX_MASTER_ADDR=$(scontrol show node \"$first\" | sed -n 's/.*NodeAddr=\\([^ ]*\\).*/\\1/p' | head -n1)\n"
-                  "srun --kill-on-bad-exit=1" + command + " &"
+                  "export KDX_MASTER_ADDR=$(scontrol show node \"$first\" | sed -n "
+                  "'s/.*NodeAddr=\\([^ ]*\\).*/\\1/p' | head -n1)\n"
+                  "srun --kill-on-bad-exit=1" +
+                      command + " &"
                 : command.substr(1) + " &";
       std::string setup, env;
       auto wk = members.front().run_json.value("worker", nlohmann::json::object());
       if (wk.contains("setup"))
         for (auto& l : wk["setup"]) setup += l.get<std::string>() + "\n";
       if (wk.contains("env"))
-        for (auto& [k, v] : wk["env"].items()) env += "export " + k + "=" + shell_quote(v.get<std::string>()) + "\n";
+        for (auto& [k, v] : wk["env"].items())
+          env += "export " + k + "=" + shell_quote(v.get<std::string>()) + "\n";
       for (size_t start = 0; start < members.size(); start += static_cast<size_t>(chunk_max)) {
         size_t end = std::min(members.size(), start + static_cast<size_t>(chunk_max));
         std::string name = "kdx-" + exp + "-" + stage + "-" + dataset;
-        std::string tag = name + "-" + std::to_string(static_cast<long>(now_seconds() * 1000)) + "-" + std::to_string(start);
+        std::string tag = name + "-" + std::to_string(static_cast<long>(now_seconds() * 1000)) +
+                          "-" + std::to_string(start);
         std::string manifest;
         for (size_t i = start; i < end; ++i) {
           materialize_run(members[i], /*durable=*/false);
           manifest += members[i].run_dir + "\n";
         }
-        sync_filesystem(slurm_dir);  // one flush for the chunk's run.json files, before any job reads them
+        sync_filesystem(
+            slurm_dir);  // one flush for the chunk's run.json files, before any job reads them
         std::string manifest_path = slurm_dir + "/" + tag + ".manifest";
         write_file_atomic(manifest_path, manifest);
         std::string optional;
         if (gpus > 0) optional += "#SBATCH --gres=gpu:" + std::to_string(gpus) + "\n";
         for (auto k : {"partition", "account", "qos"})
-          if (!res.value(k, std::string()).empty()) optional += std::string("#SBATCH --") + k + "=" + res[k].get<std::string>() + "\n";
+          if (!res.value(k, std::string()).empty())
+            optional += std::string("#SBATCH --") + k + "=" + res[k].get<std::string>() + "\n";
         int throttle = res.value("array_throttle", 0);
-        std::string array = "0-" + std::to_string(end - start - 1) + (throttle > 0 ? "%" + std::to_string(throttle) : "");
-        std::map<std::string, std::string> f = {
-            {"JOB_NAME", name}, {"LOG_DIR", slurm_dir + "/logs"}, {"TIME", res.value("time", std::string("1:00:00"))},
-            {"MEM", res.value("mem", std::string("2G"))}, {"CPUS", std::to_string(res.value("cpus", 1))},
-            {"NODES", std::to_string(nodes)}, {"TASKS_PER_NODE", std::to_string(tasks_per_node)}, {"ARRAY", array},
-            {"SIGNAL_LEAD", std::to_string(opt.signal_lead_s)}, {"OPTIONAL_SBATCH", optional},
-            {"MANIFEST", shell_quote(manifest_path)}, {"SETUP", setup}, {"ENV", env}, {"LAUNCH", launch}};
+        std::string array = "0-" + std::to_string(end - start - 1) +
+                            (throttle > 0 ? "%" + std::to_string(throttle) : "");
+        std::map<std::string, std::string> f = {{"JOB_NAME", name},
+                                                {"LOG_DIR", slurm_dir + "/logs"},
+                                                {"TIME", res.value("time", std::string("1:00:00"))},
+                                                {"MEM", res.value("mem", std::string("2G"))},
+                                                {"CPUS", std::to_string(res.value("cpus", 1))},
+                                                {"NODES", std::to_string(nodes)},
+                                                {"TASKS_PER_NODE", std::to_string(tasks_per_node)},
+                                                {"ARRAY", array},
+                                                {"SIGNAL_LEAD", std::to_string(opt.signal_lead_s)},
+                                                {"OPTIONAL_SBATCH", optional},
+                                                {"MANIFEST", shell_quote(manifest_path)},
+                                                {"SETUP", setup},
+                                                {"ENV", env},
+                                                {"LAUNCH", launch}};
         std::string script_path = slurm_dir + "/" + tag + ".sbatch";
         write_file_atomic(script_path, render_template(tmpl, f, tmpl_name));
         std::vector<std::string> argv = {"sbatch", "--parsable"};
@@ -271,8 +305,8 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment, con
         auto out = slurm_call(argv, opt.command_timeout_s);
         ++rep.sbatch_calls;
         if (out.exit_code != 0)
-          throw Error("sbatch refused " + script_path + " (" + std::to_string(end - start) + " runs): " +
-                      trim(out.err.empty() ? out.out : out.err));
+          throw Error("sbatch refused " + script_path + " (" + std::to_string(end - start) +
+                      " runs): " + trim(out.err.empty() ? out.out : out.err));
         std::string job = trim(out.out);
         job = job.substr(0, job.find(';'));  // "123;cluster"
         rep.job_ids.push_back(job);
@@ -313,7 +347,8 @@ SlurmPollReport reconcile_slurm(Registry& reg, const SlurmOptions& opt) {
     std::string state, reason, node;
   };
   std::map<std::string, Seen> queue;
-  auto q = slurm_call({"squeue", "-h", "-r", "-o", "%i|%T|%r|%N", "-j", ids}, opt.command_timeout_s, 2);
+  auto q =
+      slurm_call({"squeue", "-h", "-r", "-o", "%i|%T|%r|%N", "-j", ids}, opt.command_timeout_s, 2);
   ++rep.squeue_calls;
   rep.slurm_seconds += q.seconds;
   // squeue answers rc 1 "Invalid job id" once every listed job is purged: that is an empty queue.
@@ -329,9 +364,10 @@ SlurmPollReport reconcile_slurm(Registry& reg, const SlurmOptions& opt) {
     double elapsed = 0;
   };
   std::map<std::string, Acct> acct;
-  auto s = slurm_call({"sacct", "-n", "-P", "-X", "-j", ids, "--starttime", iso_time(earliest - 86400), "-o",
-                       "JobID,State,ExitCode,ElapsedRaw,AllocTRES,NodeList"},
-                      opt.command_timeout_s, 2);
+  auto s =
+      slurm_call({"sacct", "-n", "-P", "-X", "-j", ids, "--starttime", iso_time(earliest - 86400),
+                  "-o", "JobID,State,ExitCode,ElapsedRaw,AllocTRES,NodeList"},
+                 opt.command_timeout_s, 2);
   ++rep.sacct_calls;
   rep.slurm_seconds += s.seconds;
   rep.accounting = s.exit_code == 0;
@@ -339,7 +375,8 @@ SlurmPollReport reconcile_slurm(Registry& reg, const SlurmOptions& opt) {
   for (std::string line; std::getline(sin, line);) {
     auto f = split(line, '|');
     if (f.size() < 6) continue;
-    for (auto& id : expand_array_ids(f[0])) acct[id] = {f[1], f[2], f[4], f[5], std::atof(f[3].c_str())};
+    for (auto& id : expand_array_ids(f[0]))
+      acct[id] = {f[1], f[2], f[4], f[5], std::atof(f[3].c_str())};
   }
   for (auto a : active) {
     auto run = reg.run(a.run_id);
@@ -387,7 +424,9 @@ SlurmPollReport reconcile_slurm(Registry& reg, const SlurmOptions& opt) {
         continue;
       }
       rc = code;
-      final_state = code == 0 ? state::kCompleted : code == 128 + 15 ? state::kCancelled : state::kFailed;
+      final_state = code == 0          ? state::kCompleted
+                    : code == 128 + 15 ? state::kCancelled
+                                       : state::kFailed;
       raw = "exit " + std::to_string(code) + " (no accounting)";
     } else {
       continue;  // sacct says it is still running, or squeue failed: unknown, not failed

@@ -14,9 +14,10 @@
 namespace kdx {
 
 struct SlurmOptions {
-  std::string template_path;  // empty: slurm/job.sbatch from the source tree, else the built-in copy
-  int signal_lead_s = 120;    // USR1 this long before the time limit
-  bool hold = false;          // sbatch --hold (benchmarks: submit, then cancel)
+  std::string
+      template_path;        // empty: slurm/job.sbatch from the source tree, else the built-in copy
+  int signal_lead_s = 120;  // USR1 this long before the time limit
+  bool hold = false;        // sbatch --hold (benchmarks: submit, then cancel)
   double command_timeout_s = 60;
 };
 
@@ -29,7 +30,8 @@ struct SlurmSubmitReport {
 
 // Submits every PENDING run of `experiment` (all experiments when empty) that has no
 // active attempt. Throws kdx::Error with sbatch's own message when a submission is refused.
-SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment, const SlurmOptions& options);
+SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
+                               const SlurmOptions& options);
 
 struct SlurmPollReport {
   int squeue_calls = 0, sacct_calls = 0;
@@ -51,7 +53,8 @@ int max_array_size(double timeout_s = 30);
 // Quotes a string for a POSIX shell: 'it'\''s'.
 std::string shell_quote(const std::string& s);
 // Fills {{NAME}} fields; throws kdx::Error naming a field left unfilled.
-std::string render_template(const std::string& text, const std::map<std::string, std::string>& fields,
+std::string render_template(const std::string& text,
+                            const std::map<std::string, std::string>& fields,
                             const std::string& template_name);
 
 }  // namespace kdx

@@ -41,7 +41,8 @@ class SpecParser {
  public:
   // "${VAR}" in a path becomes the variable's value: shipped grids name checkpoint
   // locations (e.g. ${RUBERT_DIR}) that each user sets once.
-  std::string expand_env(const std::string& value, const YAML::Node& node, const std::string& path) const {
+  std::string expand_env(const std::string& value, const YAML::Node& node,
+                         const std::string& path) const {
     std::string out;
     size_t pos = 0;
     while (true) {
@@ -64,14 +65,18 @@ class SpecParser {
     Spec s;
     s.file = y_.file();
     auto root = y_.root();
-    if (!root.IsMap()) y_.fail(root, "", "an experiment file must be a mapping with experiment:, datasets:, teacher:, students:");
+    if (!root.IsMap())
+      y_.fail(
+          root, "",
+          "an experiment file must be a mapping with experiment:, datasets:, teacher:, students:");
     y_.check_keys(root, "", {"experiment", "datasets", "teacher", "logits", "students", "worker"});
     for (const char* required : {"experiment", "datasets", "teacher", "students"})
       if (!root[required]) y_.fail(root, required, "missing (required)");
 
     s.experiment = y_.get_string(root["experiment"], "experiment");
     if (!std::regex_match(s.experiment, name_re()))
-      y_.fail(root["experiment"], "experiment", "'" + s.experiment + "' is not a valid name (letters, digits, '_', '-', '.')");
+      y_.fail(root["experiment"], "experiment",
+              "'" + s.experiment + "' is not a valid name (letters, digits, '_', '-', '.')");
 
     s.data_root = resolve_data_root(opt_.data_dir);
     parse_datasets(root["datasets"], s);
@@ -117,10 +122,12 @@ class SpecParser {
       if (!std::regex_match(ds.name, name_re()))
         y_.fail(d["name"], at(path, "name"), "'" + ds.name + "' is not a valid name");
       for (auto& other : s.datasets)
-        if (other.name == ds.name) y_.fail(d["name"], at(path, "name"), "duplicate dataset name '" + ds.name + "'");
+        if (other.name == ds.name)
+          y_.fail(d["name"], at(path, "name"), "duplicate dataset name '" + ds.name + "'");
       ds.format = y_.get_string(d["format"], at(path, "format"));
       if (ds.format != "runne" && ds.format != "rurebus" && ds.format != "conll")
-        y_.fail(d["format"], at(path, "format"), "'" + ds.format + "' is not one of: runne, rurebus, conll");
+        y_.fail(d["format"], at(path, "format"),
+                "'" + ds.format + "' is not one of: runne, rurebus, conll");
       for (const char* split : {"train", "dev", "test"}) {
         if (!d[split]) continue;
         auto node = d[split];
@@ -136,9 +143,10 @@ class SpecParser {
           std::string rel = expand_env(y_.get_string(f, spath), f, spath);
           std::string abs = rel[0] == '/' ? rel : s.data_root + "/" + rel;
           if (opt_.check_data_files && !file_exists(abs))
-            y_.fail(f, spath, "file not found: " + abs + " (data root " + s.data_root +
-                                  "; get the data with `kdx data fetch " + ds.format +
-                                  "`, or set --data-dir / KDX_DATA_DIR)");
+            y_.fail(f, spath,
+                    "file not found: " + abs + " (data root " + s.data_root +
+                        "; get the data with `kdx data fetch " + ds.format +
+                        "`, or set --data-dir / KDX_DATA_DIR)");
           ds.splits[split].push_back(rel);
           ds.resolved_splits[split].push_back(abs);
         }
@@ -156,11 +164,11 @@ class SpecParser {
         t.resources = parse_resources(it->second, path);
       } else if (key == "checkpoint") {
         t.checkpoint = absolute(expand_env(y_.get_string(it->second, path), it->second, path));
-        if (!is_dir(t.checkpoint))
-          y_.fail(it->second, path, "not a directory: " + t.checkpoint);
+        if (!is_dir(t.checkpoint)) y_.fail(it->second, path, "not a directory: " + t.checkpoint);
       } else if (!find_param(teacher_params(), key)) {
-        y_.fail(it->first, path, "unknown key (expected one of: checkpoint, resources, " +
-                                     known_names(teacher_params()) + ")");
+        y_.fail(it->first, path,
+                "unknown key (expected one of: checkpoint, resources, " +
+                    known_names(teacher_params()) + ")");
       } else {
         auto v = check(it->second, path, teacher_params(), key);
         if (key == "init_from") {
@@ -176,8 +184,10 @@ class SpecParser {
   std::vector<nlohmann::json> values_of(const YAML::Node& list, const std::string& path,
                                         const std::string& key) {
     if (!list.IsSequence())
-      y_.fail(list, path, "expected a list of values, got a single value (write [" +
-                              (list.IsScalar() ? list.Scalar() : std::string("...")) + "] or move it to fixed:)");
+      y_.fail(list, path,
+              "expected a list of values, got a single value (write [" +
+                  (list.IsScalar() ? list.Scalar() : std::string("...")) +
+                  "] or move it to fixed:)");
     if (list.size() == 0) y_.fail(list, path, "empty list: the grid would have no runs");
     std::vector<nlohmann::json> out;
     for (size_t i = 0; i < list.size(); ++i)
@@ -192,7 +202,8 @@ class SpecParser {
       std::string key = it->first.as<std::string>();
       std::string kpath = at(path, key);
       if (!find_param(student_params(), key))
-        y_.fail(it->first, kpath, "unknown parameter (expected one of: " + known_names(student_params()) + ")");
+        y_.fail(it->first, kpath,
+                "unknown parameter (expected one of: " + known_names(student_params()) + ")");
       axes.push_back({key, values_of(it->second, kpath, key), y_.where(it->first)});
     }
     return axes;
@@ -205,7 +216,8 @@ class SpecParser {
       std::string key = it->first.as<std::string>();
       std::string kpath = at(path, key);
       if (!find_param(student_params(), key))
-        y_.fail(it->first, kpath, "unknown parameter (expected one of: " + known_names(student_params()) + ")");
+        y_.fail(it->first, kpath,
+                "unknown parameter (expected one of: " + known_names(student_params()) + ")");
       if (lists_allowed && it->second.IsSequence()) {
         point[key] = nlohmann::json(values_of(it->second, kpath, key));
       } else {
@@ -230,10 +242,14 @@ class SpecParser {
       std::string key = it->first.as<std::string>();
       std::string kpath = at(path, "params." + key);
       const ParamDef* def = find_param(student_params(), key);
-      if (!def) y_.fail(it->first, kpath, "unknown parameter (expected one of: " + known_names(student_params()) + ")");
+      if (!def)
+        y_.fail(it->first, kpath,
+                "unknown parameter (expected one of: " + known_names(student_params()) + ")");
       auto dn = it->second;
       if (!dn.IsMap() || dn.size() != 1)
-        y_.fail(dn, kpath, "expected one of {choice: [...]}, {uniform: [lo, hi]}, {loguniform: [lo, hi]}, {int: [lo, hi]}");
+        y_.fail(dn, kpath,
+                "expected one of {choice: [...]}, {uniform: [lo, hi]}, {loguniform: [lo, hi]}, "
+                "{int: [lo, hi]}");
       Distribution d;
       d.kind = dn.begin()->first.as<std::string>();
       auto args = dn.begin()->second;
@@ -245,17 +261,20 @@ class SpecParser {
         for (auto&& a : args) d.args.push_back(y_.to_json(a, apath));
         bool ints = d.kind == "int";
         for (auto& a : d.args)
-          if (ints ? !a.is_number_integer() : !a.is_number()) y_.fail(args, apath, ints ? "bounds must be integers" : "bounds must be numbers");
+          if (ints ? !a.is_number_integer() : !a.is_number())
+            y_.fail(args, apath, ints ? "bounds must be integers" : "bounds must be numbers");
         double lo = d.args[0].get<double>(), hi = d.args[1].get<double>();
         if (ints ? lo > hi : lo >= hi) y_.fail(args, apath, "low must be below high");
-        if (d.kind == "loguniform" && lo <= 0) y_.fail(args, apath, "loguniform bounds must be positive");
+        if (d.kind == "loguniform" && lo <= 0)
+          y_.fail(args, apath, "loguniform bounds must be positive");
         ParamType want = def->type;
         if (ints && want != ParamType::Int && want != ParamType::Float)
           y_.fail(args, apath, "parameter is " + type_name(want) + ", not a number");
         if (!ints && want != ParamType::Float)
           y_.fail(args, apath, "parameter is " + type_name(want) + ": use choice: or int:");
       } else {
-        y_.fail(dn.begin()->first, apath, "unknown distribution (expected choice, uniform, loguniform, int)");
+        y_.fail(dn.begin()->first, apath,
+                "unknown distribution (expected choice, uniform, loguniform, int)");
       }
       r.params.emplace_back(key, d);
     }
@@ -264,16 +283,18 @@ class SpecParser {
   void parse_students(const YAML::Node& n, Spec& s) {
     StudentSpec& st = s.students;
     y_.expect_map(n, "students");
-    y_.check_keys(n, "students", {"fixed", "grid", "zip", "exclude", "include", "random", "resources"});
+    y_.check_keys(n, "students",
+                  {"fixed", "grid", "zip", "exclude", "include", "random", "resources"});
     if (n["fixed"]) st.fixed = parse_point(n["fixed"], "students.fixed", false);
     if (n["grid"]) st.grid = parse_axes(n["grid"], "students.grid");
     if (n["zip"]) {
       st.zip = parse_axes(n["zip"], "students.zip");
       for (auto& a : st.zip)
         if (a.values.size() != st.zip[0].values.size())
-          throw_at(a.loc, "students.zip." + a.key + ": has " + std::to_string(a.values.size()) +
-                              " values but students.zip." + st.zip[0].key + " has " +
-                              std::to_string(st.zip[0].values.size()) + " (zip advances lists together)",
+          throw_at(a.loc,
+                   "students.zip." + a.key + ": has " + std::to_string(a.values.size()) +
+                       " values but students.zip." + st.zip[0].key + " has " +
+                       std::to_string(st.zip[0].values.size()) + " (zip advances lists together)",
                    &y_.text());
     }
     for (const char* key : {"exclude", "include"}) {
@@ -289,21 +310,26 @@ class SpecParser {
     if (n["random"]) parse_random(n["random"], st.random);
     if (n["resources"]) st.resources = parse_resources(n["resources"], "students.resources");
     // Dataset names used in the grid must exist.
-    auto check_dataset = [&](const nlohmann::json& v, const YAML::Node& node, const std::string& path) {
+    auto check_dataset = [&](const nlohmann::json& v, const YAML::Node& node,
+                             const std::string& path) {
       for (auto& d : s.datasets)
         if (d.name == v.get<std::string>()) return;
       y_.fail(node, path, "unknown dataset '" + v.get<std::string>() + "' (not in datasets:)");
     };
-    if (st.fixed.contains("dataset")) check_dataset(st.fixed["dataset"], n["fixed"]["dataset"], "students.fixed.dataset");
+    if (st.fixed.contains("dataset"))
+      check_dataset(st.fixed["dataset"], n["fixed"]["dataset"], "students.fixed.dataset");
     for (auto& a : st.grid)
       if (a.key == "dataset")
         for (size_t i = 0; i < a.values.size(); ++i)
-          check_dataset(a.values[i], n["grid"]["dataset"][i], "students.grid.dataset[" + std::to_string(i) + "]");
+          check_dataset(a.values[i], n["grid"]["dataset"][i],
+                        "students.grid.dataset[" + std::to_string(i) + "]");
   }
 
   Resources parse_resources(const YAML::Node& n, const std::string& path) {
     y_.expect_map(n, path);
-    y_.check_keys(n, path, {"nodes", "gpus_per_node", "cpus", "mem", "time", "partition", "account", "qos", "array_throttle"});
+    y_.check_keys(n, path,
+                  {"nodes", "gpus_per_node", "cpus", "mem", "time", "partition", "account", "qos",
+                   "array_throttle"});
     Resources r;
     auto positive = [&](const char* key, int& out, int min) {
       if (!n[key]) return;
@@ -317,18 +343,22 @@ class SpecParser {
     positive("array_throttle", r.array_throttle, 0);
     if (n["mem"]) {
       r.mem = y_.get_string(n["mem"], at(path, "mem"));
-      if (parse_mem_mb(r.mem) < 0) y_.fail(n["mem"], at(path, "mem"), "'" + r.mem + "' is not a memory size (e.g. 500M, 4G)");
+      if (parse_mem_mb(r.mem) < 0)
+        y_.fail(n["mem"], at(path, "mem"), "'" + r.mem + "' is not a memory size (e.g. 500M, 4G)");
     }
     if (n["time"]) {
       r.time = y_.get_string(n["time"], at(path, "time"));
       if (parse_time_limit(r.time) <= 0)
-        y_.fail(n["time"], at(path, "time"), "'" + r.time + "' is not a time limit (MM, HH:MM:SS, D-HH:MM:SS)");
+        y_.fail(n["time"], at(path, "time"),
+                "'" + r.time + "' is not a time limit (MM, HH:MM:SS, D-HH:MM:SS)");
     }
-    for (auto [key, out] : {std::pair{"partition", &r.partition}, {"account", &r.account}, {"qos", &r.qos}}) {
+    for (auto [key, out] :
+         {std::pair{"partition", &r.partition}, {"account", &r.account}, {"qos", &r.qos}}) {
       if (!n[key]) continue;
       *out = y_.get_string(n[key], at(path, key));
       if (!valid_slurm_name(*out))
-        y_.fail(n[key], at(path, key), "'" + *out + "' may only hold letters, digits, '_', '-', '.', ','");
+        y_.fail(n[key], at(path, key),
+                "'" + *out + "' may only hold letters, digits, '_', '-', '.', ','");
     }
     return r;
   }
@@ -337,22 +367,27 @@ class SpecParser {
     y_.expect_map(n, "worker");
     y_.check_keys(n, "worker", {"command", "env", "setup", "sbatch_template"});
     if (n["sbatch_template"]) {
-      w.sbatch_template = absolute(expand_env(y_.get_string(n["sbatch_template"], "worker.sbatch_template"),
-                                              n["sbatch_template"], "worker.sbatch_template"));
-      if (!file_exists(w.sbatch_template)) y_.fail(n["sbatch_template"], "worker.sbatch_template", "file not found: " + w.sbatch_template);
+      w.sbatch_template =
+          absolute(expand_env(y_.get_string(n["sbatch_template"], "worker.sbatch_template"),
+                              n["sbatch_template"], "worker.sbatch_template"));
+      if (!file_exists(w.sbatch_template))
+        y_.fail(n["sbatch_template"], "worker.sbatch_template",
+                "file not found: " + w.sbatch_template);
     }
     if (n["command"]) {
       y_.expect_seq(n["command"], "worker.command");
       if (n["command"].size() == 0) y_.fail(n["command"], "worker.command", "empty command");
       for (size_t i = 0; i < n["command"].size(); ++i)
-        w.command.push_back(y_.get_string(n["command"][i], "worker.command[" + std::to_string(i) + "]"));
+        w.command.push_back(
+            y_.get_string(n["command"][i], "worker.command[" + std::to_string(i) + "]"));
     }
     if (n["env"]) {
       y_.expect_map(n["env"], "worker.env");
       static const std::regex var("[A-Za-z_][A-Za-z0-9_]*");
       for (auto it = n["env"].begin(); it != n["env"].end(); ++it) {
         std::string k = it->first.as<std::string>();
-        if (!std::regex_match(k, var)) y_.fail(it->first, "worker.env." + k, "not a valid variable name");
+        if (!std::regex_match(k, var))
+          y_.fail(it->first, "worker.env." + k, "not a valid variable name");
         w.env[k] = y_.get_string(it->second, "worker.env." + k);
       }
     }
@@ -377,7 +412,8 @@ std::string resolve_data_root(const std::string& data_dir_option) {
   return absolute("data");
 }
 
-Spec parse_spec_text(const std::string& text, const std::string& file_name, const SpecOptions& options) {
+Spec parse_spec_text(const std::string& text, const std::string& file_name,
+                     const SpecOptions& options) {
   YamlReader y(file_name, text);
   return SpecParser(y, options).parse();
 }

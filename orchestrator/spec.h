@@ -3,10 +3,9 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "orchestrator/resources.h"
@@ -87,7 +86,8 @@ Spec parse_spec(const std::string& path, const SpecOptions& options = {});
 Spec parse_spec_text(const std::string& text, const std::string& file_name,
                      const SpecOptions& options = {});
 
-// The data root: --data-dir, else $KDX_DATA_DIR, else the first of ../shared/data, data/ that exists.
+// The data root: --data-dir, else $KDX_DATA_DIR, else the first of ../shared/data, data/ that
+// exists.
 std::string resolve_data_root(const std::string& data_dir_option);
 
 }  // namespace kdx

@@ -97,27 +97,30 @@ nlohmann::json status_json(const std::vector<StatusRow>& rows) {
 nlohmann::json show_json(Registry& reg, const RunRecord& r) {
   auto attempts = nlohmann::json::array();
   for (auto& a : reg.attempts(r.id)) {
-    attempts.push_back({{"number", a.number},
-                        {"executor", a.executor},
-                        {"job_id", a.job_id},
-                        {"pid", a.pid},
-                        {"host", a.host},
-                        {"state", a.state},
-                        {"raw_state", a.raw_state},
-                        {"reason", a.reason},
-                        {"exit_code", a.exit_code ? nlohmann::json(*a.exit_code) : nlohmann::json()},
-                        {"start_time", a.start_time},
-                        {"end_time", a.end_time},
-                        {"elapsed_s", a.elapsed_s},
-                        {"stdout", attempt_log(r.run_dir, a.number, "out")},
-                        {"stderr", attempt_log(r.run_dir, a.number, "err")}});
+    attempts.push_back(
+        {{"number", a.number},
+         {"executor", a.executor},
+         {"job_id", a.job_id},
+         {"pid", a.pid},
+         {"host", a.host},
+         {"state", a.state},
+         {"raw_state", a.raw_state},
+         {"reason", a.reason},
+         {"exit_code", a.exit_code ? nlohmann::json(*a.exit_code) : nlohmann::json()},
+         {"start_time", a.start_time},
+         {"end_time", a.end_time},
+         {"elapsed_s", a.elapsed_s},
+         {"stdout", attempt_log(r.run_dir, a.number, "out")},
+         {"stderr", attempt_log(r.run_dir, a.number, "err")}});
   }
   nlohmann::json metrics = nlohmann::json::object();
   for (auto& [k, v] : reg.metrics(r.id)) metrics[k] = v;
-  return {{"id", r.id},         {"experiment", r.experiment}, {"stage", r.stage},
-          {"dataset", r.dataset}, {"state", r.state},         {"raw_state", r.raw_state},
-          {"reason", r.reason}, {"deps", r.deps},             {"run_dir", r.run_dir},
-          {"config", r.config}, {"attempts", attempts},       {"metrics", metrics}};
+  return {{"id", r.id},           {"experiment", r.experiment},
+          {"stage", r.stage},     {"dataset", r.dataset},
+          {"state", r.state},     {"raw_state", r.raw_state},
+          {"reason", r.reason},   {"deps", r.deps},
+          {"run_dir", r.run_dir}, {"config", r.config},
+          {"attempts", attempts}, {"metrics", metrics}};
 }
 
 std::string render_show(Registry& reg, const RunRecord& r) {
@@ -139,7 +142,8 @@ std::string render_show(Registry& reg, const RunRecord& r) {
     if (a["pid"].get<long>() > 0) out += " pid " + a["pid"].dump();
     out += " " + format_duration(a["elapsed_s"].get<double>());
     if (!a["reason"].get<std::string>().empty()) out += " - " + a["reason"].get<std::string>();
-    out += "\n    stdout " + a["stdout"].get<std::string>() + "\n    stderr " + a["stderr"].get<std::string>() + "\n";
+    out += "\n    stdout " + a["stdout"].get<std::string>() + "\n    stderr " +
+           a["stderr"].get<std::string>() + "\n";
   }
   out += "metrics\n";
   if (j["metrics"].empty()) out += "  (none yet)\n";

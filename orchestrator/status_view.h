@@ -1,10 +1,9 @@
 // What `kdx status` and `kdx show` print: one row per run, or one run in full.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "orchestrator/registry.h"
 

@@ -11,10 +11,7 @@
 #include "orchestrator/run_state.h"
 
 namespace kdx {
-namespace {
-
-
-}  // namespace
+namespace {}  // namespace
 
 void materialize_run(const RunRecord& run, bool durable) {
   make_dirs(run.run_dir + "/logs");
@@ -23,7 +20,9 @@ void materialize_run(const RunRecord& run, bool durable) {
 
 nlohmann::json full_run_json(const PlannedRun& run, const Spec& spec) {
   nlohmann::json j = make_run_json(run, spec);
-  j["worker"] = {{"command", spec.worker.command}, {"env", spec.worker.env}, {"setup", spec.worker.setup},
+  j["worker"] = {{"command", spec.worker.command},
+                 {"env", spec.worker.env},
+                 {"setup", spec.worker.setup},
                  {"sbatch_template", spec.worker.sbatch_template}};
   return j;
 }
@@ -47,9 +46,12 @@ SubmitSummary register_plan(Registry& reg, const Plan& plan, const Spec& spec,
     ++seq;
     auto existing = reg.run(p.id);
     if (existing) {
-      if (existing->state == state::kCompleted) ++sum.completed;
-      else if (state::is_active(existing->state)) ++sum.active;
-      else ++sum.failed;
+      if (existing->state == state::kCompleted)
+        ++sum.completed;
+      else if (state::is_active(existing->state))
+        ++sum.active;
+      else
+        ++sum.failed;
       continue;
     }
     RunRecord r;

@@ -32,11 +32,16 @@ namespace {
 
 std::string kind_of(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Null: return "nothing";
-    default: return "an undefined value";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Null:
+      return "nothing";
+    default:
+      return "an undefined value";
   }
 }
 
@@ -105,7 +110,8 @@ nlohmann::json YamlReader::to_json(const YAML::Node& node, const std::string& pa
         if (errno == 0 && end && *end == '\0') return ll;
         errno = 0;
         double d = std::strtod(s.c_str(), &end);
-        bool numeric_start = (s[0] >= '0' && s[0] <= '9') || s[0] == '-' || s[0] == '+' || s[0] == '.';
+        bool numeric_start =
+            (s[0] >= '0' && s[0] <= '9') || s[0] == '-' || s[0] == '+' || s[0] == '.';
         if (errno == 0 && end && *end == '\0' && numeric_start) return d;
       }
       return s;

@@ -2,11 +2,11 @@
 // "file:line:col: key.path: message" plus the offending line.
 #pragma once
 
-#include <string>
-#include <vector>
+#include <yaml-cpp/yaml.h>
 
 #include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
+#include <string>
+#include <vector>
 
 #include "common/error.h"
 

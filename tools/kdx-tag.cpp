@@ -19,7 +19,9 @@ int main(int argc, char** argv) {
     auto text = kdx::data::decode_utf8(in.str(), "stdin");
     for (auto& e : kdx::training::tag_text(model, text))
       std::cout << e.start << "\t" << e.end << "\t" << e.type << "\t"
-                << kdx::data::encode_utf8(text.substr(static_cast<size_t>(e.start), static_cast<size_t>(e.end - e.start))) << "\n";
+                << kdx::data::encode_utf8(text.substr(static_cast<size_t>(e.start),
+                                                      static_cast<size_t>(e.end - e.start)))
+                << "\n";
   } catch (const std::exception& e) {
     std::cerr << "kdx-tag: error: " << e.what() << "\n";
     return 1;

@@ -1,13 +1,13 @@
 #include "workers/worker_cli.h"
 
+#include <torch/torch.h>
+
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <thread>
-
-#include <CLI/CLI.hpp>
-#include <torch/torch.h>
 
 #include "common/error.h"
 #include "workers/distributed/launcher.h"
@@ -20,7 +20,9 @@
 namespace kdx {
 namespace {
 
-void on_signal(int sig) { training::g_stop_signal.store(sig); }
+void on_signal(int sig) {
+  training::g_stop_signal.store(sig);
+}
 
 // Which BLAS this process really runs: the library mapped into it, not what the build hoped for.
 std::string blas_in_use() {
@@ -39,7 +41,8 @@ std::string blas_in_use() {
 
 int threads_from(int option, int cpus) {
   if (option > 0) return option;
-  if (const char* omp = std::getenv("OMP_NUM_THREADS"); omp && std::atoi(omp) > 0) return std::atoi(omp);
+  if (const char* omp = std::getenv("OMP_NUM_THREADS"); omp && std::atoi(omp) > 0)
+    return std::atoi(omp);
   if (cpus > 1) return cpus;
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
@@ -47,17 +50,24 @@ int threads_from(int option, int cpus) {
 }  // namespace
 
 int worker_main(int argc, char** argv) {
-  CLI::App app{"kdx-worker: trains one kdx run (teacher, teacher-logits cache or student) from its run.json"};
+  CLI::App app{
+      "kdx-worker: trains one kdx run (teacher, teacher-logits cache or student) from its "
+      "run.json"};
   std::string spec_path;
   int threads = 0, nproc = 1, latency_runs = 20;
   bool quiet = false, no_latency = false;
   app.add_option("--spec", spec_path, "the run's run.json (written by kdx)");
-  app.add_option("--threads", threads, "intra-op threads per rank (default: $OMP_NUM_THREADS, else all cores)");
-  app.add_option("--nproc", nproc, "start N data-parallel ranks on this machine (Gloo), like torchrun")->check(CLI::PositiveNumber);
-  app.add_option("--latency-runs", latency_runs, "timed calls per CPU latency measurement")->capture_default_str();
+  app.add_option("--threads", threads,
+                 "intra-op threads per rank (default: $OMP_NUM_THREADS, else all cores)");
+  app.add_option("--nproc", nproc,
+                 "start N data-parallel ranks on this machine (Gloo), like torchrun")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--latency-runs", latency_runs, "timed calls per CPU latency measurement")
+      ->capture_default_str();
   app.add_flag("--no-latency", no_latency, "skip the CPU latency measurement");
   app.add_flag("--quiet", quiet, "no progress output");
-  auto* exp = app.add_subcommand("export", "Write a finished student (or teacher) as a self-contained model directory");
+  auto* exp = app.add_subcommand(
+      "export", "Write a finished student (or teacher) as a self-contained model directory");
   std::string run_dir, out_dir;
   exp->add_option("--run", run_dir, "the finished run's directory")->required();
   exp->add_option("--out", out_dir, "where to write it (default: RUN/export)");
@@ -84,8 +94,9 @@ int worker_main(int argc, char** argv) {
     int n = threads_from(threads, spec.cpus);
     torch::set_num_threads(n);
     if (reducer->rank == 0 && !quiet)
-      std::fprintf(stderr, "kdx-worker: run %s stage %s, rank %d/%d (%s), %d threads, BLAS %s\n", spec.id.c_str(),
-                   spec.stage.c_str(), reducer->rank, reducer->world, reducer->backend.c_str(), n, blas_in_use().c_str());
+      std::fprintf(stderr, "kdx-worker: run %s stage %s, rank %d/%d (%s), %d threads, BLAS %s\n",
+                   spec.id.c_str(), spec.stage.c_str(), reducer->rank, reducer->world,
+                   reducer->backend.c_str(), n, blas_in_use().c_str());
     training::StageOptions so;
     so.latency_runs = latency_runs;
     so.measure_latency = !no_latency;
@@ -93,18 +104,23 @@ int worker_main(int argc, char** argv) {
     training::run_stage(spec, *reducer, so);
     return 0;
   } catch (const training::StopRequested& e) {
-    std::fprintf(stderr, "kdx-worker: %s; checkpoint written, exiting so the run can resume\n", e.what());
+    std::fprintf(stderr, "kdx-worker: %s; checkpoint written, exiting so the run can resume\n",
+                 e.what());
     return 128 + e.signal;
   } catch (const Error& e) {
     std::fprintf(stderr, "kdx-worker: error: %s\n", e.what());
     return 1;
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
-    bool oom = what.find("alloc") != std::string::npos || what.find("out of memory") != std::string::npos;
-    std::fprintf(stderr, "kdx-worker: error: %s%s\n", oom ? "out of memory: " : "LibTorch: ", what.c_str());
+    bool oom =
+        what.find("alloc") != std::string::npos || what.find("out of memory") != std::string::npos;
+    std::fprintf(stderr, "kdx-worker: error: %s%s\n",
+                 oom ? "out of memory: " : "LibTorch: ", what.c_str());
     return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "kdx-worker: error: out of memory (lower batch_size or window, or ask for more mem)\n");
+    std::fprintf(
+        stderr,
+        "kdx-worker: error: out of memory (lower batch_size or window, or ask for more mem)\n");
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kdx-worker: error: %s\n", e.what());

@@ -34,13 +34,16 @@ TEST(AtomicFile, UnwritableDirectoryIsAClearError) {
     AtomicFile f("/nonexistent-dir/result.json");
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("cannot create /nonexistent-dir/result.json.tmp."), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cannot create /nonexistent-dir/result.json.tmp."),
+              std::string::npos)
+        << e.what();
   }
 }
 
 TEST(SourceError, FormatsFileLineColumnAndCaret) {
   std::string text = "a: 1\nbad: [x\n";
-  EXPECT_EQ(format_source_error({"f.yaml", 2, 6}, "boom", &text), "f.yaml:2:6: boom\n  bad: [x\n       ^");
+  EXPECT_EQ(format_source_error({"f.yaml", 2, 6}, "boom", &text),
+            "f.yaml:2:6: boom\n  bad: [x\n       ^");
 }
 
 }  // namespace

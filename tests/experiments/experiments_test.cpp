@@ -24,16 +24,21 @@ TEST(Experiments, SmokeEndToEndFromSubmitToReport) {
   ASSERT_FALSE(data.empty());
   test::TempDir dir;
   std::string yaml = read_file(KDX_SOURCE_DIR "/experiments/smoke.yaml");
-  yaml = replace_once(yaml, "  epochs: 8\n", "  epochs: 1\n  max_train_docs: 16\n  max_test_docs: 4\n");
-  yaml = replace_once(yaml, "  hidden: 128\n  heads: 4\n  ffn: 256\n", "  hidden: 32\n  heads: 2\n  ffn: 64\n");
+  yaml = replace_once(yaml, "  epochs: 8\n",
+                      "  epochs: 1\n  max_train_docs: 16\n  max_test_docs: 4\n");
+  yaml = replace_once(yaml, "  hidden: 128\n  heads: 4\n  ffn: 256\n",
+                      "  hidden: 32\n  heads: 2\n  ffn: 64\n");
   yaml = replace_once(yaml, "fixed: {epochs: 6,", "fixed: {epochs: 1, max_test_docs: 4,");
   yaml = replace_once(yaml, "hidden: [64, 128]", "hidden: [8, 16]");
   dir.write("smoke.yaml", yaml);
   std::vector<std::string> env = {"KDX_DATA_DIR=" + data, "OMP_NUM_THREADS=1"};
-  auto r = test::run_command({KDX_BIN, "submit", "smoke.yaml", "--executor", "local", "--jobs", "2", "--wait"}, dir.path(), env);
+  auto r = test::run_command(
+      {KDX_BIN, "submit", "smoke.yaml", "--executor", "local", "--jobs", "2", "--wait"}, dir.path(),
+      env);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("14 runs: 14 COMPLETED"), std::string::npos) << r.out;
-  auto rep = test::run_command({KDX_BIN, "report", "-e", "smoke", "--out", "results"}, dir.path(), env);
+  auto rep =
+      test::run_command({KDX_BIN, "report", "-e", "smoke", "--out", "results"}, dir.path(), env);
   ASSERT_EQ(rep.exit_code, 0) << rep.err;
   // The paper's table: teacher row, 12 student configurations, KD against scratch.
   EXPECT_NE(rep.out.find("| teacher (bert) | 32 | 2 |"), std::string::npos) << rep.out;
@@ -63,18 +68,25 @@ TEST(Experiments, FullGridsPlanWithAHuggingFaceCheckpoint) {
   models::BertTaggerImpl t(c, 1, 3);
   models::save_hf_checkpoint(t, dir.file("rubert"));
   dir.write("rubert/vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nа\n");
-  for (auto [file, dataset] : {std::pair{"runne_grid.yaml", "runne"}, {"rurebus_grid.yaml", "rurebus"}}) {
-    auto r = test::run_command({KDX_BIN, "submit", KDX_SOURCE_DIR "/experiments/" + std::string(file), "--dry-run"}, dir.path(),
-                               {"KDX_DATA_DIR=" + data, "RUBERT_DIR=" + dir.file("rubert")});
+  for (auto [file, dataset] :
+       {std::pair{"runne_grid.yaml", "runne"}, {"rurebus_grid.yaml", "rurebus"}}) {
+    auto r = test::run_command(
+        {KDX_BIN, "submit", KDX_SOURCE_DIR "/experiments/" + std::string(file), "--dry-run"},
+        dir.path(), {"KDX_DATA_DIR=" + data, "RUBERT_DIR=" + dir.file("rubert")});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     // 3 archs x 3 sizes x 2 depths x 3 loss weights x 3 seeds.
-    EXPECT_NE(r.out.find("  " + std::string(dataset) + ": 1 teacher 1 logits 162 student\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("  " + std::string(dataset) + ": 1 teacher 1 logits 162 student\n"),
+              std::string::npos)
+        << r.out;
     EXPECT_NE(r.out.find("gpu"), std::string::npos);
   }
-  auto unset = test::run_command({KDX_BIN, "submit", KDX_SOURCE_DIR "/experiments/runne_grid.yaml", "--dry-run"}, dir.path(),
-                                 {"KDX_DATA_DIR=" + data, "RUBERT_DIR="});
+  auto unset = test::run_command(
+      {KDX_BIN, "submit", KDX_SOURCE_DIR "/experiments/runne_grid.yaml", "--dry-run"}, dir.path(),
+      {"KDX_DATA_DIR=" + data, "RUBERT_DIR="});
   EXPECT_EQ(unset.exit_code, 2);
-  EXPECT_NE(unset.err.find("teacher.init_from: environment variable RUBERT_DIR is not set"), std::string::npos) << unset.err;
+  EXPECT_NE(unset.err.find("teacher.init_from: environment variable RUBERT_DIR is not set"),
+            std::string::npos)
+      << unset.err;
 }
 
 }  // namespace

@@ -19,14 +19,19 @@ class CliTest : public ::testing::Test {
   std::string experiment(const std::string& students, const std::string& teacher = "{hidden: 16}") {
     return dir_.write("exp.yaml",
                       "experiment: cli\n"
-                      "datasets: [{name: runne, format: runne, train: runne/train.jsonl, test: runne/test.jsonl}]\n"
-                      "teacher: " + teacher + "\n"
-                      "students:\n" + students +
-                      "worker: {command: ['" TOY_WORKER_BIN "', '--spec', '{run_json}']}\n");
+                      "datasets: [{name: runne, format: runne, train: runne/train.jsonl, test: "
+                      "runne/test.jsonl}]\n"
+                      "teacher: " +
+                          teacher +
+                          "\n"
+                          "students:\n" +
+                          students +
+                          "worker: {command: ['" TOY_WORKER_BIN "', '--spec', '{run_json}']}\n");
   }
   test::CommandResult kdx(std::vector<std::string> args) {
     args.insert(args.begin(), KDX_BIN);
-    return test::run_command(args, dir_.path(), {"KDX_DATA_DIR=" + dir_.file("data"), "KDX_TOY_SLEEP_MS=10"});
+    return test::run_command(args, dir_.path(),
+                             {"KDX_DATA_DIR=" + dir_.file("data"), "KDX_TOY_SLEEP_MS=10"});
   }
   nlohmann::json status_json() {
     auto r = kdx({"status", "--json"});
@@ -42,7 +47,9 @@ TEST_F(CliTest, DryRunPrintsPlanAndSubmitsNothing) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("  runne: 1 teacher 1 logits 4 student\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("6 runs planned; nothing submitted (--dry-run)"), std::string::npos);
-  EXPECT_NE(r.out.find("RUN           STAGE    DATASET  ARCH  HIDDEN  LAYERS  LOSS"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("RUN           STAGE    DATASET  ARCH  HIDDEN  LAYERS  LOSS"),
+            std::string::npos)
+      << r.out;
   EXPECT_FALSE(test::file_exists(dir_.file("results/registry.sqlite")));
 }
 
@@ -50,8 +57,11 @@ TEST_F(CliTest, SubmitWaitThenResubmitCreatesNothing) {
   experiment("  grid: {hidden: [10, 30, 50], loss: [{kd_weight: 0}, {kd_weight: 1}]}\n");
   auto r = kdx({"submit", "exp.yaml", "--executor", "local", "--jobs", "2", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find("cli: 8 new runs, 0 already completed (skipped), 0 already pending/running"), std::string::npos) << r.out;
-  EXPECT_NE(r.err.find("[8/8 done: 8 ok, 0 failed; 0 running, 0 pending]"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("cli: 8 new runs, 0 already completed (skipped), 0 already pending/running"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.err.find("[8/8 done: 8 ok, 0 failed; 0 running, 0 pending]"), std::string::npos)
+      << r.err;
   auto rows = status_json();
   ASSERT_EQ(rows.size(), 8u);
   for (auto& row : rows) {
@@ -60,12 +70,14 @@ TEST_F(CliTest, SubmitWaitThenResubmitCreatesNothing) {
   }
   auto again = kdx({"submit", "exp.yaml", "--executor", "local", "--wait"});
   ASSERT_EQ(again.exit_code, 0);
-  EXPECT_EQ(again.out, "cli: 0 new runs, 8 already completed (skipped), 0 already pending/running\n");
+  EXPECT_EQ(again.out,
+            "cli: 0 new runs, 8 already completed (skipped), 0 already pending/running\n");
 
   // One new value: only the new student (and nothing upstream) is created.
   experiment("  grid: {hidden: [10, 30, 50, 70], loss: [{kd_weight: 0}, {kd_weight: 1}]}\n");
   auto more = kdx({"submit", "exp.yaml", "--wait"});
-  EXPECT_NE(more.out.find("cli: 2 new runs, 8 already completed (skipped)"), std::string::npos) << more.out;
+  EXPECT_NE(more.out.find("cli: 2 new runs, 8 already completed (skipped)"), std::string::npos)
+      << more.out;
   EXPECT_EQ(status_json().size(), 10u);
 
   auto text = kdx({"status"});
@@ -83,7 +95,8 @@ TEST_F(CliTest, FailedRunsAndResubmit) {
   experiment("  grid: {hidden: [10], seed: [1, 666]}\n");
   auto r = kdx({"submit", "exp.yaml", "--wait"});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_NE(r.out.find(" FAILED: exit code 3: toy worker: seed 666 is cursed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" FAILED: exit code 3: toy worker: seed 666 is cursed"), std::string::npos)
+      << r.out;
   auto again = kdx({"resubmit", "--failed", "--wait"});
   EXPECT_NE(again.out.find("resubmitted 1 run\n"), std::string::npos) << again.out;
   int failed_attempts = 0;
@@ -121,10 +134,13 @@ TEST_F(CliTest, BadInputLeavesRegistryUnchanged) {
   experiment("  grid: {hidden: [10]}\n");
   ASSERT_EQ(kdx({"submit", "exp.yaml", "--wait"}).exit_code, 0);
   std::string before = test::slurp(dir_.file("results/registry.sqlite"));
-  dir_.write("bad.yaml", "experiment: cli\ndatasets: [{name: runne, format: runne, train: runne/train.jsonl, test: nope.jsonl}]\nteacher: {}\nstudents: {}\n");
+  dir_.write("bad.yaml",
+             "experiment: cli\ndatasets: [{name: runne, format: runne, train: runne/train.jsonl, "
+             "test: nope.jsonl}]\nteacher: {}\nstudents: {}\n");
   auto r = kdx({"submit", "bad.yaml"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err.substr(0, 73), "kdx: error: bad.yaml:2:73: datasets[0].test: file not found: " + dir_.file("data").substr(0, 12));
+  EXPECT_EQ(r.err.substr(0, 73), "kdx: error: bad.yaml:2:73: datasets[0].test: file not found: " +
+                                     dir_.file("data").substr(0, 12));
   EXPECT_EQ(test::slurp(dir_.file("results/registry.sqlite")), before);
 }
 
@@ -133,9 +149,12 @@ TEST_F(CliTest, UnwritableRunDirectoryIsAnErrorAndNothingIsRegistered) {
   dir_.write("results/runs", "a file where the runs directory should be");
   auto r = kdx({"submit", "exp.yaml", "--wait"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err, "kdx: error: cannot create directory " + dir_.file("results/runs/cli") + ": Not a directory\n");
+  EXPECT_EQ(r.err, "kdx: error: cannot create directory " + dir_.file("results/runs/cli") +
+                       ": Not a directory\n");
   auto s = kdx({"status"});
-  EXPECT_EQ(s.out, "no runs in results/registry.sqlite (submit one with: kdx submit experiments/smoke.yaml)\n");
+  EXPECT_EQ(
+      s.out,
+      "no runs in results/registry.sqlite (submit one with: kdx submit experiments/smoke.yaml)\n");
 }
 
 TEST_F(CliTest, UnknownExperimentAndRun) {

@@ -34,7 +34,8 @@ TEST_F(CommandsTest, EvalRunneMatchesTheDefinition) {
     if (line.empty()) continue;
     auto j = nlohmann::json::parse(line);
     std::set<std::tuple<int, int, std::string>> g, p;
-    for (auto& e : j["ners"]) g.insert(std::make_tuple(e[0].get<int>(), e[1].get<int>(), e[2].get<std::string>()));
+    for (auto& e : j["ners"])
+      g.insert(std::make_tuple(e[0].get<int>(), e[1].get<int>(), e[2].get<std::string>()));
     int i = 0;
     auto out = nlohmann::json::array();
     for (auto& [s, e, t] : g) {
@@ -57,8 +58,8 @@ TEST_F(CommandsTest, EvalRunneMatchesTheDefinition) {
     pred += nlohmann::json{{"id", j["id"]}, {"ners", out}}.dump() + "\n";
   }
   dir_.write("pred.jsonl", pred);
-  auto r = kdx({"eval", "--format", "runne", "--gold", root_ + "/runne/test_with_answers.jsonl", "--pred",
-                dir_.file("pred.jsonl"), "--json"});
+  auto r = kdx({"eval", "--format", "runne", "--gold", root_ + "/runne/test_with_answers.jsonl",
+                "--pred", dir_.file("pred.jsonl"), "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto s = nlohmann::json::parse(r.out);
   double R = static_cast<double>(tp) / (tp + fn), P = static_cast<double>(tp) / (tp + fp);
@@ -70,28 +71,32 @@ TEST_F(CommandsTest, EvalRunneMatchesTheDefinition) {
   for (auto& [t, c] : per_type) {
     double r = c[0] ? double(c[0]) / (c[0] + c[2]) : 0, p = c[0] ? double(c[0]) / (c[0] + c[1]) : 0;
     double f = p == 0 ? 0 : 2 * r * p / (r + p);
-    if (t == "DISEASE" || t == "PENALTY" || t == "WORK_OF_ART") few += f;
-    else if (c[0] + c[2] > 0) sum += f, ++n;
+    if (t == "DISEASE" || t == "PENALTY" || t == "WORK_OF_ART")
+      few += f;
+    else if (c[0] + c[2] > 0)
+      sum += f, ++n;
   }
   EXPECT_NEAR(s["macro_f1"].get<double>(), sum / n, 1e-9);
   EXPECT_NEAR(s["macro_f1_few_shot"].get<double>(), few / 3, 1e-9);
 
-  auto text = kdx({"eval", "--format", "runne", "--gold", root_ + "/runne/test_with_answers.jsonl", "--pred",
-                   root_ + "/runne/test_with_answers.jsonl"});
+  auto text = kdx({"eval", "--format", "runne", "--gold", root_ + "/runne/test_with_answers.jsonl",
+                   "--pred", root_ + "/runne/test_with_answers.jsonl"});
   EXPECT_NE(text.out.find("Mention F1: 100.00%\n"), std::string::npos) << text.out;
 }
 
 TEST_F(CommandsTest, EvalRejectsBadPredictions) {
   dir_.write("short.jsonl", "{\"id\": 0, \"ners\": []}\n");
-  auto r = kdx({"eval", "--format", "runne", "--gold", root_ + "/runne/test_with_answers.jsonl", "--pred",
-                dir_.file("short.jsonl")});
+  auto r = kdx({"eval", "--format", "runne", "--gold", root_ + "/runne/test_with_answers.jsonl",
+                "--pred", dir_.file("short.jsonl")});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err, "kdx: error: number of lines in ground truth is not equal to number of lines in solution passed: 93 != 1\n");
+  EXPECT_EQ(r.err,
+            "kdx: error: number of lines in ground truth is not equal to number of lines in "
+            "solution passed: 93 != 1\n");
 }
 
 TEST_F(CommandsTest, EvalRurebusOnItself) {
-  auto r = kdx({"eval", "--format", "rurebus", "--gold", root_ + "/rurebus/test_ner_only.zip", "--pred",
-                root_ + "/rurebus/test_ner_only.zip", "--json"});
+  auto r = kdx({"eval", "--format", "rurebus", "--gold", root_ + "/rurebus/test_ner_only.zip",
+                "--pred", root_ + "/rurebus/test_ner_only.zip", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto s = nlohmann::json::parse(r.out);
   EXPECT_EQ(s["mention"]["f1"], 1.0);
@@ -101,20 +106,26 @@ TEST_F(CommandsTest, EvalRurebusOnItself) {
 TEST_F(CommandsTest, DataRoundtripTable) {
   auto r = kdx({"data", "roundtrip", "--format", "runne", root_ + "/runne/train.jsonl"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("runne: 461 documents, 27743 entities, 29 types"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("runne: 461 documents, 27743 entities, 29 types"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("per_type_bio          27743"), std::string::npos) << r.out;
 }
 
 TEST_F(CommandsTest, DataFetchFromMirror) {
   std::string m = "mirror/dialogue-evaluation/RuREBus/raw/HEAD/";
   for (auto [remote, local] : std::vector<std::pair<std::string, std::string>>{
-           {"train_data/train_part_1.zip", "train_part_1.zip"}, {"train_data/train_part_2.zip", "train_part_2.zip"},
-           {"train_data/train_part_3.zip", "train_part_3.zip"}, {"test_data/test.zip", "test.zip"},
-           {"test_data/test_ner_only.zip", "test_ner_only.zip"}, {"test_data/test_full.zip", "test_full.zip"}})
+           {"train_data/train_part_1.zip", "train_part_1.zip"},
+           {"train_data/train_part_2.zip", "train_part_2.zip"},
+           {"train_data/train_part_3.zip", "train_part_3.zip"},
+           {"test_data/test.zip", "test.zip"},
+           {"test_data/test_ner_only.zip", "test_ner_only.zip"},
+           {"test_data/test_full.zip", "test_full.zip"}})
     dir_.write(m + remote, test::slurp(root_ + "/rurebus/" + local));
-  auto r = kdx({"data", "fetch", "rurebus", "--to", "fetched", "--base-url", "file://" + dir_.file("mirror")});
+  auto r = kdx({"data", "fetch", "rurebus", "--to", "fetched", "--base-url",
+                "file://" + dir_.file("mirror")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("fetched/rurebus/test_full.zip: downloaded, checksum ok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fetched/rurebus/test_full.zip: downloaded, checksum ok"), std::string::npos)
+      << r.out;
   auto bad = kdx({"data", "fetch", "imdb"});
   EXPECT_NE(bad.exit_code, 0);
 }

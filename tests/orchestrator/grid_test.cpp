@@ -14,7 +14,9 @@ Spec spec_of(const std::string& students) {
   SpecOptions o;
   o.check_data_files = false;
   return parse_spec_text(
-      "experiment: g\ndatasets: [{name: d, format: runne, train: a, test: b}]\nteacher: {}\nstudents:\n" + students,
+      "experiment: g\ndatasets: [{name: d, format: runne, train: a, test: b}]\nteacher: "
+      "{}\nstudents:\n" +
+          students,
       "g.yaml", o);
 }
 
@@ -23,12 +25,14 @@ TEST(Grid, ProductCountsAndOrder) {
   auto pts = expand_grid(s.students, s.file);
   ASSERT_EQ(pts.size(), 18u);
   EXPECT_EQ(pts[0], (nlohmann::json{{"arch", "lstm"}, {"hidden", 32}, {"seed", 1}}));
-  EXPECT_EQ(pts[1], (nlohmann::json{{"arch", "lstm"}, {"hidden", 32}, {"seed", 2}}));  // last axis fastest
+  EXPECT_EQ(pts[1],
+            (nlohmann::json{{"arch", "lstm"}, {"hidden", 32}, {"seed", 2}}));  // last axis fastest
   EXPECT_EQ(pts[17], (nlohmann::json{{"arch", "srupp"}, {"hidden", 64}, {"seed", 3}}));
 }
 
 TEST(Grid, ZipAdvancesTogether) {
-  auto s = spec_of("  grid: {arch: [lstm, sru]}\n  zip: {hidden: [32, 64, 128], layers: [1, 2, 3]}\n");
+  auto s =
+      spec_of("  grid: {arch: [lstm, sru]}\n  zip: {hidden: [32, 64, 128], layers: [1, 2, 3]}\n");
   auto pts = expand_grid(s.students, s.file);
   ASSERT_EQ(pts.size(), 6u);
   for (auto& p : pts) EXPECT_EQ(p["hidden"].get<int>(), 32 << (p["layers"].get<int>() - 1));
@@ -52,7 +56,8 @@ TEST(Grid, ExcludeAndInclude) {
 }
 
 TEST(Grid, FixedLossMergesWithGridLoss) {
-  auto s = spec_of("  fixed: {loss: {ce_weight: 0.5}}\n  grid: {loss: [{kd_weight: 0}, {kd_weight: 2}]}\n");
+  auto s = spec_of(
+      "  fixed: {loss: {ce_weight: 0.5}}\n  grid: {loss: [{kd_weight: 0}, {kd_weight: 2}]}\n");
   auto pts = expand_grid(s.students, s.file);
   ASSERT_EQ(pts.size(), 2u);
   EXPECT_EQ(pts[1]["loss"], (nlohmann::json{{"ce_weight", 0.5}, {"kd_weight", 2}}));
@@ -64,7 +69,9 @@ TEST(Grid, EverythingExcludedIsAnError) {
     expand_grid(s.students, s.file);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "g.yaml: students: the grid has no runs (all 1 points are excluded by students.exclude)");
+    EXPECT_STREQ(
+        e.what(),
+        "g.yaml: students: the grid has no runs (all 1 points are excluded by students.exclude)");
   }
 }
 
@@ -94,7 +101,9 @@ TEST(Grid, RandomIsReproducibleAndInRange) {
 }
 
 TEST(Grid, RandomCrossesWithGrid) {
-  auto s = spec_of("  grid: {arch: [lstm, sru]}\n  random: {samples: 4, params: {lr: {uniform: [0.001, 0.002]}}}\n");
+  auto s = spec_of(
+      "  grid: {arch: [lstm, sru]}\n  random: {samples: 4, params: {lr: {uniform: [0.001, "
+      "0.002]}}}\n");
   EXPECT_EQ(expand_grid(s.students, s.file).size(), 8u);
 }
 

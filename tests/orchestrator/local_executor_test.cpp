@@ -19,11 +19,16 @@ namespace {
 class LocalExecutorTest : public ::testing::Test {
  protected:
   void submit(const std::string& students, const std::string& teacher = "{hidden: 16}") {
-    std::string yaml = "experiment: le\n"
-                       "datasets: [{name: d, format: runne, train: t.jsonl, test: t.jsonl}]\n"
-                       "teacher: " + teacher + "\n"
-                       "students:\n" + students +
-                       "worker: {command: ['" TOY_WORKER_BIN "', '--spec', '{run_json}'], env: {KDX_TOY_SLEEP_MS: '20'}}\n";
+    std::string yaml =
+        "experiment: le\n"
+        "datasets: [{name: d, format: runne, train: t.jsonl, test: t.jsonl}]\n"
+        "teacher: " +
+        teacher +
+        "\n"
+        "students:\n" +
+        students +
+        "worker: {command: ['" TOY_WORKER_BIN
+        "', '--spec', '{run_json}'], env: {KDX_TOY_SLEEP_MS: '20'}}\n";
     SpecOptions o;
     o.check_data_files = false;
     spec_ = parse_spec_text(yaml, "le.yaml", o);
@@ -115,7 +120,8 @@ TEST_F(LocalExecutorTest, CancelKillsTheWorker) {
 }
 
 TEST_F(LocalExecutorTest, TimeLimitSendsTermThenTimeout) {
-  submit("  grid: {hidden: [10]}\n", "{hidden: 16, seed: 777, resources: {time: '0:01'}}");  // MM:SS
+  submit("  grid: {hidden: [10]}\n",
+         "{hidden: 16, seed: 777, resources: {time: '0:01'}}");  // MM:SS
   LocalOptions opt;
   opt.experiment = "le";
   opt.poll_interval_s = 0.05;

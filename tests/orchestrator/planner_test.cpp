@@ -24,8 +24,9 @@ const char* kBase =
     "teacher: {hidden: 64}\n";
 
 TEST(Planner, StageDagPerDataset) {
-  auto plan = plan_of(std::string(kBase) +
-                      "students:\n  grid: {arch: [lstm, sru], loss: [{kd_weight: 0}, {kd_weight: 1}]}\n");
+  auto plan =
+      plan_of(std::string(kBase) +
+              "students:\n  grid: {arch: [lstm, sru], loss: [{kd_weight: 0}, {kd_weight: 1}]}\n");
   // Per dataset: teacher + logits + 4 students.
   ASSERT_EQ(plan.runs.size(), 12u);
   std::map<std::string, const PlannedRun*> by_id;
@@ -52,8 +53,10 @@ TEST(Planner, StageDagPerDataset) {
 }
 
 TEST(Planner, IdsIgnoreKeyOrderAndNumberSpelling) {
-  auto a = plan_of(std::string(kBase) + "students:\n  fixed: {lr: 0.001, epochs: 2, dropout: 1.0e-1}\n");
-  auto b = plan_of(std::string(kBase) + "students:\n  fixed: {dropout: 0.1, epochs: 2.0, lr: 1e-3}\n");
+  auto a =
+      plan_of(std::string(kBase) + "students:\n  fixed: {lr: 0.001, epochs: 2, dropout: 1.0e-1}\n");
+  auto b =
+      plan_of(std::string(kBase) + "students:\n  fixed: {dropout: 0.1, epochs: 2.0, lr: 1e-3}\n");
   ASSERT_EQ(a.runs.size(), b.runs.size());
   for (size_t i = 0; i < a.runs.size(); ++i) EXPECT_EQ(a.runs[i].id, b.runs[i].id);
 }
@@ -69,8 +72,9 @@ TEST(Planner, ChangingOneValueChangesOnlyAffectedRuns) {
   EXPECT_EQ(shared, static_cast<int>(a.runs.size()) - 2);  // one student per dataset changed
 
   // A teacher change changes the teacher, its logits and every student downstream.
-  auto c = plan_of(std::string(kBase).replace(std::string(kBase).find("hidden: 64"), 10, "hidden: 96") +
-                   "students:\n  grid: {hidden: [32, 64, 128]}\n");
+  auto c =
+      plan_of(std::string(kBase).replace(std::string(kBase).find("hidden: 64"), 10, "hidden: 96") +
+              "students:\n  grid: {hidden: [32, 64, 128]}\n");
   for (auto& r : c.runs) EXPECT_EQ(ids_a.count(r.id), 0u) << r.stage;
 }
 
@@ -99,8 +103,10 @@ TEST(Planner, StudentWindowMustMatchTeacher) {
     plan_of(std::string(kBase) + "students:\n  fixed: {window: 64}\n");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "p.yaml: students: window = 64 differs from the teacher's 128 (student logits must "
-                           "align token by token with the teacher's)");
+    EXPECT_STREQ(
+        e.what(),
+        "p.yaml: students: window = 64 differs from the teacher's 128 (student logits must "
+        "align token by token with the teacher's)");
   }
 }
 

@@ -47,15 +47,18 @@ TEST(Registry, NewerSchemaIsRefusedAndLeftUntouched) {
     Registry reg(path);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), path + ": registry schema version 99 is newer than this kdx supports (1); "
-                                            "use a newer kdx, or another --registry");
+    EXPECT_EQ(std::string(e.what()),
+              path +
+                  ": registry schema version 99 is newer than this kdx supports (1); "
+                  "use a newer kdx, or another --registry");
   }
   EXPECT_EQ(test::slurp(path), before);
 }
 
 TEST(Registry, NotASqliteFile) {
   test::TempDir dir;
-  std::string path = dir.write("reg.sqlite", "this is not a database, just text that is long enough to matter......");
+  std::string path = dir.write(
+      "reg.sqlite", "this is not a database, just text that is long enough to matter......");
   try {
     Registry reg(path);
     FAIL();

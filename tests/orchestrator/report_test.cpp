@@ -17,8 +17,8 @@ namespace {
 class ReportTest : public ::testing::Test {
  protected:
   // A run with the given params and metrics, COMPLETED with one attempt of `seconds` on `cpus`.
-  void add(const std::string& id, const std::string& stage, nlohmann::json params, nlohmann::json metrics,
-           double seconds = 3600, int cpus = 2, int gpus = 0) {
+  void add(const std::string& id, const std::string& stage, nlohmann::json params,
+           nlohmann::json metrics, double seconds = 3600, int cpus = 2, int gpus = 0) {
     RunRecord r;
     r.id = id;
     r.experiment = "e";
@@ -43,20 +43,35 @@ class ReportTest : public ::testing::Test {
     reg_.finish_attempt(a, {{"status", "ok"}, {"metrics", metrics}});
   }
   nlohmann::json student(const std::string& arch, int hidden, double kd, int seed) {
-    return {{"arch", arch}, {"hidden", hidden}, {"layers", 1}, {"seed", seed}, {"loss", {{"ce_weight", 1.0}, {"kd_weight", kd}}}};
+    return {{"arch", arch},
+            {"hidden", hidden},
+            {"layers", 1},
+            {"seed", seed},
+            {"loss", {{"ce_weight", 1.0}, {"kd_weight", kd}}}};
   }
   void SetUp() override {
     reg_.upsert_experiment("e", "e.yaml", "");
     add("t", "teacher", {{"arch", "bert"}, {"hidden", 768}, {"layers", 12}, {"seed", 1}},
-        {{"f1", 0.80}, {"macro_f1", 0.70}, {"params", 100e6}, {"size_mb", 400.0}, {"latency_b1_ms", 100.0}}, 7200, 4, 2);
+        {{"f1", 0.80},
+         {"macro_f1", 0.70},
+         {"params", 100e6},
+         {"size_mb", 400.0},
+         {"latency_b1_ms", 100.0}},
+        7200, 4, 2);
     // lstm/128: KD seeds 0.70, 0.74 (mean 0.72, std 0.0283); scratch 0.60, 0.62 (0.61).
-    add("a1", "student", student("lstm", 128, 1, 1), {{"f1", 0.70}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
-    add("a2", "student", student("lstm", 128, 1, 2), {{"f1", 0.74}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
-    add("b1", "student", student("lstm", 128, 0, 1), {{"f1", 0.60}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
-    add("b2", "student", student("lstm", 128, 0, 2), {{"f1", 0.62}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
+    add("a1", "student", student("lstm", 128, 1, 1),
+        {{"f1", 0.70}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
+    add("a2", "student", student("lstm", 128, 1, 2),
+        {{"f1", 0.74}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
+    add("b1", "student", student("lstm", 128, 0, 1),
+        {{"f1", 0.60}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
+    add("b2", "student", student("lstm", 128, 0, 2),
+        {{"f1", 0.62}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
     // sru/64 KD: smaller and faster but worse; sru/256 KD: dominated by lstm/128 KD.
-    add("c1", "student", student("sru", 64, 1, 1), {{"f1", 0.50}, {"params", 2e6}, {"latency_b1_ms", 1.0}});
-    add("d1", "student", student("sru", 256, 1, 1), {{"f1", 0.65}, {"params", 5e6}, {"latency_b1_ms", 6.0}});
+    add("c1", "student", student("sru", 64, 1, 1),
+        {{"f1", 0.50}, {"params", 2e6}, {"latency_b1_ms", 1.0}});
+    add("d1", "student", student("sru", 256, 1, 1),
+        {{"f1", 0.65}, {"params", 5e6}, {"latency_b1_ms", 6.0}});
     // A failed run is listed, not dropped.
     RunRecord f;
     f.id = "zz";
@@ -109,9 +124,15 @@ TEST_F(ReportTest, AggregatesPairsAndMarksPareto) {
 
 TEST_F(ReportTest, MarkdownCells) {
   auto md = render_markdown(build_report(reg_, "e", {}));
-  EXPECT_NE(md.find("| lstm | 128 | 1 | 1/1 | 4.00M | - | 25.0x | 5.00 | 20.0x | 72.00 ± 2.83 | - | - | 90.0 | 61.00 ± 1.41 | +11.00 | 2 | CL |"),
-            std::string::npos) << md;
-  EXPECT_NE(md.find("| teacher (bert) | 768 | 12 | - | 100.00M | 400.0 | 1x | 100.00 | 1x | 80.00 | 70.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| lstm | 128 | 1 | 1/1 | 4.00M | - | 25.0x | 5.00 | 20.0x | 72.00 ± 2.83 | - "
+                    "| - | 90.0 | 61.00 ± 1.41 | +11.00 | 2 | CL |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(
+      md.find(
+          "| teacher (bert) | 768 | 12 | - | 100.00M | 400.0 | 1x | 100.00 | 1x | 80.00 | 70.00 |"),
+      std::string::npos)
+      << md;
   EXPECT_NE(md.find("| zz | student | runne | FAILED | exit code 1: boom |"), std::string::npos);
 }
 
@@ -152,8 +173,10 @@ TEST_F(ReportTest, HtmlIsWellFormedAndLatexBalanced) {
   test::TempDir d;
   // Well-formed: Python's XML parser accepts the page with its inline SVG.
   auto r = test::run_command({"/usr/bin/python3", "-c",
-                              "import sys, xml.dom.minidom as m; t=open(sys.argv[1]).read().replace('<!DOCTYPE html>',''); "
-                              "doc=m.parseString(t); print(len(doc.getElementsByTagName('svg')), len(doc.getElementsByTagName('tr')))",
+                              "import sys, xml.dom.minidom as m; "
+                              "t=open(sys.argv[1]).read().replace('<!DOCTYPE html>',''); "
+                              "doc=m.parseString(t); print(len(doc.getElementsByTagName('svg')), "
+                              "len(doc.getElementsByTagName('tr')))",
                               d.write("r.html", html)});
   EXPECT_EQ(r.out, "1 8\n") << r.err;  // 6 rows in the main table, 2 in the unfinished one
   auto tex = render_latex(rep);
@@ -175,18 +198,20 @@ TEST_F(ReportTest, SvgRendersInHeadlessChromium) {
   auto rep = build_report(reg_, "e", {});
   test::TempDir d;
   std::string svg = d.write("plot.svg", render_svg(rep.datasets[0]));
-  auto r = test::run_command({"chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  auto r = test::run_command({"chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                              "--disable-quic", "--no-first-run", "--disable-background-networking",
+                              "--disable-component-update", "--disable-sync",
                               "--user-data-dir=" + d.file("profile"), "--window-size=640,420",
                               "--screenshot=" + d.file("plot.png"), "file://" + svg});
   ASSERT_TRUE(test::file_exists(d.file("plot.png"))) << r.out << r.err;
-  auto stats = test::run_command({"/usr/bin/python3", KDX_SOURCE_DIR "/tests/programs/png_stats.py", d.file("plot.png")});
+  auto stats = test::run_command(
+      {"/usr/bin/python3", KDX_SOURCE_DIR "/tests/programs/png_stats.py", d.file("plot.png")});
   ASSERT_EQ(stats.exit_code, 0) << stats.err;
   int w = 0, h = 0, colours = 0, non_white = 0;
   std::istringstream(stats.out) >> w >> h >> colours >> non_white;
   EXPECT_EQ(w, 640);
   EXPECT_EQ(h, 420);
-  EXPECT_GT(colours, 10) << stats.out;     // axes, text, three architecture colours
+  EXPECT_GT(colours, 10) << stats.out;      // axes, text, three architecture colours
   EXPECT_GT(non_white, 2000) << stats.out;  // markers, lines and labels were drawn
 }
 
@@ -198,7 +223,8 @@ TEST_F(ReportTest, EmptyOrUnknown) {
     build_report(reg_, "nope", {});
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "no experiment 'nope' in " + dir_.file("r.sqlite") + " (known: e)");
+    EXPECT_EQ(std::string(e.what()),
+              "no experiment 'nope' in " + dir_.file("r.sqlite") + " (known: e)");
   }
 }
 

@@ -36,17 +36,18 @@ const char* kHead =
     "teacher: {layers: 2, hidden: 64}\n";
 
 TEST_F(SpecTest, ParsesFullExample) {
-  auto s = parse(std::string(kHead) +
-                 "students:\n"
-                 "  fixed: {epochs: 2, loss: {ce_weight: 1.0}}\n"
-                 "  grid:\n"
-                 "    arch: [lstm, sru]\n"
-                 "    hidden: [32, 64]\n"
-                 "    loss: [{kd_weight: 0}, {kd_weight: 1.5}]\n"
-                 "  zip: {layers: [1, 2], dropout: [0.1, 0.2]}\n"
-                 "  exclude: [{arch: sru, hidden: 32}]\n"
-                 "  random: {samples: 3, seed: 7, params: {lr: {loguniform: [1.0e-4, 1.0e-2]}}}\n"
-                 "  resources: {cpus: 2, mem: 4G, time: '2:00:00', partition: gpu, array_throttle: 10}\n");
+  auto s = parse(
+      std::string(kHead) +
+      "students:\n"
+      "  fixed: {epochs: 2, loss: {ce_weight: 1.0}}\n"
+      "  grid:\n"
+      "    arch: [lstm, sru]\n"
+      "    hidden: [32, 64]\n"
+      "    loss: [{kd_weight: 0}, {kd_weight: 1.5}]\n"
+      "  zip: {layers: [1, 2], dropout: [0.1, 0.2]}\n"
+      "  exclude: [{arch: sru, hidden: 32}]\n"
+      "  random: {samples: 3, seed: 7, params: {lr: {loguniform: [1.0e-4, 1.0e-2]}}}\n"
+      "  resources: {cpus: 2, mem: 4G, time: '2:00:00', partition: gpu, array_throttle: 10}\n");
   EXPECT_EQ(s.experiment, "t");
   ASSERT_EQ(s.datasets.size(), 1u);
   EXPECT_EQ(s.datasets[0].resolved_splits["train"][0], data_.path() + "/runne/train.jsonl");
@@ -71,11 +72,13 @@ TEST_F(SpecTest, UnknownTopLevelKey) {
 }
 
 TEST_F(SpecTest, UnknownGridParameter) {
-  EXPECT_EQ(error_of(std::string(kHead) + "students:\n  grid:\n    hiden: [1]\n"),
-            "exp.yaml:7:5: students.grid.hiden: unknown parameter (expected one of: arch, hidden, layers, "
-            "emb, proj, dropout, init_embedding, dataset, loss, epochs, batch_size, lr, weight_decay, "
-            "warmup_steps, grad_clip, patience, seed, window, tagging, max_train_docs, max_test_docs, "
-            "checkpoint_every, threads, ranks)\n      hiden: [1]\n      ^");
+  EXPECT_EQ(
+      error_of(std::string(kHead) + "students:\n  grid:\n    hiden: [1]\n"),
+      "exp.yaml:7:5: students.grid.hiden: unknown parameter (expected one of: arch, hidden, "
+      "layers, "
+      "emb, proj, dropout, init_embedding, dataset, loss, epochs, batch_size, lr, weight_decay, "
+      "warmup_steps, grad_clip, patience, seed, window, tagging, max_train_docs, max_test_docs, "
+      "checkpoint_every, threads, ranks)\n      hiden: [1]\n      ^");
 }
 
 TEST_F(SpecTest, WrongTypeNamesKeyPath) {
@@ -110,38 +113,45 @@ TEST_F(SpecTest, BadEnumValue) {
 
 TEST_F(SpecTest, MissingDataFileNamesFetch) {
   std::string err = error_of(
-      "experiment: t\ndatasets:\n  - {name: rb, format: rurebus, train: rurebus/x.zip, test: rurebus/y.zip}\n"
+      "experiment: t\ndatasets:\n  - {name: rb, format: rurebus, train: rurebus/x.zip, test: "
+      "rurebus/y.zip}\n"
       "teacher: {}\nstudents: {}\n");
-  EXPECT_EQ(err, "exp.yaml:3:40: datasets[0].train: file not found: " + data_.path() +
-                     "/rurebus/x.zip (data root " + data_.path() +
-                     "; get the data with `kdx data fetch rurebus`, or set --data-dir / KDX_DATA_DIR)\n"
-                     "    - {name: rb, format: rurebus, train: rurebus/x.zip, test: rurebus/y.zip}\n"
-                     "                                         ^");
+  EXPECT_EQ(err,
+            "exp.yaml:3:40: datasets[0].train: file not found: " + data_.path() +
+                "/rurebus/x.zip (data root " + data_.path() +
+                "; get the data with `kdx data fetch rurebus`, or set --data-dir / KDX_DATA_DIR)\n"
+                "    - {name: rb, format: rurebus, train: rurebus/x.zip, test: rurebus/y.zip}\n"
+                "                                         ^");
 }
 
 TEST_F(SpecTest, ZipLengthsMustMatch) {
-  EXPECT_EQ(error_of(std::string(kHead) + "students:\n  zip:\n    layers: [1, 2]\n    hidden: [8]\n"),
-            "exp.yaml:8:5: students.zip.hidden: has 1 values but students.zip.layers has 2 (zip "
-            "advances lists together)\n      hidden: [8]\n      ^");
+  EXPECT_EQ(
+      error_of(std::string(kHead) + "students:\n  zip:\n    layers: [1, 2]\n    hidden: [8]\n"),
+      "exp.yaml:8:5: students.zip.hidden: has 1 values but students.zip.layers has 2 (zip "
+      "advances lists together)\n      hidden: [8]\n      ^");
 }
 
 TEST_F(SpecTest, UnknownDatasetInGrid) {
-  EXPECT_EQ(error_of(std::string(kHead) + "students:\n  grid:\n    dataset: [runne, conll03]\n"),
-            "exp.yaml:7:22: students.grid.dataset[1]: unknown dataset 'conll03' (not in datasets:)\n"
-            "      dataset: [runne, conll03]\n                       ^");
+  EXPECT_EQ(
+      error_of(std::string(kHead) + "students:\n  grid:\n    dataset: [runne, conll03]\n"),
+      "exp.yaml:7:22: students.grid.dataset[1]: unknown dataset 'conll03' (not in datasets:)\n"
+      "      dataset: [runne, conll03]\n                       ^");
 }
 
 TEST_F(SpecTest, BadResources) {
   EXPECT_EQ(error_of(std::string(kHead) + "students:\n  resources: {time: soon}\n"),
             "exp.yaml:6:21: students.resources.time: 'soon' is not a time limit (MM, HH:MM:SS, "
             "D-HH:MM:SS)\n    resources: {time: soon}\n                      ^");
-  EXPECT_EQ(error_of(std::string(kHead) + "students:\n  resources: {partition: \"gpu; rm -rf ~\"}\n"),
-            "exp.yaml:6:26: students.resources.partition: 'gpu; rm -rf ~' may only hold letters, "
-            "digits, '_', '-', '.', ','\n    resources: {partition: \"gpu; rm -rf ~\"}\n                           ^");
+  EXPECT_EQ(
+      error_of(std::string(kHead) + "students:\n  resources: {partition: \"gpu; rm -rf ~\"}\n"),
+      "exp.yaml:6:26: students.resources.partition: 'gpu; rm -rf ~' may only hold letters, "
+      "digits, '_', '-', '.', ','\n    resources: {partition: \"gpu; rm -rf ~\"}\n                 "
+      "          ^");
 }
 
 TEST_F(SpecTest, MissingRequiredSection) {
-  EXPECT_EQ(error_of("experiment: t\ndatasets: []\n"), "exp.yaml:1:1: teacher: missing (required)\n  experiment: t\n  ^");
+  EXPECT_EQ(error_of("experiment: t\ndatasets: []\n"),
+            "exp.yaml:1:1: teacher: missing (required)\n  experiment: t\n  ^");
 }
 
 }  // namespace

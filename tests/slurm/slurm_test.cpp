@@ -21,8 +21,14 @@ class ClusterEnvironment : public ::testing::Environment {
   void SetUp() override {
     g_cluster_dir = dir_.path() + "/cluster";
     std::string port = std::to_string(17000 + (::getpid() % 400) * 60);
-    env_ = {"SLURM_LOCAL_DIR=" + g_cluster_dir, "PORT_BASE=" + port, "NODES=2", "NODE_CPUS=2", "NODE_GPUS=2",
-            "MAX_ARRAY_SIZE=5", "WITH_DBD=1", "MIN_JOB_AGE=600"};
+    env_ = {"SLURM_LOCAL_DIR=" + g_cluster_dir,
+            "PORT_BASE=" + port,
+            "NODES=2",
+            "NODE_CPUS=2",
+            "NODE_GPUS=2",
+            "MAX_ARRAY_SIZE=5",
+            "WITH_DBD=1",
+            "MIN_JOB_AGE=600"};
     auto up = test::run_command({KDX_SOURCE_DIR "/slurm/cluster", "up"}, "", env_);
     ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
     g_conf = g_cluster_dir + "/etc/slurm.conf";
@@ -45,16 +51,22 @@ class Slurm : public ::testing::Test {
   }
   test::CommandResult kdx(std::vector<std::string> args) {
     args.insert(args.begin(), KDX_BIN);
-    return test::run_command(args, dir_.path(), {"SLURM_CONF=" + g_conf, "KDX_DATA_DIR=" + data_, "KDX_TOY_SLEEP_MS=10"});
+    return test::run_command(
+        args, dir_.path(),
+        {"SLURM_CONF=" + g_conf, "KDX_DATA_DIR=" + data_, "KDX_TOY_SLEEP_MS=10"});
   }
-  test::CommandResult slurm(std::vector<std::string> args) { return test::run_command(args, "", {"SLURM_CONF=" + g_conf}); }
-  std::string experiment(const std::string& name, const std::string& teacher, const std::string& students,
-                         const std::string& extra = "") {
+  test::CommandResult slurm(std::vector<std::string> args) {
+    return test::run_command(args, "", {"SLURM_CONF=" + g_conf});
+  }
+  std::string experiment(const std::string& name, const std::string& teacher,
+                         const std::string& students, const std::string& extra = "") {
     return dir_.write(name + ".yaml",
-                      "experiment: " + name + "\n"
-                      "datasets:\n  - {name: runne, format: runne, train: runne/train.jsonl, "
-                      "test: [runne/test.jsonl, runne/test_with_answers.jsonl]}\n"
-                      "teacher: " + teacher + "\nstudents:\n" + students + extra);
+                      "experiment: " + name +
+                          "\n"
+                          "datasets:\n  - {name: runne, format: runne, train: runne/train.jsonl, "
+                          "test: [runne/test.jsonl, runne/test_with_answers.jsonl]}\n"
+                          "teacher: " +
+                          teacher + "\nstudents:\n" + students + extra);
   }
   nlohmann::json status(const std::string& exp) {
     auto r = kdx({"status", "--json", "-e", exp});
@@ -62,7 +74,8 @@ class Slurm : public ::testing::Test {
     return nlohmann::json::parse(r.out.empty() ? "[]" : r.out);
   }
   // Polls kdx status until `done` holds or the time is up.
-  bool wait_until(const std::string& exp, const std::function<bool(const nlohmann::json&)>& done, int seconds) {
+  bool wait_until(const std::string& exp, const std::function<bool(const nlohmann::json&)>& done,
+                  int seconds) {
     for (int i = 0; i < seconds; ++i) {
       if (done(status(exp))) return true;
       std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -83,7 +96,8 @@ class Slurm : public ::testing::Test {
 };
 
 const char* kTinyTeacher =
-    "{layers: 1, hidden: 16, heads: 2, ffn: 32, vocab_size: 1500, epochs: 1, batch_size: 8, max_train_docs: 12, "
+    "{layers: 1, hidden: 16, heads: 2, ffn: 32, vocab_size: 1500, epochs: 1, batch_size: 8, "
+    "max_train_docs: 12, "
     "max_test_docs: 2, resources: {cpus: 1, mem: 1G, time: '10:00'}}";
 const char* kToy = "worker: {command: ['" TOY_WORKER_BIN "', '--spec', '{run_json}']}\n";
 
@@ -109,25 +123,31 @@ TEST_F(Slurm, GridOfRealWorkerRunsInChunkedArraysWithDependencies) {
   EXPECT_GT(rep["cpu_hours"].get<double>(), 0);
   // Submitting again creates nothing and calls sbatch no more.
   auto again = kdx({"submit", "grid.yaml", "--executor", "slurm"});
-  EXPECT_EQ(again.out, "grid: 0 new runs, 22 already completed (skipped), 0 already pending/running\n");
+  EXPECT_EQ(again.out,
+            "grid: 0 new runs, 22 already completed (skipped), 0 already pending/running\n");
 }
 
 TEST_F(Slurm, FailingTaskIsRecordedAndResubmittedAlone) {
-  experiment("fail", "{hidden: 16}", "  grid: {hidden: [8], seed: [1, 666, 2], loss: [{kd_weight: 0}]}\n", kToy);
+  experiment("fail", "{hidden: 16}",
+             "  grid: {hidden: [8], seed: [1, 666, 2], loss: [{kd_weight: 0}]}\n", kToy);
   auto r = kdx({"submit", "fail.yaml", "--executor", "slurm", "--wait"});
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   int failed = 0;
   for (auto& run : status("fail")) {
     if (run["state"] == "FAILED") {
       ++failed;
-      EXPECT_NE(run["reason"].get<std::string>().find("toy worker: seed 666 is cursed"), std::string::npos) << run.dump();
+      EXPECT_NE(run["reason"].get<std::string>().find("toy worker: seed 666 is cursed"),
+                std::string::npos)
+          << run.dump();
     } else {
       EXPECT_EQ(run["state"], "COMPLETED");
     }
   }
   EXPECT_EQ(failed, 1);
   auto again = kdx({"resubmit", "--failed", "-e", "fail", "--wait"});
-  EXPECT_NE(again.out.find("resubmitted 1 run\nsubmitted 1 runs in 1 sbatch call"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("resubmitted 1 run\nsubmitted 1 runs in 1 sbatch call"),
+            std::string::npos)
+      << again.out;
   for (auto& run : status("fail"))
     if (run["state"] == "FAILED") {
       EXPECT_EQ(run["attempt"], 2);
@@ -137,25 +157,34 @@ TEST_F(Slurm, FailingTaskIsRecordedAndResubmittedAlone) {
 TEST_F(Slurm, CancelStopsRunningAndDependentJobs) {
   experiment("cancel", "{hidden: 16, seed: 777}", "  grid: {hidden: [8]}\n", kToy);
   ASSERT_EQ(kdx({"submit", "cancel.yaml", "--executor", "slurm"}).exit_code, 0);
-  ASSERT_TRUE(wait_until("cancel", [](const nlohmann::json& rs) { return rs[0]["state"] == "RUNNING"; }, 60));
+  ASSERT_TRUE(wait_until(
+      "cancel", [](const nlohmann::json& rs) { return rs[0]["state"] == "RUNNING"; }, 60));
   auto c = kdx({"cancel", "-e", "cancel"});
   EXPECT_EQ(c.out, "cancelled 3 runs\n");
-  EXPECT_TRUE(wait_until("cancel", [](const nlohmann::json& rs) {
-    for (auto& r : rs) if (r["state"] != "CANCELLED") return false;
-    return true;
-  }, 60));
+  EXPECT_TRUE(wait_until(
+      "cancel",
+      [](const nlohmann::json& rs) {
+        for (auto& r : rs)
+          if (r["state"] != "CANCELLED") return false;
+        return true;
+      },
+      60));
   auto q = slurm({"squeue", "-h"});
   EXPECT_EQ(q.out, "");
 }
 
 TEST_F(Slurm, RequeueAndTimeoutResumeFromCheckpoints) {
-  experiment("resume",
-             "{layers: 1, hidden: 32, heads: 2, ffn: 64, vocab_size: 2000, epochs: 400, batch_size: 8, "
-             "max_train_docs: 40, max_test_docs: 2, resources: {cpus: 1, mem: 1G, time: '30:00'}}",
-             "  include: [{arch: sru, hidden: 8, emb: 8, epochs: 1, max_test_docs: 2, loss: {kd_weight: 0}}]\n");
+  experiment(
+      "resume",
+      "{layers: 1, hidden: 32, heads: 2, ffn: 64, vocab_size: 2000, epochs: 400, batch_size: 8, "
+      "max_train_docs: 40, max_test_docs: 2, resources: {cpus: 1, mem: 1G, time: '30:00'}}",
+      "  include: [{arch: sru, hidden: 8, emb: 8, epochs: 1, max_test_docs: 2, loss: {kd_weight: "
+      "0}}]\n");
   ASSERT_EQ(kdx({"submit", "resume.yaml", "--executor", "slurm"}).exit_code, 0);
   auto running_with_metrics = [&](const nlohmann::json& rs) {
-    return rs[0]["state"] == "RUNNING" && test::file_exists(dir_.file("results/runs/resume/" + rs[0]["id"].get<std::string>() + "/metrics.jsonl"));
+    return rs[0]["state"] == "RUNNING" &&
+           test::file_exists(dir_.file("results/runs/resume/" + rs[0]["id"].get<std::string>() +
+                                       "/metrics.jsonl"));
   };
   ASSERT_TRUE(wait_until("resume", running_with_metrics, 90));
   std::string job = job_of("resume", "teacher");
@@ -184,7 +213,8 @@ TEST_F(Slurm, RequeueAndTimeoutResumeFromCheckpoints) {
       EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
       handled = true;
     } else if (test::slurp(log).find("requeueing") != std::string::npos &&
-               slurm({"squeue", "-h", "-j", job, "-o", "%T"}).out.find("PENDING") != std::string::npos) {
+               slurm({"squeue", "-h", "-j", job, "-o", "%T"}).out.find("PENDING") !=
+                   std::string::npos) {
       // Give the requeued job its time back and let it start now.
       slurm({"scontrol", "update", "JobId=" + job, "TimeLimit=30:00", "StartTime=now"});
       auto done = kdx({"submit", "resume.yaml", "--executor", "slurm", "--wait"});
@@ -198,22 +228,28 @@ TEST_F(Slurm, RequeueAndTimeoutResumeFromCheckpoints) {
   ASSERT_TRUE(handled) << status("resume").dump() << test::slurp(log);
   for (auto& r : status("resume")) EXPECT_EQ(r["state"], "COMPLETED") << r.dump();
   // Every start after the first resumed from a checkpoint: count over all the teacher's logs.
-  auto logs = test::run_command({"sh", "-c", "cat " + dir_.file("results/runs/resume/" + teacher + "/logs/") + "slurm-*.out"});
+  auto logs = test::run_command(
+      {"sh", "-c",
+       "cat " + dir_.file("results/runs/resume/" + teacher + "/logs/") + "slurm-*.out"});
   int resumes = 0;
-  for (size_t p = 0; (p = logs.out.find("kdx-worker: resuming from", p)) != std::string::npos; ++p) ++resumes;
+  for (size_t p = 0; (p = logs.out.find("kdx-worker: resuming from", p)) != std::string::npos; ++p)
+    ++resumes;
   EXPECT_GE(resumes, 2) << logs.out;
 }
 
 TEST_F(Slurm, TwoRanksOverTwoNodesThroughSrun) {
   experiment("ranks",
-             "{layers: 1, hidden: 16, heads: 2, ffn: 32, vocab_size: 1500, epochs: 1, batch_size: 8, max_train_docs: 12, "
+             "{layers: 1, hidden: 16, heads: 2, ffn: 32, vocab_size: 1500, epochs: 1, batch_size: "
+             "8, max_train_docs: 12, "
              "max_test_docs: 2, ranks: 2, resources: {nodes: 2, cpus: 1, mem: 1G, time: '10:00'}}",
-             "  include: [{arch: sru, hidden: 8, emb: 8, epochs: 1, max_test_docs: 2, loss: {kd_weight: 0}}]\n");
+             "  include: [{arch: sru, hidden: 8, emb: 8, epochs: 1, max_test_docs: 2, loss: "
+             "{kd_weight: 0}}]\n");
   auto r = kdx({"submit", "ranks.yaml", "--executor", "slurm", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   std::string teacher = status("ranks")[0]["id"];
   std::string job = job_of("ranks", "teacher");
-  auto log = test::slurp(dir_.file("results/runs/ranks/" + teacher + "/logs/slurm-" + job + ".out"));
+  auto log =
+      test::slurp(dir_.file("results/runs/ranks/" + teacher + "/logs/slurm-" + job + ".out"));
   EXPECT_NE(log.find("rank 0/2 (gloo)"), std::string::npos) << log;
   std::string nodes;
   for (int i = 0; i < 20 && nodes.empty(); ++i) {  // the accounting record may lag a little
@@ -225,14 +261,17 @@ TEST_F(Slurm, TwoRanksOverTwoNodesThroughSrun) {
 
 TEST_F(Slurm, ValuesFromYamlNeverExecute) {
   std::string marker = dir_.file("pwned");
-  experiment("inject", "{hidden: 16, resources: {partition: \"debug$(touch " + marker + ")\"}}", "  grid: {hidden: [8]}\n", kToy);
+  experiment("inject", "{hidden: 16, resources: {partition: \"debug$(touch " + marker + ")\"}}",
+             "  grid: {hidden: [8]}\n", kToy);
   auto bad = kdx({"submit", "inject.yaml", "--executor", "slurm"});
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_NE(bad.err.find("teacher.resources.partition: 'debug$(touch"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("teacher.resources.partition: 'debug$(touch"), std::string::npos)
+      << bad.err;
   // Environment values are data: exported single-quoted, never evaluated.
   experiment("inject", "{hidden: 16}", "  grid: {hidden: [8]}\n",
-             std::string("worker: {command: ['" TOY_WORKER_BIN "', '--spec', '{run_json}'], env: {X: \"$(touch ") + marker +
-                 ")'; touch " + marker + "; '\"}}\n");
+             std::string("worker: {command: ['" TOY_WORKER_BIN
+                         "', '--spec', '{run_json}'], env: {X: \"$(touch ") +
+                 marker + ")'; touch " + marker + "; '\"}}\n");
   auto r = kdx({"submit", "inject.yaml", "--executor", "slurm", "--wait"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_FALSE(test::file_exists(marker));

@@ -1,8 +1,8 @@
 // kdx-worker end to end as a process, on the real RuNNE data: teacher -> logits ->
 // student, stale caches, stop-and-resume on SIGTERM, export, bad input.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,19 +27,40 @@ class WorkerCli : public ::testing::Test {
   }
   static void TearDownTestSuite() { delete dir_; }
 
-  static nlohmann::json run_json(const std::string& name, const std::string& stage, nlohmann::json params) {
-    nlohmann::json base = {{"seed", 1}, {"window", 64}, {"tagging", "per_type_bio"}, {"max_train_docs", 24},
-                           {"max_test_docs", 4}, {"epochs", 1}, {"batch_size", 8}, {"lr", 0.002},
-                           {"weight_decay", 0.01}, {"warmup_steps", 2}, {"grad_clip", 1.0}, {"patience", 0},
-                           {"checkpoint_every", 2}, {"threads", 1}, {"ranks", 1}};
+  static nlohmann::json run_json(const std::string& name, const std::string& stage,
+                                 nlohmann::json params) {
+    nlohmann::json base = {{"seed", 1},
+                           {"window", 64},
+                           {"tagging", "per_type_bio"},
+                           {"max_train_docs", 24},
+                           {"max_test_docs", 4},
+                           {"epochs", 1},
+                           {"batch_size", 8},
+                           {"lr", 0.002},
+                           {"weight_decay", 0.01},
+                           {"warmup_steps", 2},
+                           {"grad_clip", 1.0},
+                           {"patience", 0},
+                           {"checkpoint_every", 2},
+                           {"threads", 1},
+                           {"ranks", 1}};
     base.update(params);
     std::string d = data_ + "/runne/";
-    return {{"kdx_run_version", 1}, {"id", name}, {"experiment", "t"}, {"stage", stage}, {"params", base},
+    return {{"kdx_run_version", 1},
+            {"id", name},
+            {"experiment", "t"},
+            {"stage", stage},
+            {"params", base},
             {"config", nlohmann::json::object()},
-            {"dataset", {{"name", "runne"}, {"format", "runne"}, {"train", {d + "train.jsonl"}},
-                         {"test", {d + "test.jsonl", d + "test_with_answers.jsonl"}}}},
-            {"run_dir", dir_->file(name)}, {"teacher_dir", stage == "teacher" ? "" : dir_->file("teacher")},
-            {"logits_dir", dir_->file("logits")}, {"resources", {{"cpus", 1}}}};
+            {"dataset",
+             {{"name", "runne"},
+              {"format", "runne"},
+              {"train", {d + "train.jsonl"}},
+              {"test", {d + "test.jsonl", d + "test_with_answers.jsonl"}}}},
+            {"run_dir", dir_->file(name)},
+            {"teacher_dir", stage == "teacher" ? "" : dir_->file("teacher")},
+            {"logits_dir", dir_->file("logits")},
+            {"resources", {{"cpus", 1}}}};
   }
   static std::string write_run(const nlohmann::json& j) {
     return dir_->write(j["id"].get<std::string>() + "/run.json", j.dump(2));
@@ -52,13 +73,19 @@ class WorkerCli : public ::testing::Test {
     return nlohmann::json::parse(test::slurp(dir_->file(name + "/result.json")));
   }
   static nlohmann::json teacher_params() {
-    return {{"arch", "bert"}, {"layers", 1}, {"hidden", 32}, {"heads", 2}, {"ffn", 64}, {"vocab_size", 2000},
-            {"lowercase", false}, {"dropout", 0.1}};
+    return {{"arch", "bert"}, {"layers", 1},        {"hidden", 32},       {"heads", 2},
+            {"ffn", 64},      {"vocab_size", 2000}, {"lowercase", false}, {"dropout", 0.1}};
   }
   static nlohmann::json student_params(const std::string& arch, double kd) {
-    return {{"arch", arch}, {"hidden", 16}, {"layers", 1}, {"emb", 16}, {"proj", 0}, {"dropout", 0.1},
+    return {{"arch", arch},
+            {"hidden", 16},
+            {"layers", 1},
+            {"emb", 16},
+            {"proj", 0},
+            {"dropout", 0.1},
             {"init_embedding", arch == "lstm"},
-            {"loss", {{"ce_weight", 1.0}, {"kd_weight", kd}, {"kd_loss", "mse"}, {"temperature", 1.0}}}};
+            {"loss",
+             {{"ce_weight", 1.0}, {"kd_weight", kd}, {"kd_loss", "mse"}, {"temperature", 1.0}}}};
   }
   static std::string data_;
   static test::TempDir* dir_;
@@ -68,18 +95,23 @@ test::TempDir* WorkerCli::dir_ = nullptr;
 
 TEST_F(WorkerCli, TeacherLogitsStudentsExportAndStaleness) {
   ASSERT_FALSE(data_.empty());
-  auto t = worker({"--spec", write_run(run_json("teacher", "teacher", teacher_params())), "--latency-runs", "3"});
+  auto t = worker({"--spec", write_run(run_json("teacher", "teacher", teacher_params())),
+                   "--latency-runs", "3"});
   ASSERT_EQ(t.exit_code, 0) << t.err;
-  EXPECT_NE(t.err.find("BLAS /usr/lib/x86_64-linux-gnu/openblas-openmp/"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("BLAS /usr/lib/x86_64-linux-gnu/openblas-openmp/"), std::string::npos)
+      << t.err;
   auto tr = result("teacher");
   EXPECT_EQ(tr["status"], "ok");
-  for (auto key : {"f1", "precision", "recall", "macro_f1", "macro_f1_few_shot", "params", "size_mb", "latency_b1_ms", "latency_b32_ms"})
+  for (auto key : {"f1", "precision", "recall", "macro_f1", "macro_f1_few_shot", "params",
+                   "size_mb", "latency_b1_ms", "latency_b32_ms"})
     EXPECT_TRUE(tr["metrics"].contains(key)) << key;
-  for (auto f : {"config.json", "vocab.txt", "tokenizer_config.json", "model.safetensors", "predictions.jsonl", "metrics.jsonl"})
+  for (auto f : {"config.json", "vocab.txt", "tokenizer_config.json", "model.safetensors",
+                 "predictions.jsonl", "metrics.jsonl"})
     EXPECT_TRUE(test::file_exists(dir_->file(std::string("teacher/") + f))) << f;
   // The predictions file is what the official scorer reads: kdx eval gives the same F1.
-  auto ev = test::run_command({KDX_BIN, "eval", "--format", "runne", "--gold", data_ + "/runne/test_with_answers.jsonl",
-                               "--pred", dir_->file("teacher/predictions.jsonl"), "--json"});
+  auto ev = test::run_command({KDX_BIN, "eval", "--format", "runne", "--gold",
+                               data_ + "/runne/test_with_answers.jsonl", "--pred",
+                               dir_->file("teacher/predictions.jsonl"), "--json"});
   EXPECT_NE(ev.exit_code, 0);  // 4 of 93 documents predicted: the official checks refuse it
   EXPECT_NE(ev.err.find("93 != 4"), std::string::npos) << ev.err;
 
@@ -89,7 +121,8 @@ TEST_F(WorkerCli, TeacherLogitsStudentsExportAndStaleness) {
 
   for (auto [arch, kd] : {std::pair{"lstm", 1.0}, {"sru", 1.0}, {"srupp", 0.0}}) {
     std::string name = std::string("student-") + arch;
-    auto s = worker({"--spec", write_run(run_json(name, "student", student_params(arch, kd))), "--latency-runs", "3"});
+    auto s = worker({"--spec", write_run(run_json(name, "student", student_params(arch, kd))),
+                     "--latency-runs", "3"});
     ASSERT_EQ(s.exit_code, 0) << s.err;
     auto r = result(name);
     EXPECT_LT(r["metrics"]["params"].get<long>(), tr["metrics"]["params"].get<long>());
@@ -106,7 +139,8 @@ TEST_F(WorkerCli, TeacherLogitsStudentsExportAndStaleness) {
   t2["params"]["seed"] = 2;
   ::system(("rm -rf " + dir_->file("teacher/checkpoint")).c_str());
   ASSERT_EQ(worker({"--spec", write_run(t2), "--no-latency"}).exit_code, 0);
-  auto stale = worker({"--spec", write_run(run_json("student-stale", "student", student_params("sru", 1.0)))});
+  auto stale = worker(
+      {"--spec", write_run(run_json("student-stale", "student", student_params("sru", 1.0)))});
   EXPECT_EQ(stale.exit_code, 1);
   EXPECT_NE(stale.err.find("stale teacher logits cache"), std::string::npos) << stale.err;
   EXPECT_FALSE(test::file_exists(dir_->file("student-stale/result.json")));
@@ -123,7 +157,8 @@ TEST_F(WorkerCli, SigtermCheckpointsAndTheRerunResumes) {
   if (pid == 0) {
     int fd = ::open(dir_->file("stopped.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 2);
-    ::execl(KDX_WORKER_BIN, KDX_WORKER_BIN, "--spec", spec.c_str(), "--no-latency", "--threads", "1", nullptr);
+    ::execl(KDX_WORKER_BIN, KDX_WORKER_BIN, "--spec", spec.c_str(), "--no-latency", "--threads",
+            "1", nullptr);
     ::_exit(127);
   }
   // Wait until training has really started (the first epoch's metrics line), then stop it.
@@ -134,7 +169,9 @@ TEST_F(WorkerCli, SigtermCheckpointsAndTheRerunResumes) {
   ::waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
-  EXPECT_NE(test::slurp(dir_->file("stopped.err")).find("checkpoint written, exiting so the run can resume"), std::string::npos);
+  EXPECT_NE(test::slurp(dir_->file("stopped.err"))
+                .find("checkpoint written, exiting so the run can resume"),
+            std::string::npos);
   auto state = nlohmann::json::parse(test::slurp(dir_->file("stopped/checkpoint/state.json")));
   EXPECT_GE(state["epoch"].get<int>(), 1);
   EXPECT_FALSE(test::file_exists(dir_->file("stopped/result.json")));
@@ -143,28 +180,33 @@ TEST_F(WorkerCli, SigtermCheckpointsAndTheRerunResumes) {
   p2["epochs"] = state["epoch"].get<int>() + 1;
   auto again = worker({"--spec", write_run(run_json("stopped", "teacher", p2)), "--no-latency"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_NE(again.err.find("resuming from " + dir_->file("stopped/checkpoint")), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("resuming from " + dir_->file("stopped/checkpoint")), std::string::npos)
+      << again.err;
 }
 
 TEST_F(WorkerCli, BadInputIsAClearErrorWithoutResult) {
   auto bad = run_json("bad-arch", "student", student_params("gru", 0.0));
   auto b = worker({"--spec", write_run(bad)});
   EXPECT_EQ(b.exit_code, 1);
-  EXPECT_EQ(error_line(b.err), "kdx-worker: error: " + dir_->file("bad-arch/run.json") +
-                                   ": params.arch: unknown student architecture 'gru' (expected lstm, sru, srupp)\n");
+  EXPECT_EQ(error_line(b.err),
+            "kdx-worker: error: " + dir_->file("bad-arch/run.json") +
+                ": params.arch: unknown student architecture 'gru' (expected lstm, sru, srupp)\n");
   EXPECT_FALSE(test::file_exists(dir_->file("bad-arch/result.json")));
   auto missing = run_json("no-teacher", "student", student_params("lstm", 0.0));
   missing["teacher_dir"] = dir_->file("nowhere");
   auto r = worker({"--spec", write_run(missing)});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(error_line(r.err), "kdx-worker: error: " + dir_->file("nowhere") + ": not a finished kdx teacher (no model.json)\n");
+  EXPECT_EQ(error_line(r.err), "kdx-worker: error: " + dir_->file("nowhere") +
+                                   ": not a finished kdx teacher (no model.json)\n");
   auto hf = run_json("bad-init", "teacher", teacher_params());
   hf["params"]["init_from"] = dir_->file("no-such-checkpoint");
   auto h = worker({"--spec", write_run(hf)});
-  EXPECT_EQ(error_line(h.err), "kdx-worker: error: " + dir_->file("no-such-checkpoint") + ": not a Hugging Face checkpoint (no config.json)\n");
+  EXPECT_EQ(error_line(h.err), "kdx-worker: error: " + dir_->file("no-such-checkpoint") +
+                                   ": not a Hugging Face checkpoint (no config.json)\n");
   EXPECT_FALSE(test::file_exists(dir_->file("bad-init/result.json")));
   auto r2 = worker({"--spec", dir_->write("junk.json", "{\"kdx_run_version\": 1}")});
-  EXPECT_EQ(error_line(r2.err), "kdx-worker: error: " + dir_->file("junk.json") + ": missing field \"id\"\n");
+  EXPECT_EQ(error_line(r2.err),
+            "kdx-worker: error: " + dir_->file("junk.json") + ": missing field \"id\"\n");
 }
 
 }  // namespace

@@ -29,7 +29,8 @@ void BM_RunneTrainPrepare(benchmark::State& state) {
     tokens = enc.total_tokens();
     benchmark::DoNotOptimize(enc.examples.data());
   }
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(tokens) * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(tokens) * state.iterations(),
+                                                  benchmark::Counter::kIsRate);
   state.counters["tokens"] = static_cast<double>(tokens);
 }
 BENCHMARK(BM_RunneTrainPrepare)->Unit(benchmark::kMillisecond);
@@ -47,7 +48,8 @@ void BM_RurebusReadZips(benchmark::State& state) {
     auto docs = kdx::data::read_brat(zips, kdx::data::rurebus_types());
     benchmark::DoNotOptimize(docs.data());
   }
-  state.counters["MB/s"] = benchmark::Counter(bytes / 1e6 * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["MB/s"] =
+      benchmark::Counter(bytes / 1e6 * state.iterations(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_RurebusReadZips)->Unit(benchmark::kMillisecond);
 

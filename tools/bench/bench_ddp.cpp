@@ -10,10 +10,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -27,18 +26,46 @@ std::string data_root() {
 
 std::string write_run(const std::string& name) {
   std::string d = data_root() + "/runne/";
-  nlohmann::json p = {{"arch", "bert"}, {"layers", 4}, {"hidden", 256}, {"heads", 4}, {"ffn", 1024},
-                      {"vocab_size", 8000}, {"lowercase", false}, {"dropout", 0.1}, {"seed", 1}, {"window", 128},
-                      {"tagging", "per_type_bio"}, {"max_train_docs", 120}, {"max_test_docs", 2}, {"epochs", 1},
-                      {"batch_size", 16}, {"lr", 0.0005}, {"weight_decay", 0.01}, {"warmup_steps", 10},
-                      {"grad_clip", 1.0}, {"patience", 0}, {"checkpoint_every", 100000}, {"threads", 0}, {"ranks", 1}};
+  nlohmann::json p = {{"arch", "bert"},
+                      {"layers", 4},
+                      {"hidden", 256},
+                      {"heads", 4},
+                      {"ffn", 1024},
+                      {"vocab_size", 8000},
+                      {"lowercase", false},
+                      {"dropout", 0.1},
+                      {"seed", 1},
+                      {"window", 128},
+                      {"tagging", "per_type_bio"},
+                      {"max_train_docs", 120},
+                      {"max_test_docs", 2},
+                      {"epochs", 1},
+                      {"batch_size", 16},
+                      {"lr", 0.0005},
+                      {"weight_decay", 0.01},
+                      {"warmup_steps", 10},
+                      {"grad_clip", 1.0},
+                      {"patience", 0},
+                      {"checkpoint_every", 100000},
+                      {"threads", 0},
+                      {"ranks", 1}};
   std::string dir = g_dir + "/" + name;
   std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
-  nlohmann::json j = {{"kdx_run_version", 1}, {"id", name}, {"experiment", "bench"}, {"stage", "teacher"},
-                      {"params", p}, {"config", nlohmann::json::object()},
-                      {"dataset", {{"name", "runne"}, {"format", "runne"}, {"train", {d + "train.jsonl"}},
-                                   {"test", {d + "test.jsonl", d + "test_with_answers.jsonl"}}}},
-                      {"run_dir", dir}, {"teacher_dir", ""}, {"logits_dir", ""}, {"resources", {{"cpus", 2}}}};
+  nlohmann::json j = {{"kdx_run_version", 1},
+                      {"id", name},
+                      {"experiment", "bench"},
+                      {"stage", "teacher"},
+                      {"params", p},
+                      {"config", nlohmann::json::object()},
+                      {"dataset",
+                       {{"name", "runne"},
+                        {"format", "runne"},
+                        {"train", {d + "train.jsonl"}},
+                        {"test", {d + "test.jsonl", d + "test_with_answers.jsonl"}}}},
+                      {"run_dir", dir},
+                      {"teacher_dir", ""},
+                      {"logits_dir", ""},
+                      {"resources", {{"cpus", 2}}}};
   std::ofstream(dir + "/run.json") << j.dump(2);
   return dir;
 }
@@ -47,8 +74,10 @@ void BM_Teacher(benchmark::State& state, int ranks, int threads, const char* buc
   std::string name = std::to_string(ranks) + "x" + std::to_string(threads) + "_b" + bucket_mb;
   for (auto _ : state) {
     std::string dir = write_run(name);
-    std::string cmd = "KDX_BUCKET_MB=" + std::string(bucket_mb) + " " KDX_WORKER_BIN " --quiet --no-latency --spec " +
-                      dir + "/run.json --threads " + std::to_string(threads) + " --nproc " + std::to_string(ranks);
+    std::string cmd = "KDX_BUCKET_MB=" + std::string(bucket_mb) +
+                      " " KDX_WORKER_BIN " --quiet --no-latency --spec " + dir +
+                      "/run.json --threads " + std::to_string(threads) + " --nproc " +
+                      std::to_string(ranks);
     if (std::system(cmd.c_str()) != 0) {
       state.SkipWithError("kdx-worker failed");
       return;
@@ -69,20 +98,36 @@ void BM_Teacher(benchmark::State& state, int ranks, int threads, const char* buc
 int main(int argc, char** argv) {
   char tmpl[] = "/tmp/kdx-bench-ddp-XXXXXX";
   g_dir = ::mkdtemp(tmpl);
-  benchmark::RegisterBenchmark("Teacher/1rank_x_2threads", BM_Teacher, 1, 2, "8")->UseManualTime()->Iterations(1)->Unit(benchmark::kSecond);
-  benchmark::RegisterBenchmark("Teacher/2ranks_x_1thread/bucket_8MB", BM_Teacher, 2, 1, "8")->UseManualTime()->Iterations(1)->Unit(benchmark::kSecond);
-  benchmark::RegisterBenchmark("Teacher/2ranks_x_1thread/per_parameter", BM_Teacher, 2, 1, "0")->UseManualTime()->Iterations(1)->Unit(benchmark::kSecond);
+  benchmark::RegisterBenchmark("Teacher/1rank_x_2threads", BM_Teacher, 1, 2, "8")
+      ->UseManualTime()
+      ->Iterations(1)
+      ->Unit(benchmark::kSecond);
+  benchmark::RegisterBenchmark("Teacher/2ranks_x_1thread/bucket_8MB", BM_Teacher, 2, 1, "8")
+      ->UseManualTime()
+      ->Iterations(1)
+      ->Unit(benchmark::kSecond);
+  benchmark::RegisterBenchmark("Teacher/2ranks_x_1thread/per_parameter", BM_Teacher, 2, 1, "0")
+      ->UseManualTime()
+      ->Iterations(1)
+      ->Unit(benchmark::kSecond);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
-  auto tps = [](const char* k) { return g_metrics.count(k) ? g_metrics[k]["train_tokens_per_s"].get<double>() : 0.0; };
-  auto ar = [](const char* k) { return g_metrics.count(k) ? g_metrics[k]["allreduce_ms_per_step"].get<double>() : 0.0; };
+  auto tps = [](const char* k) {
+    return g_metrics.count(k) ? g_metrics[k]["train_tokens_per_s"].get<double>() : 0.0;
+  };
+  auto ar = [](const char* k) {
+    return g_metrics.count(k) ? g_metrics[k]["allreduce_ms_per_step"].get<double>() : 0.0;
+  };
   std::printf("\n| configuration | tokens/s | all-reduce ms/step |\n|---|---|---|\n");
   std::printf("| 1 rank x 2 threads | %.0f | - |\n", tps("1x2_b8"));
   std::printf("| 2 ranks x 1 thread, 8 MB buckets | %.0f | %.1f |\n", tps("2x1_b8"), ar("2x1_b8"));
-  std::printf("| 2 ranks x 1 thread, per-parameter all-reduce | %.0f | %.1f |\n", tps("2x1_b0"), ar("2x1_b0"));
+  std::printf("| 2 ranks x 1 thread, per-parameter all-reduce | %.0f | %.1f |\n", tps("2x1_b0"),
+              ar("2x1_b0"));
   if (tps("1x2_b8") > 0)
-    std::printf("\n2 ranks x 1 thread / 1 rank x 2 threads: %.2fx tokens/s; per-parameter / bucketed all-reduce: %.2fx time\n",
-                tps("2x1_b8") / tps("1x2_b8"), ar("2x1_b8") > 0 ? ar("2x1_b0") / ar("2x1_b8") : 0.0);
+    std::printf(
+        "\n2 ranks x 1 thread / 1 rank x 2 threads: %.2fx tokens/s; per-parameter / bucketed "
+        "all-reduce: %.2fx time\n",
+        tps("2x1_b8") / tps("1x2_b8"), ar("2x1_b8") > 0 ? ar("2x1_b0") / ar("2x1_b8") : 0.0);
   std::system(("rm -rf " + g_dir).c_str());
   return 0;
 }

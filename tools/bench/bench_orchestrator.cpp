@@ -1,9 +1,8 @@
 // Planning and registering grids: expand + plan N runs; register 10,000 runs in a fresh
 // registry. Target: 10,000 runs planned and registered in under 1 s, cost linear in N.
 #include <benchmark/benchmark.h>
-#include <unistd.h>
-
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -25,7 +24,8 @@ std::string grid_yaml(long n) {
          "datasets: [{name: d, format: runne, train: t, test: t}]\n"
          "teacher: {}\n"
          "students:\n"
-         "  grid:\n    hidden: [" + hidden + "]\n    seed: [" + seed + "]\n    loss: [{kd_weight: 0}, {kd_weight: 1}]\n";
+         "  grid:\n    hidden: [" +
+         hidden + "]\n    seed: [" + seed + "]\n    loss: [{kd_weight: 0}, {kd_weight: 1}]\n";
 }
 
 kdx::Spec spec_of(long n) {
@@ -43,7 +43,13 @@ void BM_ExpandAndPlan(benchmark::State& state) {
   state.SetComplexityN(state.range(0));
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
-BENCHMARK(BM_ExpandAndPlan)->Arg(100)->Arg(1000)->Arg(10000)->Arg(100000)->Unit(benchmark::kMillisecond)->Complexity(benchmark::oN);
+BENCHMARK(BM_ExpandAndPlan)
+    ->Arg(100)
+    ->Arg(1000)
+    ->Arg(10000)
+    ->Arg(100000)
+    ->Unit(benchmark::kMillisecond)
+    ->Complexity(benchmark::oN);
 
 void BM_PlanAndRegister(benchmark::State& state) {
   auto spec = spec_of(state.range(0));
@@ -101,8 +107,12 @@ void materialize(benchmark::State& state, bool peer) {
   std::system(("rm -rf " + dir).c_str());
   state.SetItemsProcessed(state.iterations() * 1003);
 }
-void BM_MaterializeRunDirs(benchmark::State& state) { materialize(state, false); }
-void BM_MaterializePeerMkdirWrite(benchmark::State& state) { materialize(state, true); }
+void BM_MaterializeRunDirs(benchmark::State& state) {
+  materialize(state, false);
+}
+void BM_MaterializePeerMkdirWrite(benchmark::State& state) {
+  materialize(state, true);
+}
 BENCHMARK(BM_MaterializeRunDirs)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_MaterializePeerMkdirWrite)->Unit(benchmark::kMillisecond)->Iterations(2);
 

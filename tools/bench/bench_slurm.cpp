@@ -27,7 +27,9 @@ std::string grid_yaml() {
   return "experiment: bench\n"
          "datasets: [{name: d, format: runne, train: t, test: t}]\n"
          "teacher: {}\n"
-         "students:\n  grid:\n    hidden: [" + hidden + "]\n    seed: [" + seed + "]\n    loss: [{kd_weight: 0}, {kd_weight: 1}]\n"
+         "students:\n  grid:\n    hidden: [" +
+         hidden + "]\n    seed: [" + seed +
+         "]\n    loss: [{kd_weight: 0}, {kd_weight: 1}]\n"
          "worker: {command: ['/bin/true']}\n";
 }
 
@@ -44,7 +46,8 @@ void BM_SubmitHeld10k(benchmark::State& state) {
     state.SetIterationTime(s);
     state.counters["runs"] = rep.runs_submitted;
     state.counters["sbatch_calls"] = rep.sbatch_calls;
-    std::printf("submitted %d runs in %d sbatch calls, %.2f s\n", rep.runs_submitted, rep.sbatch_calls, s);
+    std::printf("submitted %d runs in %d sbatch calls, %.2f s\n", rep.runs_submitted,
+                rep.sbatch_calls, s);
   }
 }
 BENCHMARK(BM_SubmitHeld10k)->UseManualTime()->Iterations(1)->Unit(benchmark::kSecond);
@@ -58,8 +61,8 @@ void BM_Poll10k(benchmark::State& state) {
     state.SetIterationTime(total);
     state.counters["kdx_s"] = total - rep.slurm_seconds;
     state.counters["slurm_s"] = rep.slurm_seconds;
-    std::printf("poll: %.3f s in kdx, %.3f s in squeue+sacct (%d + %d calls)\n", total - rep.slurm_seconds,
-                rep.slurm_seconds, rep.squeue_calls, rep.sacct_calls);
+    std::printf("poll: %.3f s in kdx, %.3f s in squeue+sacct (%d + %d calls)\n",
+                total - rep.slurm_seconds, rep.slurm_seconds, rep.squeue_calls, rep.sacct_calls);
   }
 }
 BENCHMARK(BM_Poll10k)->UseManualTime()->Iterations(3)->Unit(benchmark::kSecond);

@@ -11,9 +11,8 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "workers/models/bert.h"
 #include "workers/models/student.h"
@@ -118,15 +117,23 @@ void BM_Latency(benchmark::State& state, std::string arch, int size) {
 int main(int argc, char** argv) {
   for (auto arch : kArchs) {
     benchmark::RegisterBenchmark(("Train/cpp/" + std::string(arch)).c_str(), BM_TrainCpp, arch)
-        ->Unit(benchmark::kMillisecond)->MinTime(2.0);
-    benchmark::RegisterBenchmark(("Train/python/" + std::string(arch)).c_str(), BM_TrainPython, arch)
-        ->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(1);
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(2.0);
+    benchmark::RegisterBenchmark(("Train/python/" + std::string(arch)).c_str(), BM_TrainPython,
+                                 arch)
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime()
+        ->Iterations(1);
   }
-  benchmark::RegisterBenchmark("Latency/bert-base", BM_Latency, "bert-base", 0)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+  benchmark::RegisterBenchmark("Latency/bert-base", BM_Latency, "bert-base", 0)
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(3.0);
   for (int s = 0; s < 2; ++s)
     for (auto arch : kArchs)
-      benchmark::RegisterBenchmark(("Latency/" + std::string(arch) + "/" + kSizes[s].name).c_str(), BM_Latency, arch, s)
-          ->Unit(benchmark::kMillisecond)->MinTime(1.0);
+      benchmark::RegisterBenchmark(("Latency/" + std::string(arch) + "/" + kSizes[s].name).c_str(),
+                                   BM_Latency, arch, s)
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(1.0);
 
   // A reporter that keeps each run's real time for the ratio table.
   struct Keep : benchmark::ConsoleReporter {
@@ -144,21 +151,28 @@ int main(int argc, char** argv) {
       if (k.rfind(name, 0) == 0) return v;
     return 0.0;
   };
-  std::printf("\nthreads: %d\n| student | train tokens/s kdx | train tokens/s Python | kdx / Python |\n|---|---|---|---|\n", threads());
+  std::printf(
+      "\nthreads: %d\n| student | train tokens/s kdx | train tokens/s Python | kdx / Python "
+      "|\n|---|---|---|---|\n",
+      threads());
   for (auto arch : kArchs) {
     double cpp = t("Train/cpp/" + std::string(arch)), py = t("Train/python/" + std::string(arch));
     if (cpp > 0 && py > 0)
-      std::printf("| %s | %.0f | %.0f | %.2fx |\n", arch, kBatch * kLen / (cpp / 1e3), kBatch * kLen / (py / 1e3), py / cpp);
+      std::printf("| %s | %.0f | %.0f | %.2fx |\n", arch, kBatch * kLen / (cpp / 1e3),
+                  kBatch * kLen / (py / 1e3), py / cpp);
   }
   double bert = t("Latency/bert-base");
-  std::printf("\n| model | params | params ratio | latency b=1, 128 tok (ms) | speed-up vs BERT-base |\n|---|---|---|---|---|\n");
+  std::printf(
+      "\n| model | params | params ratio | latency b=1, 128 tok (ms) | speed-up vs BERT-base "
+      "|\n|---|---|---|---|---|\n");
   std::printf("| bert-base | %.1fM | 1x | %.2f | 1x |\n", g_value["params_bert-base"] / 1e6, bert);
   for (int s = 0; s < 2; ++s)
     for (auto arch : kArchs) {
       std::string key = std::string(arch) + "/" + kSizes[s].name;
       double ms = t("Latency/" + key);
-      std::printf("| %s (emb %d, hidden %d) | %.2fM | %.1fx | %.2f | %.1fx |\n", arch, kSizes[s].emb, kSizes[s].hidden,
-                  g_value["params_" + key] / 1e6, g_value["params_bert-base"] / g_value["params_" + key], ms, bert / ms);
+      std::printf("| %s (emb %d, hidden %d) | %.2fM | %.1fx | %.2f | %.1fx |\n", arch,
+                  kSizes[s].emb, kSizes[s].hidden, g_value["params_" + key] / 1e6,
+                  g_value["params_bert-base"] / g_value["params_" + key], ms, bert / ms);
     }
   return 0;
 }

@@ -14,7 +14,9 @@ std::u32string decode_utf8(const std::string& bytes, const std::string& where) {
   while (pos < left) {
     utf8proc_int32_t cp;
     utf8proc_ssize_t n = utf8proc_iterate(p + pos, left - pos, &cp);
-    if (n < 0) throw Error(where + ": invalid UTF-8 at byte " + std::to_string(pos) + " (the file must be UTF-8)");
+    if (n < 0)
+      throw Error(where + ": invalid UTF-8 at byte " + std::to_string(pos) +
+                  " (the file must be UTF-8)");
     out.push_back(static_cast<char32_t>(cp));
     pos += n;
   }

@@ -12,7 +12,9 @@ struct Entity {
   int start = 0;
   int end = 0;  // exclusive
   std::string type;
-  bool operator==(const Entity& o) const { return start == o.start && end == o.end && type == o.type; }
+  bool operator==(const Entity& o) const {
+    return start == o.start && end == o.end && type == o.type;
+  }
   bool operator<(const Entity& o) const {
     if (start != o.start) return start < o.start;
     if (end != o.end) return end < o.end;

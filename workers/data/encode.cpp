@@ -32,7 +32,8 @@ EncodedDataset encode_dataset(const std::vector<Document>& docs, const Tokenizer
       ex.tags.assign(static_cast<size_t>(cols), kIgnoreTag);
       for (int i = w.first; i < w.first + w.count; ++i) {
         ex.ids.push_back(ed.tokens[static_cast<size_t>(i)].id);
-        for (int c = 0; c < cols; ++c) ex.tags.push_back(ed.tags[static_cast<size_t>(i * cols + c)]);
+        for (int c = 0; c < cols; ++c)
+          ex.tags.push_back(ed.tags[static_cast<size_t>(i * cols + c)]);
       }
       ex.ids.push_back(vocab.sep());
       for (int c = 0; c < cols; ++c) ex.tags.push_back(kIgnoreTag);
@@ -47,7 +48,8 @@ Batch make_batch(const EncodedDataset& data, const std::vector<int>& examples, i
   Batch b;
   b.size = static_cast<int>(examples.size());
   b.columns = data.scheme.columns();
-  for (int e : examples) b.len = std::max(b.len, static_cast<int>(data.examples[static_cast<size_t>(e)].ids.size()));
+  for (int e : examples)
+    b.len = std::max(b.len, static_cast<int>(data.examples[static_cast<size_t>(e)].ids.size()));
   size_t cells = static_cast<size_t>(b.size) * static_cast<size_t>(b.len);
   b.ids.assign(cells, pad_id);
   b.mask.assign(cells, 0);
@@ -60,12 +62,14 @@ Batch make_batch(const EncodedDataset& data, const std::vector<int>& examples, i
       b.ids[row + i] = ex.ids[i];
       b.mask[row + i] = 1;
     }
-    std::copy(ex.tags.begin(), ex.tags.end(), b.tags.begin() + static_cast<long>(row * static_cast<size_t>(b.columns)));
+    std::copy(ex.tags.begin(), ex.tags.end(),
+              b.tags.begin() + static_cast<long>(row * static_cast<size_t>(b.columns)));
   }
   return b;
 }
 
-std::vector<Document> decode_predictions(const EncodedDataset& data, const std::vector<std::vector<int>>& example_tags) {
+std::vector<Document> decode_predictions(const EncodedDataset& data,
+                                         const std::vector<std::vector<int>>& example_tags) {
   const int cols = data.scheme.columns();
   std::vector<std::vector<int>> doc_tags(data.docs.size());
   for (size_t d = 0; d < data.docs.size(); ++d)
@@ -76,7 +80,8 @@ std::vector<Document> decode_predictions(const EncodedDataset& data, const std::
     for (int i = 0; i < ex.window.count; ++i)
       for (int c = 0; c < cols; ++c) {
         int t = tags[static_cast<size_t>((i + 1) * cols + c)];  // +1: skip [CLS]
-        doc_tags[static_cast<size_t>(ex.doc)][static_cast<size_t>((ex.window.first + i) * cols + c)] = t < 0 ? 0 : t;
+        doc_tags[static_cast<size_t>(ex.doc)]
+                [static_cast<size_t>((ex.window.first + i) * cols + c)] = t < 0 ? 0 : t;
       }
   }
   std::vector<Document> out;
@@ -89,7 +94,8 @@ std::vector<Document> decode_predictions(const EncodedDataset& data, const std::
   return out;
 }
 
-RoundTrip round_trip(const std::vector<Document>& docs, const Tokenizer& tokenizer, const TagScheme& scheme) {
+RoundTrip round_trip(const std::vector<Document>& docs, const Tokenizer& tokenizer,
+                     const TagScheme& scheme) {
   RoundTrip r;
   for (auto& d : docs) {
     auto tokens = tokenizer.tokenize(d.text);

@@ -50,14 +50,18 @@ Batch make_batch(const EncodedDataset& data, const std::vector<int>& examples, i
 
 // Stitches per-example tag predictions ([ids.size() x columns] each, indexed like
 // data.examples) back into documents with character-span entities.
-std::vector<Document> decode_predictions(const EncodedDataset& data, const std::vector<std::vector<int>>& example_tags);
+std::vector<Document> decode_predictions(const EncodedDataset& data,
+                                         const std::vector<std::vector<int>>& example_tags);
 
 // How many gold entities survive encode -> decode unchanged.
 struct RoundTrip {
   long gold = 0, survived = 0;
-  double fraction() const { return gold ? static_cast<double>(survived) / static_cast<double>(gold) : 1.0; }
+  double fraction() const {
+    return gold ? static_cast<double>(survived) / static_cast<double>(gold) : 1.0;
+  }
 };
-RoundTrip round_trip(const std::vector<Document>& docs, const Tokenizer& tokenizer, const TagScheme& scheme);
+RoundTrip round_trip(const std::vector<Document>& docs, const Tokenizer& tokenizer,
+                     const TagScheme& scheme);
 
 // The entity types of a dataset, sorted (for RuNNE from ners.txt when present).
 std::vector<std::string> types_of(const std::vector<Document>& docs);

@@ -18,21 +18,32 @@ const std::vector<RemoteDataset>& remote_datasets() {
       {"runne",
        "dialogue-evaluation/RuNNE",
        {
-           {"public_data/train.jsonl", "runne/train.jsonl", "eff27da719e7c1c1077685b1439c21a83a2fb8ee61d886d1364eb7a3a8234cec"},
-           {"public_data/dev.jsonl", "runne/dev.jsonl", "46b65e95375a9009ffaf443f4492a628a61c4a3eb230edc376db963d852080d3"},
-           {"public_data/test.jsonl", "runne/test.jsonl", "e6d7e53154286b7fba38ba3713b09b6cd0c5cad43c3906614bc8f5d282097882"},
-           {"public_data/test_with_answers.jsonl", "runne/test_with_answers.jsonl", "166787db8c98dd8a5a6833f9a6160be1b300b2c6eec23634c4005794c02e9637"},
-           {"public_data/ners.txt", "runne/ners.txt", "e835d162ca89ddf7d46cfcb8643c96410b0c9401b68882239dc020054e9b7881"},
+           {"public_data/train.jsonl", "runne/train.jsonl",
+            "eff27da719e7c1c1077685b1439c21a83a2fb8ee61d886d1364eb7a3a8234cec"},
+           {"public_data/dev.jsonl", "runne/dev.jsonl",
+            "46b65e95375a9009ffaf443f4492a628a61c4a3eb230edc376db963d852080d3"},
+           {"public_data/test.jsonl", "runne/test.jsonl",
+            "e6d7e53154286b7fba38ba3713b09b6cd0c5cad43c3906614bc8f5d282097882"},
+           {"public_data/test_with_answers.jsonl", "runne/test_with_answers.jsonl",
+            "166787db8c98dd8a5a6833f9a6160be1b300b2c6eec23634c4005794c02e9637"},
+           {"public_data/ners.txt", "runne/ners.txt",
+            "e835d162ca89ddf7d46cfcb8643c96410b0c9401b68882239dc020054e9b7881"},
        }},
       {"rurebus",
        "dialogue-evaluation/RuREBus",
        {
-           {"train_data/train_part_1.zip", "rurebus/train_part_1.zip", "2da67e407e0c2ecbc7f782a8cc6ac56b0c6bdba22cbe335974faa20413100d5a"},
-           {"train_data/train_part_2.zip", "rurebus/train_part_2.zip", "dac009c610aef63cf103c9fc762f8c6f72debad2e7b347d6bf311b0d9aad2593"},
-           {"train_data/train_part_3.zip", "rurebus/train_part_3.zip", "f83c30cdac238747de23b4e8a8bdc3f20cd0b80255d0cc659f2c9cc00cc2cab6"},
-           {"test_data/test.zip", "rurebus/test.zip", "c6476d1d422f65f7fafa426806ede65a713146b500e8bdafe98b2d2de8d43b2e"},
-           {"test_data/test_ner_only.zip", "rurebus/test_ner_only.zip", "d4dcbb0e28c0c54b04380d8b144cf29bec0fd699c3dc2342ccef5bc97e59cf6e"},
-           {"test_data/test_full.zip", "rurebus/test_full.zip", "f2539e79a325738e1eeb6ff2738a5cc45ac31ff958e0e61080f4bbd1b78f50f0"},
+           {"train_data/train_part_1.zip", "rurebus/train_part_1.zip",
+            "2da67e407e0c2ecbc7f782a8cc6ac56b0c6bdba22cbe335974faa20413100d5a"},
+           {"train_data/train_part_2.zip", "rurebus/train_part_2.zip",
+            "dac009c610aef63cf103c9fc762f8c6f72debad2e7b347d6bf311b0d9aad2593"},
+           {"train_data/train_part_3.zip", "rurebus/train_part_3.zip",
+            "f83c30cdac238747de23b4e8a8bdc3f20cd0b80255d0cc659f2c9cc00cc2cab6"},
+           {"test_data/test.zip", "rurebus/test.zip",
+            "c6476d1d422f65f7fafa426806ede65a713146b500e8bdafe98b2d2de8d43b2e"},
+           {"test_data/test_ner_only.zip", "rurebus/test_ner_only.zip",
+            "d4dcbb0e28c0c54b04380d8b144cf29bec0fd699c3dc2342ccef5bc97e59cf6e"},
+           {"test_data/test_full.zip", "rurebus/test_full.zip",
+            "f2539e79a325738e1eeb6ff2738a5cc45ac31ff958e0e61080f4bbd1b78f50f0"},
        }},
   };
   return d;
@@ -45,8 +56,10 @@ void curl(const std::string& url, const std::string& out) {
   pid_t pid = ::fork();
   if (pid < 0) throw Error("cannot start curl");
   if (pid == 0) {
-    const char* argv[] = {"curl", "--fail", "--location", "--silent", "--show-error", "--retry", "3",
-                          "--connect-timeout", "20", "--output", out.c_str(), url.c_str(), nullptr};
+    const char* argv[] = {"curl",         "--fail",   "--location", "--silent",
+                          "--show-error", "--retry",  "3",          "--connect-timeout",
+                          "20",           "--output", out.c_str(),  url.c_str(),
+                          nullptr};
     ::execvp("curl", const_cast<char**>(argv));
     ::_exit(127);
   }
@@ -55,8 +68,8 @@ void curl(const std::string& url, const std::string& out) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     ::unlink(out.c_str());
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    throw Error("download failed (curl exit " + std::to_string(code) + (code == 127 ? ": curl not installed" : "") +
-                "): " + url);
+    throw Error("download failed (curl exit " + std::to_string(code) +
+                (code == 127 ? ": curl not installed" : "") + "): " + url);
   }
 }
 
@@ -75,15 +88,18 @@ std::vector<std::string> fetch_dataset(const std::string& name, const FetchOptio
       report.push_back(dest + ": already present, checksum ok");
       continue;
     }
-    std::string url = opt.base_url + "/" + ds->repository + "/" + opt.url_suffix_path + "/" + f.remote;
+    std::string url =
+        opt.base_url + "/" + ds->repository + "/" + opt.url_suffix_path + "/" + f.remote;
     std::string tmp = dest + ".part";
     curl(url, tmp);
     std::string got = sha256_file_hex(tmp);
     if (got != f.sha256) {
       ::unlink(tmp.c_str());
-      throw Error(url + ": SHA-256 mismatch (expected " + f.sha256 + ", got " + got + "); nothing was written to " + dest);
+      throw Error(url + ": SHA-256 mismatch (expected " + f.sha256 + ", got " + got +
+                  "); nothing was written to " + dest);
     }
-    if (::rename(tmp.c_str(), dest.c_str()) != 0) throw Error("cannot rename " + tmp + " to " + dest);
+    if (::rename(tmp.c_str(), dest.c_str()) != 0)
+      throw Error("cannot rename " + tmp + " to " + dest);
     report.push_back(dest + ": downloaded, checksum ok");
   }
   return report;

@@ -38,7 +38,8 @@ Prf prf(long tp, long fp, long fn) {
   return p;
 }
 
-NerScores count(const std::vector<Document>& gold, const std::map<std::string, const Document*>& pred_by_id,
+NerScores count(const std::vector<Document>& gold,
+                const std::map<std::string, const Document*>& pred_by_id,
                 const std::vector<std::string>& types) {
   long tp = 0, fp = 0, fn = 0;
   std::map<std::string, std::array<long, 3>> sub;
@@ -68,18 +69,19 @@ NerScores score_runne(const std::vector<Document>& gold, const std::vector<Docum
   for (auto& p : pred)
     for (size_t i = 0; i < p.entities.size(); ++i)
       if (!known.count(p.entities[i].type))
-        throw Error(p.entities[i].type + " is unknown type name from line " + std::to_string(i + 1) +
-                    " (document id " + p.id + ")");
+        throw Error(p.entities[i].type + " is unknown type name from line " +
+                    std::to_string(i + 1) + " (document id " + p.id + ")");
   if (gold.size() != pred.size())
-    throw Error("number of lines in ground truth is not equal to number of lines in solution passed: " +
-                std::to_string(gold.size()) + " != " + std::to_string(pred.size()));
+    throw Error(
+        "number of lines in ground truth is not equal to number of lines in solution passed: " +
+        std::to_string(gold.size()) + " != " + std::to_string(pred.size()));
   std::set<std::string> gold_ids, pred_ids;
   for (auto& g : gold) gold_ids.insert(g.id);
   for (auto& p : pred) pred_ids.insert(p.id);
   if (gold_ids != pred_ids) {
     std::vector<std::string> diff;
-    std::set_symmetric_difference(gold_ids.begin(), gold_ids.end(), pred_ids.begin(), pred_ids.end(),
-                                  std::back_inserter(diff));
+    std::set_symmetric_difference(gold_ids.begin(), gold_ids.end(), pred_ids.begin(),
+                                  pred_ids.end(), std::back_inserter(diff));
     std::string d;
     for (auto& x : diff) d += (d.empty() ? "" : ", ") + x;
     throw Error("ids don't match. Difference: {" + d + "}");
@@ -93,7 +95,8 @@ NerScores score_runne(const std::vector<Document>& gold, const std::vector<Docum
   for (auto& t : types) {
     auto& p = s.per_type[t];
     bool is_few = std::find(few.begin(), few.end(), t) != few.end();
-    if (is_few) sum_few += p.f1;
+    if (is_few)
+      sum_few += p.f1;
     else if (p.tp + p.fn > 0) {
       sum += p.f1;
       ++n;
@@ -110,13 +113,15 @@ NerScores score_exact(const std::vector<Document>& gold, const std::vector<Docum
   std::set<std::string> gold_ids;
   for (auto& g : gold) gold_ids.insert(g.id);
   for (auto& p : pred) {
-    if (!gold_ids.count(p.id)) throw Error("prediction for document '" + p.id + "' which is not in the gold data");
+    if (!gold_ids.count(p.id))
+      throw Error("prediction for document '" + p.id + "' which is not in the gold data");
     by_id[p.id] = &p;
   }
   std::set<std::string> known(types.begin(), types.end());
   for (auto& p : pred)
     for (auto& e : p.entities)
-      if (!known.count(e.type)) throw Error("prediction has unknown type '" + e.type + "' (document " + p.id + ")");
+      if (!known.count(e.type))
+        throw Error("prediction has unknown type '" + e.type + "' (document " + p.id + ")");
   NerScores s = count(gold, by_id, types);
   double sum = 0;
   int n = 0;
@@ -131,13 +136,19 @@ NerScores score_exact(const std::vector<Document>& gold, const std::vector<Docum
 
 nlohmann::json NerScores::to_json() const {
   auto prf_json = [](const Prf& p) {
-    return nlohmann::json{{"precision", p.precision}, {"recall", p.recall}, {"f1", p.f1},
-                          {"tp", p.tp}, {"fp", p.fp}, {"fn", p.fn}};
+    return nlohmann::json{{"precision", p.precision},
+                          {"recall", p.recall},
+                          {"f1", p.f1},
+                          {"tp", p.tp},
+                          {"fp", p.fp},
+                          {"fn", p.fn}};
   };
   nlohmann::json types = nlohmann::json::object();
   for (auto& [t, p] : per_type) types[t] = prf_json(p);
-  return {{"mention", prf_json(mention)}, {"macro_f1", macro_f1},
-          {"macro_f1_few_shot", macro_f1_few_shot}, {"per_type", types}};
+  return {{"mention", prf_json(mention)},
+          {"macro_f1", macro_f1},
+          {"macro_f1_few_shot", macro_f1_few_shot},
+          {"per_type", types}};
 }
 
 }  // namespace kdx::data

@@ -3,10 +3,9 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "workers/data/document.h"
 
@@ -18,9 +17,9 @@ struct Prf {
 };
 
 struct NerScores {
-  Prf mention;                       // micro over all entities
-  double macro_f1 = 0;               // RuNNE: mean over types with gold, few-shot excluded
-  double macro_f1_few_shot = 0;      // RuNNE: mean over DISEASE, PENALTY, WORK_OF_ART
+  Prf mention;                   // micro over all entities
+  double macro_f1 = 0;           // RuNNE: mean over types with gold, few-shot excluded
+  double macro_f1_few_shot = 0;  // RuNNE: mean over DISEASE, PENALTY, WORK_OF_ART
   std::map<std::string, Prf> per_type;
   nlohmann::json to_json() const;
 };

@@ -5,9 +5,8 @@
 
 #include <algorithm>
 #include <map>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -17,19 +16,23 @@
 namespace kdx::data {
 namespace {
 
-std::string where(const std::string& file, int line) { return file + ":" + std::to_string(line); }
+std::string where(const std::string& file, int line) {
+  return file + ":" + std::to_string(line);
+}
 
 void check_span(const Entity& e, size_t text_len, const std::string& at) {
   if (e.start < 0 || e.end < 0) throw Error(at + ": negative offset in entity " + e.type);
   if (e.end <= e.start)
-    throw Error(at + ": entity " + e.type + " ends (" + std::to_string(e.end) + ") before it starts (" +
-                std::to_string(e.start) + ")");
+    throw Error(at + ": entity " + e.type + " ends (" + std::to_string(e.end) +
+                ") before it starts (" + std::to_string(e.start) + ")");
   if (static_cast<size_t>(e.end) > text_len)
-    throw Error(at + ": entity " + e.type + " [" + std::to_string(e.start) + ", " + std::to_string(e.end) +
-                ") lies outside the text (" + std::to_string(text_len) + " characters)");
+    throw Error(at + ": entity " + e.type + " [" + std::to_string(e.start) + ", " +
+                std::to_string(e.end) + ") lies outside the text (" + std::to_string(text_len) +
+                " characters)");
 }
 
-void check_type(const std::string& type, const std::set<std::string>& types, const std::string& at) {
+void check_type(const std::string& type, const std::set<std::string>& types,
+                const std::string& at) {
   if (!types.empty() && !types.count(type))
     throw Error(at + ": unknown entity type '" + type + "' (known: " +
                 join(std::vector<std::string>(types.begin(), types.end()), ", ") + ")");
@@ -72,7 +75,9 @@ std::vector<Entity> parse_ann(const std::string& content, const std::string& nam
     auto tab1 = line.find('\t');
     auto tab2 = tab1 == std::string::npos ? std::string::npos : line.find('\t', tab1 + 1);
     if (tab2 == std::string::npos)
-      throw Error(at + ": cannot parse brat line (expected 'T<id><TAB><type> <start> <end><TAB><text>'): " + line);
+      throw Error(
+          at + ": cannot parse brat line (expected 'T<id><TAB><type> <start> <end><TAB><text>'): " +
+          line);
     std::string mid = line.substr(tab1 + 1, tab2 - tab1 - 1);
     auto parts = split(mid, ' ');
     Entity e;
@@ -97,7 +102,8 @@ std::vector<Entity> parse_ann(const std::string& content, const std::string& nam
 
 std::set<std::string> runne_types_near(const std::string& file) {
   auto slash = file.rfind('/');
-  std::string path = (slash == std::string::npos ? std::string(".") : file.substr(0, slash)) + "/ners.txt";
+  std::string path =
+      (slash == std::string::npos ? std::string(".") : file.substr(0, slash)) + "/ners.txt";
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return {};
   std::set<std::string> out;
@@ -106,12 +112,12 @@ std::set<std::string> runne_types_near(const std::string& file) {
   return out;
 }
 
-std::vector<Document> read_runne(const std::vector<std::string>& files, const std::set<std::string>& types,
-                                 bool require_text) {
+std::vector<Document> read_runne(const std::vector<std::string>& files,
+                                 const std::set<std::string>& types, bool require_text) {
   struct Partial {
     Document doc;
     bool has_text = false;
-    std::string entities_at;  // where the entities came from, for errors
+    std::string entities_at;                          // where the entities came from, for errors
     std::vector<std::pair<Entity, std::string>> raw;  // entity + location
   };
   std::map<std::string, Partial> by_id;
@@ -140,10 +146,12 @@ std::vector<Document> read_runne(const std::vector<std::string>& files, const st
         if (!j["ners"].is_array()) throw Error(at + ": field \"ners\" must be a list");
         p.raw.clear();
         for (auto& n : j["ners"]) {
-          if (!n.is_array() || n.size() != 3 || !n[0].is_number_integer() || !n[1].is_number_integer() ||
-              !n[2].is_string())
-            throw Error(at + ": field \"ners\": each entity must be [start, end, \"TYPE\"], got " + n.dump());
-          Entity e{n[0].get<int>(), n[1].get<int>() + 1, n[2].get<std::string>()};  // end inclusive in the file
+          if (!n.is_array() || n.size() != 3 || !n[0].is_number_integer() ||
+              !n[1].is_number_integer() || !n[2].is_string())
+            throw Error(at + ": field \"ners\": each entity must be [start, end, \"TYPE\"], got " +
+                        n.dump());
+          Entity e{n[0].get<int>(), n[1].get<int>() + 1,
+                   n[2].get<std::string>()};  // end inclusive in the file
           if (n[1].get<int>() < n[0].get<int>())
             throw Error(at + ": entity " + e.type + " ends (" + std::to_string(n[1].get<int>()) +
                         ") before it starts (" + std::to_string(e.start) + ")");
@@ -158,7 +166,8 @@ std::vector<Document> read_runne(const std::vector<std::string>& files, const st
     Partial& p = by_id[id];
     if (require_text && !p.has_text && !p.raw.empty())
       throw Error(p.raw.front().second + ": document id " + id +
-                  " has entities but no text in any of the files (add the file with its \"sentences\", e.g. test.jsonl)");
+                  " has entities but no text in any of the files (add the file with its "
+                  "\"sentences\", e.g. test.jsonl)");
     for (auto& [e, at] : p.raw) {
       if (p.has_text) check_span(e, p.doc.text.size(), at);
       p.doc.entities.push_back(e);
@@ -173,8 +182,8 @@ const std::set<std::string>& rurebus_types() {
   return t;
 }
 
-std::vector<Document> read_brat(const std::vector<std::string>& sources, const std::set<std::string>& types,
-                                bool require_pairs) {
+std::vector<Document> read_brat(const std::vector<std::string>& sources,
+                                const std::set<std::string>& types, bool require_pairs) {
   std::vector<Document> out;
   for (auto& src : sources) {
     std::unique_ptr<ZipArchive> zip;
@@ -194,8 +203,10 @@ std::vector<Document> read_brat(const std::vector<std::string>& sources, const s
       if (ends_with(n, ".txt") || ends_with(n, ".ann")) bases.insert(n.substr(0, n.size() - 4));
     for (auto& base : bases) {
       bool txt = present.count(base + ".txt"), ann = present.count(base + ".ann");
-      if (require_pairs && !ann) throw Error(label(base + ".txt") + ": no matching " + base + ".ann");
-      if (require_pairs && !txt) throw Error(label(base + ".ann") + ": no matching " + base + ".txt");
+      if (require_pairs && !ann)
+        throw Error(label(base + ".txt") + ": no matching " + base + ".ann");
+      if (require_pairs && !txt)
+        throw Error(label(base + ".ann") + ": no matching " + base + ".txt");
       Document d;
       d.id = base.substr(base.rfind('/') == std::string::npos ? 0 : base.rfind('/') + 1);
       if (txt) d.text = decode_utf8(read(base + ".txt"), label(base + ".txt"));
@@ -267,8 +278,10 @@ std::vector<Document> read_conll(const std::vector<std::string>& files) {
   return out;
 }
 
-std::vector<Document> read_dataset(const std::string& format, const std::vector<std::string>& files) {
-  if (format == "runne") return read_runne(files, files.empty() ? std::set<std::string>{} : runne_types_near(files[0]));
+std::vector<Document> read_dataset(const std::string& format,
+                                   const std::vector<std::string>& files) {
+  if (format == "runne")
+    return read_runne(files, files.empty() ? std::set<std::string>{} : runne_types_near(files[0]));
   if (format == "rurebus") return read_brat(files, rurebus_types());
   if (format == "conll") return read_conll(files);
   throw Error("unknown dataset format '" + format + "' (expected runne, rurebus, conll)");

@@ -13,8 +13,8 @@ namespace kdx::data {
 // RuNNE: lines {"id", "sentences", "ners": [[start, last_char_inclusive, TYPE], ...]}.
 // Several files merge by id, so test.jsonl (texts) and test_with_answers.jsonl (entities)
 // read together. `types` empty = accept any type.
-std::vector<Document> read_runne(const std::vector<std::string>& files, const std::set<std::string>& types = {},
-                                 bool require_text = true);
+std::vector<Document> read_runne(const std::vector<std::string>& files,
+                                 const std::set<std::string>& types = {}, bool require_text = true);
 // The type list shipped beside a RuNNE file (ners.txt in the same folder); empty if absent.
 std::set<std::string> runne_types_near(const std::string& file);
 
@@ -22,15 +22,16 @@ std::set<std::string> runne_types_near(const std::string& file);
 // relation/attribute/note lines are skipped. For training data (`require_pairs`) a .txt
 // without .ann is an error; for predictions an .ann may come alone (spans are then not
 // checked against a text).
-std::vector<Document> read_brat(const std::vector<std::string>& sources, const std::set<std::string>& types = {},
-                                bool require_pairs = true);
+std::vector<Document> read_brat(const std::vector<std::string>& sources,
+                                const std::set<std::string>& types = {}, bool require_pairs = true);
 
 // CoNLL: "token<TAB>tag" lines, blank line between sentences, BIO or IOB2 tags; each
 // sentence becomes a document whose text joins tokens with single spaces.
 std::vector<Document> read_conll(const std::vector<std::string>& files);
 
 // Dispatch on format name (runne | rurebus | conll).
-std::vector<Document> read_dataset(const std::string& format, const std::vector<std::string>& files);
+std::vector<Document> read_dataset(const std::string& format,
+                                   const std::vector<std::string>& files);
 
 // The RuREBus types (fixed by the shared task).
 const std::set<std::string>& rurebus_types();

@@ -55,10 +55,12 @@ std::vector<int> encode_tags(const TagScheme& scheme, const std::vector<Token>& 
     if (first > last) continue;
     int col = scheme.name == "per_type_bio" ? type : 0;
     bool free = true;
-    for (int i = first; i <= last; ++i) free = free && tags[static_cast<size_t>(i * cols + col)] == 0;
+    for (int i = first; i <= last; ++i)
+      free = free && tags[static_cast<size_t>(i * cols + col)] == 0;
     if (!free) continue;
     int b = scheme.name == "per_type_bio" ? 1 : 1 + 2 * type;
-    for (int i = first; i <= last; ++i) tags[static_cast<size_t>(i * cols + col)] = i == first ? b : b + 1;
+    for (int i = first; i <= last; ++i)
+      tags[static_cast<size_t>(i * cols + col)] = i == first ? b : b + 1;
   }
   return tags;
 }

@@ -18,7 +18,9 @@ struct TagScheme {
   std::vector<std::string> types;
 
   int columns() const { return name == "per_type_bio" ? static_cast<int>(types.size()) : 1; }
-  int classes() const { return name == "per_type_bio" ? 3 : 1 + 2 * static_cast<int>(types.size()); }
+  int classes() const {
+    return name == "per_type_bio" ? 3 : 1 + 2 * static_cast<int>(types.size());
+  }
   int type_index(const std::string& type) const;
 };
 

@@ -11,7 +11,9 @@
 namespace kdx::data {
 namespace {
 
-utf8proc_category_t category(char32_t c) { return utf8proc_category(static_cast<utf8proc_int32_t>(c)); }
+utf8proc_category_t category(char32_t c) {
+  return utf8proc_category(static_cast<utf8proc_int32_t>(c));
+}
 
 bool is_whitespace(char32_t c) {
   if (c == U' ' || c == U'\t' || c == U'\n' || c == U'\r') return true;
@@ -22,25 +24,29 @@ bool is_control(char32_t c) {
   if (c == U'\t' || c == U'\n' || c == U'\r') return false;
   auto cat = category(c);
   // Python's unicodedata.category(c).startswith("C"): Cc, Cf, Cs, Co, Cn.
-  return cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF || cat == UTF8PROC_CATEGORY_CS ||
-         cat == UTF8PROC_CATEGORY_CO || cat == UTF8PROC_CATEGORY_CN;
+  return cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF ||
+         cat == UTF8PROC_CATEGORY_CS || cat == UTF8PROC_CATEGORY_CO || cat == UTF8PROC_CATEGORY_CN;
 }
 
 bool is_punctuation(char32_t c) {
-  if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126)) return true;
+  if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
+      (c >= 123 && c <= 126))
+    return true;
   auto cat = category(c);
   return cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
 }
 
 bool is_cjk(char32_t c) {
-  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
-         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+         (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
+         (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
 // Lower-case and/or strip accents one code point at a time (NFD, then drop Mn), as
 // BertTokenizer does per word; every output code point remembers its source position.
-void normalise(char32_t c, int pos, bool lower, bool strip, std::u32string& out, std::vector<int>& origin) {
+void normalise(char32_t c, int pos, bool lower, bool strip, std::u32string& out,
+               std::vector<int>& origin) {
   if (lower) c = static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c)));
   if (!strip) {
     out.push_back(c);
@@ -49,8 +55,8 @@ void normalise(char32_t c, int pos, bool lower, bool strip, std::u32string& out,
   }
   utf8proc_int32_t buf[8];
   int last_boundclass = 0;
-  utf8proc_ssize_t n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 8, UTF8PROC_DECOMPOSE,
-                                               &last_boundclass);
+  utf8proc_ssize_t n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 8,
+                                               UTF8PROC_DECOMPOSE, &last_boundclass);
   if (n < 0 || n > 8) {
     out.push_back(c);
     origin.push_back(pos);
@@ -128,7 +134,8 @@ std::vector<Word> basic_tokenize(const std::u32string& text, const TokenizerOpti
   return words;
 }
 
-Tokenizer::Tokenizer(Vocab vocab, TokenizerOptions options) : vocab_(std::move(vocab)), options_(options) {}
+Tokenizer::Tokenizer(Vocab vocab, TokenizerOptions options)
+    : vocab_(std::move(vocab)), options_(options) {}
 
 void Tokenizer::wordpiece(const Word& w, std::vector<Token>& out) const {
   int unk = vocab_.unk();

@@ -25,7 +25,8 @@ Vocab load_vocab(const std::string& path) {
   }
   if (v.tokens.empty()) throw Error(path + ": empty vocabulary");
   for (auto special : {"[UNK]", "[CLS]", "[SEP]", "[PAD]"})
-    if (v.id(special) < 0) throw Error(path + ": vocabulary has no " + std::string(special) + " token");
+    if (v.id(special) < 0)
+      throw Error(path + ": vocabulary has no " + std::string(special) + " token");
   return v;
 }
 

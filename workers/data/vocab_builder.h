@@ -14,6 +14,7 @@
 
 namespace kdx::data {
 
-Vocab build_vocab(const std::vector<Document>& corpus, size_t vocab_size, const TokenizerOptions& options);
+Vocab build_vocab(const std::vector<Document>& corpus, size_t vocab_size,
+                  const TokenizerOptions& options);
 
 }  // namespace kdx::data

@@ -13,9 +13,11 @@ std::vector<Window> make_windows(const std::vector<Token>& tokens, const std::u3
   std::vector<bool> ends(static_cast<size_t>(n), false);
   for (int i = 0; i < n; ++i) {
     auto& piece = vocab.tokens[static_cast<size_t>(tokens[static_cast<size_t>(i)].id)];
-    if (piece == "." || piece == "!" || piece == "?" || piece == "…") ends[static_cast<size_t>(i)] = true;
+    if (piece == "." || piece == "!" || piece == "?" || piece == "…")
+      ends[static_cast<size_t>(i)] = true;
     if (i + 1 < n)
-      for (int c = tokens[static_cast<size_t>(i)].end; c < tokens[static_cast<size_t>(i + 1)].start; ++c)
+      for (int c = tokens[static_cast<size_t>(i)].end; c < tokens[static_cast<size_t>(i + 1)].start;
+           ++c)
         if (text[static_cast<size_t>(c)] == U'\n') ends[static_cast<size_t>(i)] = true;
   }
   std::vector<Window> out;

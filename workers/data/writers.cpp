@@ -28,14 +28,18 @@ void write_brat(const std::vector<Document>& docs, const std::string& dir) {
     std::string out;
     int n = 1;
     for (auto& e : d.entities)
-      out += "T" + std::to_string(n++) + "\t" + e.type + " " + std::to_string(e.start) + " " + std::to_string(e.end) +
-             "\t" + encode_utf8(d.text.substr(std::min<size_t>(static_cast<size_t>(e.start), d.text.size()),
-                                              static_cast<size_t>(e.end - e.start))) + "\n";
+      out +=
+          "T" + std::to_string(n++) + "\t" + e.type + " " + std::to_string(e.start) + " " +
+          std::to_string(e.end) + "\t" +
+          encode_utf8(d.text.substr(std::min<size_t>(static_cast<size_t>(e.start), d.text.size()),
+                                    static_cast<size_t>(e.end - e.start))) +
+          "\n";
     write_file_atomic(dir + "/" + d.id + ".ann", out);
   }
 }
 
-void write_predictions(const std::string& format, const std::vector<Document>& docs, const std::string& path) {
+void write_predictions(const std::string& format, const std::vector<Document>& docs,
+                       const std::string& path) {
   if (format == "runne") return write_runne(docs, path);
   if (format == "rurebus") return write_brat(docs, path);
   if (format == "conll") return write_runne(docs, path);  // spans, not tokens: jsonl is lossless

@@ -13,6 +13,7 @@ void write_runne(const std::vector<Document>& docs, const std::string& path);
 // brat: DIR/<id>.ann per document (T lines only). Each file atomic.
 void write_brat(const std::vector<Document>& docs, const std::string& dir);
 // Dispatch on format; for rurebus `path` is a directory.
-void write_predictions(const std::string& format, const std::vector<Document>& docs, const std::string& path);
+void write_predictions(const std::string& format, const std::vector<Document>& docs,
+                       const std::string& path);
 
 }  // namespace kdx::data

@@ -25,7 +25,8 @@ ZipArchive::~ZipArchive() {
 std::vector<std::string> ZipArchive::names() const {
   std::vector<std::string> out;
   zip_int64_t n = zip_get_num_entries(z_, 0);
-  for (zip_int64_t i = 0; i < n; ++i) out.push_back(zip_get_name(z_, static_cast<zip_uint64_t>(i), 0));
+  for (zip_int64_t i = 0; i < n; ++i)
+    out.push_back(zip_get_name(z_, static_cast<zip_uint64_t>(i), 0));
   return out;
 }
 

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <thread>
-
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #if defined(USE_C10D_NCCL)
@@ -51,8 +50,8 @@ class C10dReducer : public Reducer {
       f();
     } catch (const std::exception& e) {
       // A peer that died shows up here as a closed connection or a timeout.
-      throw Error(std::string(what) + " failed on rank " + std::to_string(rank) + " of " + std::to_string(world) +
-                  " (another rank probably died): " + e.what());
+      throw Error(std::string(what) + " failed on rank " + std::to_string(rank) + " of " +
+                  std::to_string(world) + " (another rank probably died): " + e.what());
     }
   }
   c10::intrusive_ptr<c10d::ProcessGroup> pg_;
@@ -97,8 +96,10 @@ RankInfo rank_info_from_env() {
     r.master_port = env_int("KDX_MASTER_PORT", 20000 + env_int("SLURM_JOB_ID", 0) % 20000);
   }
   if (r.world < 1 || r.rank < 0 || r.rank >= r.world)
-    throw Error("inconsistent rank variables: rank " + std::to_string(r.rank) + " of world size " + std::to_string(r.world));
-  if (r.master_port <= 0 || r.master_port > 65535) throw Error("bad master port " + std::to_string(r.master_port));
+    throw Error("inconsistent rank variables: rank " + std::to_string(r.rank) + " of world size " +
+                std::to_string(r.world));
+  if (r.master_port <= 0 || r.master_port > 65535)
+    throw Error("bad master port " + std::to_string(r.master_port));
   return r;
 }
 
@@ -116,16 +117,18 @@ std::unique_ptr<Reducer> make_reducer_from_env() {
     o.timeout = timeout;
     store = c10::make_intrusive<c10d::TCPStore>(info.master_addr, o);
   } catch (const std::exception& e) {
-    throw Error("rank " + std::to_string(info.rank) + " could not rendezvous with " + std::to_string(info.world - 1) +
-                " other rank(s) at " + info.master_addr + ":" + std::to_string(info.master_port) + " within " +
-                std::to_string(timeout.count()) + " s (KDX_RENDEZVOUS_TIMEOUT): " + e.what());
+    throw Error("rank " + std::to_string(info.rank) + " could not rendezvous with " +
+                std::to_string(info.world - 1) + " other rank(s) at " + info.master_addr + ":" +
+                std::to_string(info.master_port) + " within " + std::to_string(timeout.count()) +
+                " s (KDX_RENDEZVOUS_TIMEOUT): " + e.what());
   }
   // Our own bounded rendezvous: every rank checks in, and nobody builds the process group
   // (whose connects wait for the long collective timeout) until all have.
   auto rendezvous_error = [&](const std::string& why) {
-    return Error("rank " + std::to_string(info.rank) + " could not rendezvous with " + std::to_string(info.world - 1) +
-                 " other rank(s) at " + info.master_addr + ":" + std::to_string(info.master_port) + " within " +
-                 std::to_string(timeout.count()) + " s (KDX_RENDEZVOUS_TIMEOUT): " + why);
+    return Error("rank " + std::to_string(info.rank) + " could not rendezvous with " +
+                 std::to_string(info.world - 1) + " other rank(s) at " + info.master_addr + ":" +
+                 std::to_string(info.master_port) + " within " + std::to_string(timeout.count()) +
+                 " s (KDX_RENDEZVOUS_TIMEOUT): " + why);
   };
   try {
     store->add("kdx/arrived", 1);
@@ -133,7 +136,8 @@ std::unique_ptr<Reducer> make_reducer_from_env() {
     int64_t arrived;
     while ((arrived = store->add("kdx/arrived", 0)) < info.world) {
       if (std::chrono::steady_clock::now() > deadline)
-        throw rendezvous_error(std::to_string(arrived) + " of " + std::to_string(info.world) + " ranks arrived");
+        throw rendezvous_error(std::to_string(arrived) + " of " + std::to_string(info.world) +
+                               " ranks arrived");
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   } catch (const Error&) {

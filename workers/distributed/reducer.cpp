@@ -11,9 +11,12 @@ class SingleProcess : public Reducer {
 
 }  // namespace
 
-std::unique_ptr<Reducer> make_single_process() { return std::make_unique<SingleProcess>(); }
+std::unique_ptr<Reducer> make_single_process() {
+  return std::make_unique<SingleProcess>();
+}
 
-void sync_gradients(Reducer& reducer, const std::vector<torch::Tensor>& params, size_t bucket_bytes) {
+void sync_gradients(Reducer& reducer, const std::vector<torch::Tensor>& params,
+                    size_t bucket_bytes) {
   if (reducer.world == 1) return;
   torch::NoGradGuard g;
   std::vector<torch::Tensor> bucket;

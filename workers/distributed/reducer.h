@@ -3,11 +3,11 @@
 // chosen once at start-up (single process, Gloo over c10d, or NCCL in a CUDA build).
 #pragma once
 
+#include <torch/torch.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 namespace kdx::distributed {
 
@@ -26,7 +26,8 @@ std::unique_ptr<Reducer> make_single_process();
 
 // Sums gradients over ranks in flat buckets of about `bucket_bytes` (one all-reduce per
 // bucket, not per parameter). Parameters without a gradient count as zeros.
-void sync_gradients(Reducer& reducer, const std::vector<torch::Tensor>& params, size_t bucket_bytes = 8 << 20);
+void sync_gradients(Reducer& reducer, const std::vector<torch::Tensor>& params,
+                    size_t bucket_bytes = 8 << 20);
 // Rank 0's parameters to every rank (start of training).
 void sync_parameters(Reducer& reducer, const std::vector<torch::Tensor>& params);
 // Sums a few scalars over ranks (loss, token counts, metric counts).

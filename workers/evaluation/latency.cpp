@@ -5,7 +5,8 @@
 
 namespace kdx::evaluation {
 
-Latency measure_latency(models::TaggerImpl& tagger, int vocab_size, int batch, int tokens, int runs, int warmup) {
+Latency measure_latency(models::TaggerImpl& tagger, int vocab_size, int batch, int tokens, int runs,
+                        int warmup) {
   bool was_training = tagger.is_training();
   tagger.eval();
   torch::manual_seed(1234);
@@ -17,7 +18,8 @@ Latency measure_latency(models::TaggerImpl& tagger, int vocab_size, int batch, i
     auto t0 = std::chrono::steady_clock::now();
     auto out = tagger.infer(ids, mask);
     (void)out.data_ptr();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   tagger.train(was_training);
   std::sort(ms.begin(), ms.end());

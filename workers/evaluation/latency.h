@@ -11,7 +11,7 @@ struct Latency {
   int batch = 1, tokens = 128, runs = 0, threads = 1;
 };
 
-Latency measure_latency(models::TaggerImpl& tagger, int vocab_size, int batch, int tokens = 128, int runs = 20,
-                        int warmup = 3);
+Latency measure_latency(models::TaggerImpl& tagger, int vocab_size, int batch, int tokens = 128,
+                        int runs = 20, int warmup = 3);
 
 }  // namespace kdx::evaluation

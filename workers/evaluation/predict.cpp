@@ -2,8 +2,8 @@
 
 namespace kdx::evaluation {
 
-std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::EncodedDataset& data, int pad_id,
-                                    int batch_size, torch::Device device) {
+std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::EncodedDataset& data,
+                                    int pad_id, int batch_size, torch::Device device) {
   bool was_training = tagger.is_training();
   tagger.eval();
   std::vector<std::vector<int>> tags(data.examples.size());
@@ -12,11 +12,14 @@ std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::Enco
   std::vector<int> order(data.examples.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return data.examples[static_cast<size_t>(a)].ids.size() < data.examples[static_cast<size_t>(b)].ids.size();
+    return data.examples[static_cast<size_t>(a)].ids.size() <
+           data.examples[static_cast<size_t>(b)].ids.size();
   });
   for (size_t start = 0; start < order.size(); start += static_cast<size_t>(batch_size)) {
-    std::vector<int> idx(order.begin() + static_cast<long>(start),
-                         order.begin() + static_cast<long>(std::min(order.size(), start + static_cast<size_t>(batch_size))));
+    std::vector<int> idx(
+        order.begin() + static_cast<long>(start),
+        order.begin() +
+            static_cast<long>(std::min(order.size(), start + static_cast<size_t>(batch_size))));
     auto b = data::make_batch(data, idx, pad_id);
     auto ids = torch::from_blob(b.ids.data(), {b.size, b.len}, torch::kInt64).to(device);
     auto mask = torch::from_blob(b.mask.data(), {b.size, b.len}, torch::kInt64).to(device);
@@ -28,7 +31,9 @@ std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::Enco
       auto& out = tags[static_cast<size_t>(idx[static_cast<size_t>(r)])];
       out.resize(ex.ids.size() * static_cast<size_t>(cols));
       for (size_t t = 0; t < ex.ids.size(); ++t)
-        for (int c = 0; c < cols; ++c) out[t * static_cast<size_t>(cols) + static_cast<size_t>(c)] = acc[r][static_cast<long>(t)][c];
+        for (int c = 0; c < cols; ++c)
+          out[t * static_cast<size_t>(cols) + static_cast<size_t>(c)] =
+              acc[r][static_cast<long>(t)][c];
     }
   }
   tagger.train(was_training);
@@ -36,7 +41,8 @@ std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::Enco
 }
 
 data::NerScores score(const std::string& format, const std::vector<data::Document>& gold,
-                      const std::vector<data::Document>& pred, const std::vector<std::string>& types) {
+                      const std::vector<data::Document>& pred,
+                      const std::vector<std::string>& types) {
   if (format == "runne") return data::score_runne(gold, pred, types);
   return data::score_exact(gold, pred, types);
 }

@@ -14,7 +14,8 @@ int64_t parameter_count(torch::nn::Module& m) {
 
 BertConfig bert_config_from_hf(const nlohmann::json& j, const std::string& where) {
   auto need = [&](const char* k) {
-    if (!j.contains(k) || !j[k].is_number_integer()) throw Error(where + ": config.json has no integer \"" + std::string(k) + "\"");
+    if (!j.contains(k) || !j[k].is_number_integer())
+      throw Error(where + ": config.json has no integer \"" + std::string(k) + "\"");
     return j[k].get<int>();
   };
   BertConfig c;
@@ -30,8 +31,10 @@ BertConfig bert_config_from_hf(const nlohmann::json& j, const std::string& where
   c.layer_norm_eps = j.value("layer_norm_eps", 1e-12);
   c.activation = j.value("hidden_act", std::string("gelu"));
   if (c.activation != "gelu" && c.activation != "relu" && c.activation != "gelu_new")
-    throw Error(where + ": hidden_act \"" + c.activation + "\" is not supported (gelu, gelu_new, relu)");
-  if (c.hidden % c.heads != 0) throw Error(where + ": hidden_size is not a multiple of num_attention_heads");
+    throw Error(where + ": hidden_act \"" + c.activation +
+                "\" is not supported (gelu, gelu_new, relu)");
+  if (c.hidden % c.heads != 0)
+    throw Error(where + ": hidden_size is not a multiple of num_attention_heads");
   return c;
 }
 
@@ -52,10 +55,15 @@ nlohmann::json bert_config_to_hf(const BertConfig& c) {
 }
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
-  word_embeddings = register_module("word_embeddings", torch::nn::Embedding(c.vocab_size, c.hidden));
-  position_embeddings = register_module("position_embeddings", torch::nn::Embedding(c.max_position, c.hidden));
-  token_type_embeddings = register_module("token_type_embeddings", torch::nn::Embedding(c.type_vocab, c.hidden));
-  LayerNorm = register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));
+  word_embeddings =
+      register_module("word_embeddings", torch::nn::Embedding(c.vocab_size, c.hidden));
+  position_embeddings =
+      register_module("position_embeddings", torch::nn::Embedding(c.max_position, c.hidden));
+  token_type_embeddings =
+      register_module("token_type_embeddings", torch::nn::Embedding(c.type_vocab, c.hidden));
+  LayerNorm = register_module(
+      "LayerNorm",
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
   for (auto* e : {&word_embeddings, &position_embeddings, &token_type_embeddings})
     torch::nn::init::normal_((*e)->weight, 0.0, 0.02);
@@ -93,11 +101,13 @@ BertLayerImpl::BertLayerImpl(const BertConfig& cfg) : c(cfg) {
   value = attention_self->register_module("value", linear(c.hidden, c.hidden));
   attn_dense = attention_output->register_module("dense", linear(c.hidden, c.hidden));
   attn_norm = attention_output->register_module(
-      "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));
+      "LayerNorm",
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));
   inter_dense = intermediate->register_module("dense", linear(c.hidden, c.intermediate));
   out_dense = output->register_module("dense", linear(c.intermediate, c.hidden));
   out_norm = output->register_module(
-      "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));
+      "LayerNorm",
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
   attn_dropout = register_module("attn_dropout", torch::nn::Dropout(c.attention_dropout));
 }
@@ -107,14 +117,18 @@ torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor
   int64_t dh = c.hidden / c.heads;
   auto split = [&](const torch::Tensor& t) { return t.view({B, T, c.heads, dh}).transpose(1, 2); };
   auto q = split(query(x)), k = split(key(x)), v = split(value(x));
-  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh)) + additive_mask;
+  auto scores =
+      torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh)) + additive_mask;
   auto probs = attn_dropout(torch::softmax(scores, -1));
   auto ctx = torch::matmul(probs, v).transpose(1, 2).contiguous().view({B, T, c.hidden});
   auto a = attn_norm(dropout(attn_dense(ctx)) + x);
   auto h = inter_dense(a);
-  if (c.activation == "relu") h = torch::relu(h);
-  else if (c.activation == "gelu_new") h = torch::gelu(h, "tanh");
-  else h = torch::gelu(h);
+  if (c.activation == "relu")
+    h = torch::relu(h);
+  else if (c.activation == "gelu_new")
+    h = torch::gelu(h, "tanh");
+  else
+    h = torch::gelu(h);
   return out_norm(dropout(out_dense(h)) + a);
 }
 
@@ -146,7 +160,10 @@ torch::Tensor BertTaggerImpl::forward(const torch::Tensor& ids, const torch::Ten
 }
 
 nlohmann::json BertTaggerImpl::describe() const {
-  return {{"arch", "bert"}, {"columns", columns}, {"classes", classes}, {"bert", bert_config_to_hf(bert->config)}};
+  return {{"arch", "bert"},
+          {"columns", columns},
+          {"classes", classes},
+          {"bert", bert_config_to_hf(bert->config)}};
 }
 
 }  // namespace kdx::models

@@ -29,7 +29,8 @@ nlohmann::json bert_config_to_hf(const BertConfig& c);
 struct BertEmbeddingsImpl : torch::nn::Module {
   explicit BertEmbeddingsImpl(const BertConfig& c);
   torch::Tensor forward(const torch::Tensor& ids);
-  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr},
+      token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };
@@ -39,9 +40,10 @@ struct BertLayerImpl : torch::nn::Module {
   explicit BertLayerImpl(const BertConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additive_mask);
   BertConfig c;
-  std::shared_ptr<torch::nn::Module> attention, attention_self, attention_output, intermediate, output;
-  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, attn_dense{nullptr}, inter_dense{nullptr},
-      out_dense{nullptr};
+  std::shared_ptr<torch::nn::Module> attention, attention_self, attention_output, intermediate,
+      output;
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, attn_dense{nullptr},
+      inter_dense{nullptr}, out_dense{nullptr};
   torch::nn::LayerNorm attn_norm{nullptr}, out_norm{nullptr};
   torch::nn::Dropout dropout{nullptr}, attn_dropout{nullptr};
 };

@@ -15,7 +15,8 @@ namespace kdx::models {
 HfCheckpoint read_hf_checkpoint(const std::string& dir) {
   HfCheckpoint ck;
   std::string config_path = dir + "/config.json";
-  if (!file_exists(config_path)) throw Error(dir + ": not a Hugging Face checkpoint (no config.json)");
+  if (!file_exists(config_path))
+    throw Error(dir + ": not a Hugging Face checkpoint (no config.json)");
   auto j = nlohmann::json::parse(read_file(config_path), nullptr, false);
   if (!j.is_object()) throw Error(config_path + ": not valid JSON");
   ck.config = bert_config_from_hf(j, config_path);
@@ -23,16 +24,21 @@ HfCheckpoint read_hf_checkpoint(const std::string& dir) {
   if (!file_exists(ck.vocab_path)) throw Error(dir + ": no vocab.txt");
   auto vocab = data::load_vocab(ck.vocab_path);
   if (static_cast<int>(vocab.size()) != ck.config.vocab_size)
-    throw Error(ck.vocab_path + " has " + std::to_string(vocab.size()) + " tokens but " + config_path +
-                " says vocab_size " + std::to_string(ck.config.vocab_size) + ": vocabulary and checkpoint do not match");
+    throw Error(ck.vocab_path + " has " + std::to_string(vocab.size()) + " tokens but " +
+                config_path + " says vocab_size " + std::to_string(ck.config.vocab_size) +
+                ": vocabulary and checkpoint do not match");
   std::string st = dir + "/model.safetensors";
   if (!file_exists(st)) {
     if (file_exists(dir + "/pytorch_model.bin"))
-      throw Error(dir + ": only pytorch_model.bin found; convert it once with: tools/hf-bin-to-safetensors " + dir);
+      throw Error(
+          dir +
+          ": only pytorch_model.bin found; convert it once with: tools/hf-bin-to-safetensors " +
+          dir);
     throw Error(dir + ": no model.safetensors");
   }
   for (auto& [name, raw] : read_safetensors(st)) {
-    if (raw.dtype != "F32" && raw.dtype != "F16" && raw.dtype != "BF16" && raw.dtype != "F64") continue;  // position_ids etc.
+    if (raw.dtype != "F32" && raw.dtype != "F16" && raw.dtype != "BF16" && raw.dtype != "F64")
+      continue;  // position_ids etc.
     auto values = to_float32(raw, st + ": " + name);
     ck.tensors[name] = torch::from_blob(values.data(), raw.shape, torch::kFloat32).clone();
   }
@@ -48,7 +54,8 @@ bool load_hf_weights(BertTaggerImpl& tagger, const HfCheckpoint& ck, const std::
     std::vector<std::string> candidates = {name};
     if (starts_with(name, "bert.")) candidates.push_back(name.substr(5));
     for (auto c : std::vector<std::string>(candidates)) {
-      if (ends_with(c, "LayerNorm.weight")) candidates.push_back(c.substr(0, c.size() - 6) + "gamma");
+      if (ends_with(c, "LayerNorm.weight"))
+        candidates.push_back(c.substr(0, c.size() - 6) + "gamma");
       if (ends_with(c, "LayerNorm.bias")) candidates.push_back(c.substr(0, c.size() - 4) + "beta");
     }
     const torch::Tensor* src = nullptr;
@@ -61,14 +68,15 @@ bool load_hf_weights(BertTaggerImpl& tagger, const HfCheckpoint& ck, const std::
     }
     if (src->sizes() != item.value().sizes()) {
       if (is_classifier) continue;  // a head for other tags: trained from scratch
-      throw Error(where + ": tensor " + name + " has shape " + c10::str(src->sizes()) + " but the model expects " +
-                  c10::str(item.value().sizes()));
+      throw Error(where + ": tensor " + name + " has shape " + c10::str(src->sizes()) +
+                  " but the model expects " + c10::str(item.value().sizes()));
     }
     item.value().copy_(*src);
     classifier = classifier || is_classifier;
   }
   if (!missing.empty())
-    throw Error(where + ": checkpoint lacks " + std::to_string(missing.size()) + " tensors, e.g. " + missing.front());
+    throw Error(where + ": checkpoint lacks " + std::to_string(missing.size()) + " tensors, e.g. " +
+                missing.front());
   return classifier;
 }
 
@@ -80,7 +88,8 @@ void save_hf_checkpoint(BertTaggerImpl& tagger, const std::string& dir) {
     RawTensor r;
     r.dtype = "F32";
     r.shape = t.sizes().vec();
-    r.bytes.assign(reinterpret_cast<const char*>(t.data_ptr<float>()), static_cast<size_t>(t.numel()) * 4);
+    r.bytes.assign(reinterpret_cast<const char*>(t.data_ptr<float>()),
+                   static_cast<size_t>(t.numel()) * 4);
     out[item.key()] = std::move(r);
   }
   write_safetensors(dir + "/model.safetensors", out);

@@ -1,7 +1,6 @@
 #include "workers/models/safetensors.h"
 
 #include <cstring>
-
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
@@ -11,10 +10,14 @@ namespace kdx::models {
 
 std::map<std::string, RawTensor> read_safetensors(const std::string& path) {
   std::string data = read_file(path);
-  if (data.size() < 8) throw Error(path + ": not a safetensors file (shorter than its 8-byte header length)");
+  if (data.size() < 8)
+    throw Error(path + ": not a safetensors file (shorter than its 8-byte header length)");
   uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(data[static_cast<size_t>(i)]);
-  if (n > data.size() - 8) throw Error(path + ": not a safetensors file (header length " + std::to_string(n) + " exceeds the file)");
+  for (int i = 7; i >= 0; --i)
+    n = (n << 8) | static_cast<unsigned char>(data[static_cast<size_t>(i)]);
+  if (n > data.size() - 8)
+    throw Error(path + ": not a safetensors file (header length " + std::to_string(n) +
+                " exceeds the file)");
   auto header = nlohmann::json::parse(data.substr(8, n), nullptr, false);
   if (!header.is_object()) throw Error(path + ": safetensors header is not a JSON object");
   std::map<std::string, RawTensor> out;
@@ -38,7 +41,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, RawT
   uint64_t off = 0;
   std::string body;
   for (auto& [name, t] : tensors) {
-    header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes.size()}}};
+    header[name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes.size()}}};
     off += t.bytes.size();
     body += t.bytes;
   }
@@ -46,7 +50,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, RawT
   while ((8 + h.size()) % 8) h += ' ';  // aligned, as the reference writer does
   std::string out(8, '\0');
   uint64_t n = h.size();
-  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i)
+    out[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
   write_file_atomic(path, out + h + body);
 }
 
@@ -82,10 +87,15 @@ float half_to_float(uint16_t h) {
 std::vector<float> to_float32(const RawTensor& t, const std::string& name) {
   size_t count = 1;
   for (auto d : t.shape) count *= static_cast<size_t>(d);
-  size_t width = t.dtype == "F32" ? 4 : t.dtype == "F64" ? 8 : (t.dtype == "F16" || t.dtype == "BF16") ? 2 : 0;
-  if (width == 0) throw Error("tensor " + name + ": dtype " + t.dtype + " is not a floating-point type");
+  size_t width = t.dtype == "F32"                          ? 4
+                 : t.dtype == "F64"                        ? 8
+                 : (t.dtype == "F16" || t.dtype == "BF16") ? 2
+                                                           : 0;
+  if (width == 0)
+    throw Error("tensor " + name + ": dtype " + t.dtype + " is not a floating-point type");
   if (t.bytes.size() != count * width)
-    throw Error("tensor " + name + ": " + std::to_string(t.bytes.size()) + " bytes for " + std::to_string(count) + " " + t.dtype + " values");
+    throw Error("tensor " + name + ": " + std::to_string(t.bytes.size()) + " bytes for " +
+                std::to_string(count) + " " + t.dtype + " values");
   std::vector<float> out(count);
   const char* p = t.bytes.data();
   for (size_t i = 0; i < count; ++i) {

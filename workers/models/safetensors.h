@@ -18,7 +18,8 @@ struct RawTensor {
 
 // Throws kdx::Error naming the file for a truncated or malformed file.
 std::map<std::string, RawTensor> read_safetensors(const std::string& path);
-void write_safetensors(const std::string& path, const std::map<std::string, RawTensor>& tensors);  // atomic
+void write_safetensors(const std::string& path,
+                       const std::map<std::string, RawTensor>& tensors);  // atomic
 
 // Element values as float32 (F32, F16, BF16, F64); throws for other dtypes.
 std::vector<float> to_float32(const RawTensor& t, const std::string& name);

@@ -7,21 +7,28 @@
 namespace kdx::models {
 namespace {
 
-inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
+inline float sigmoid(float x) {
+  return 1.f / (1.f + std::exp(-x));
+}
 
 // Strides of the [B, T, 2, D, K] layout for one chain (b, dir, d).
 struct Layout {
   int64_t T, D, K;
   bool own_highway;  // K == 4
-  int64_t u(int64_t b, int64_t t, int64_t dir, int64_t d) const { return (((b * T + t) * 2 + dir) * D + d) * K; }
-  int64_t h(int64_t b, int64_t t, int64_t dir, int64_t d) const { return ((b * T + t) * 2 + dir) * D + d; }
+  int64_t u(int64_t b, int64_t t, int64_t dir, int64_t d) const {
+    return (((b * T + t) * 2 + dir) * D + d) * K;
+  }
+  int64_t h(int64_t b, int64_t t, int64_t dir, int64_t d) const {
+    return ((b * T + t) * 2 + dir) * D + d;
+  }
   int64_t x(int64_t b, int64_t t, int64_t d) const { return (b * T + t) * D + d; }
 };
 
 class SruFunction : public torch::autograd::Function<SruFunction> {
  public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor U, torch::Tensor x,
-                               torch::Tensor v, torch::Tensor b, torch::Tensor lengths) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor U,
+                               torch::Tensor x, torch::Tensor v, torch::Tensor b,
+                               torch::Tensor lengths) {
     U = U.contiguous();
     v = v.contiguous();
     b = b.contiguous();
@@ -61,14 +68,16 @@ class SruFunction : public torch::autograd::Function<SruFunction> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    auto U = saved[0], x = saved[1], v = saved[2], b = saved[3], lengths = saved[4], c_all = saved[5];
+    auto U = saved[0], x = saved[1], v = saved[2], b = saved[3], lengths = saved[4],
+         c_all = saved[5];
     auto dh = grads[0].contiguous();
     const int64_t B = U.size(0);
     Layout L{U.size(1), U.size(3), U.size(4), U.size(4) == 4};
     auto dU = torch::zeros_like(U);
     torch::Tensor dx = L.own_highway ? torch::Tensor() : torch::zeros_like(x);
     // Per-chain partial sums of dv and db, reduced after the parallel loop.
-    auto dv_part = torch::zeros({B, 2, 2, L.D}, U.options()), db_part = torch::zeros({B, 2, 2, L.D}, U.options());
+    auto dv_part = torch::zeros({B, 2, 2, L.D}, U.options()),
+         db_part = torch::zeros({B, 2, 2, L.D}, U.options());
     const float *pu = U.data_ptr<float>(), *pv = v.data_ptr<float>(), *pb = b.data_ptr<float>();
     const float* px = L.own_highway ? nullptr : x.data_ptr<float>();
     const float *pc = c_all.data_ptr<float>(), *pdh = dh.data_ptr<float>();
@@ -103,8 +112,10 @@ class SruFunction : public torch::autograd::Function<SruFunction> {
           du[0] = dc * (1.f - f);
           du[1] = df_pre;
           du[2] = dr_pre;
-          if (L.own_highway) du[3] = g * (1.f - r);
-          else pdx[L.x(bi, t, d)] += g * (1.f - r);
+          if (L.own_highway)
+            du[3] = g * (1.f - r);
+          else
+            pdx[L.x(bi, t, d)] += g * (1.f - r);
           dc_next = dc * f + df_pre * vf + dr_pre * vr;
           dvf += df_pre * c_prev;
           dvr += dr_pre * c_prev;
@@ -124,23 +135,28 @@ class SruFunction : public torch::autograd::Function<SruFunction> {
 
 }  // namespace
 
-torch::Tensor sru_bidirectional(const torch::Tensor& U, const torch::Tensor& x, const torch::Tensor& v,
-                                const torch::Tensor& b, const torch::Tensor& lengths) {
-  if (!U.device().is_cpu() || U.scalar_type() != torch::kFloat32) return sru_bidirectional_naive(U, x, v, b, lengths);
+torch::Tensor sru_bidirectional(const torch::Tensor& U, const torch::Tensor& x,
+                                const torch::Tensor& v, const torch::Tensor& b,
+                                const torch::Tensor& lengths) {
+  if (!U.device().is_cpu() || U.scalar_type() != torch::kFloat32)
+    return sru_bidirectional_naive(U, x, v, b, lengths);
   auto xx = U.size(4) == 4 ? torch::zeros({0}, U.options()) : x;
   return SruFunction::apply(U, xx, v, b, lengths.to(torch::kCPU).to(torch::kInt64).contiguous());
 }
 
-torch::Tensor sru_bidirectional_naive(const torch::Tensor& U, const torch::Tensor& x, const torch::Tensor& v,
-                                      const torch::Tensor& b, const torch::Tensor& lengths) {
+torch::Tensor sru_bidirectional_naive(const torch::Tensor& U, const torch::Tensor& x,
+                                      const torch::Tensor& v, const torch::Tensor& b,
+                                      const torch::Tensor& lengths) {
   const int64_t B = U.size(0), T = U.size(1), D = U.size(3);
   bool own = U.size(4) == 4;
   auto len = lengths.to(U.device()).to(torch::kInt64);
-  auto valid = (torch::arange(T, len.options()).unsqueeze(0) < len.unsqueeze(1)).to(U.dtype()).unsqueeze(2);  // [B, T, 1]
+  auto valid = (torch::arange(T, len.options()).unsqueeze(0) < len.unsqueeze(1))
+                   .to(U.dtype())
+                   .unsqueeze(2);  // [B, T, 1]
   std::vector<torch::Tensor> dirs;
   for (int dir = 0; dir < 2; ++dir) {
-    auto u = U.select(2, dir);                      // [B, T, D, K]
-    auto xh = own ? u.select(3, 3) : x;             // [B, T, D]
+    auto u = U.select(2, dir);           // [B, T, D, K]
+    auto xh = own ? u.select(3, 3) : x;  // [B, T, D]
     // Direction 1 reads each row backwards from its own last valid step: index t -> len-1-t.
     torch::Tensor idx;
     if (dir == 1) {
@@ -170,16 +186,20 @@ torch::Tensor sru_bidirectional_naive(const torch::Tensor& U, const torch::Tenso
   return torch::stack(dirs, 2);  // [B, T, 2, D]
 }
 
-SruLayerImpl::SruLayerImpl(int in, int hid, int attn) : input(in), hidden(hid), attention_dim(attn) {
+SruLayerImpl::SruLayerImpl(int in, int hid, int attn)
+    : input(in), hidden(hid), attention_dim(attn) {
   project_highway = input != hidden;
   const int kk = project_highway ? 4 : 3;  // x~, f', r' (+ highway projection)
-  auto linear = [](int a, int b) { return torch::nn::Linear(torch::nn::LinearOptions(a, b).bias(false)); };
+  auto linear = [](int a, int b) {
+    return torch::nn::Linear(torch::nn::LinearOptions(a, b).bias(false));
+  };
   if (attention_dim > 0) {
     q = register_module("q", linear(input, attention_dim));
     k = register_module("k", linear(attention_dim, attention_dim));
     vproj = register_module("v_proj", linear(attention_dim, attention_dim));
     o = register_module("o", linear(attention_dim, 2 * hidden * kk));
-    norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({attention_dim})));
+    norm =
+        register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({attention_dim})));
     alpha = register_parameter("alpha", torch::ones({1}));
   } else {
     W = register_module("W", linear(input, 2 * hidden * kk));
@@ -188,14 +208,16 @@ SruLayerImpl::SruLayerImpl(int in, int hid, int attn) : input(in), hidden(hid), 
   b = register_parameter("b", torch::zeros({2, 2, hidden}));
 }
 
-torch::Tensor SruLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& lengths) {
+torch::Tensor SruLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask,
+                                    const torch::Tensor& lengths) {
   auto B = x.size(0), T = x.size(1);
   int kk = project_highway ? 4 : 3;
   torch::Tensor U;
   if (attention_dim > 0) {
     auto qx = q(x);
     auto kx = k(qx), vx = vproj(qx);
-    auto scores = torch::matmul(qx, kx.transpose(1, 2)) / std::sqrt(static_cast<double>(attention_dim));
+    auto scores =
+        torch::matmul(qx, kx.transpose(1, 2)) / std::sqrt(static_cast<double>(attention_dim));
     scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e4);
     auto a = torch::matmul(torch::softmax(scores, -1), vx);
     U = o(norm(qx + alpha * a));

@@ -17,22 +17,25 @@ namespace kdx::models {
 // highway input); when K = 3 the highway input is x [B, T, D] itself. v and b are
 // [2 directions, 2 (f, r), D]; lengths [B] (int64). Direction 1 runs each sequence from its
 // last valid step; positions past a sequence's length output 0. Returns h [B, T, 2, D].
-torch::Tensor sru_bidirectional(const torch::Tensor& U, const torch::Tensor& x, const torch::Tensor& v,
-                                const torch::Tensor& b, const torch::Tensor& lengths);
+torch::Tensor sru_bidirectional(const torch::Tensor& U, const torch::Tensor& x,
+                                const torch::Tensor& v, const torch::Tensor& b,
+                                const torch::Tensor& lengths);
 // The same recurrence as a per-step LibTorch loop (autograd through ordinary ops): the
 // reference the custom backward is tested against, and the path for CUDA tensors.
-torch::Tensor sru_bidirectional_naive(const torch::Tensor& U, const torch::Tensor& x, const torch::Tensor& v,
-                                      const torch::Tensor& b, const torch::Tensor& lengths);
+torch::Tensor sru_bidirectional_naive(const torch::Tensor& U, const torch::Tensor& x,
+                                      const torch::Tensor& v, const torch::Tensor& b,
+                                      const torch::Tensor& lengths);
 
 // One bidirectional SRU layer; `attention_dim` > 0 makes it an SRU++ layer (the input
 // projection becomes a single-head self-attention sublayer).
 struct SruLayerImpl : torch::nn::Module {
   SruLayerImpl(int input, int hidden, int attention_dim);
   // x [B, T, input], mask [B, T] -> [B, T, 2 * hidden]
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& lengths);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask,
+                        const torch::Tensor& lengths);
   int input, hidden, attention_dim;
   bool project_highway;
-  torch::nn::Linear W{nullptr};                           // SRU: x -> U
+  torch::nn::Linear W{nullptr};                                          // SRU: x -> U
   torch::nn::Linear q{nullptr}, k{nullptr}, vproj{nullptr}, o{nullptr};  // SRU++
   torch::nn::LayerNorm norm{nullptr};
   torch::Tensor alpha, v, b;  // v, b: [2 directions, 2, hidden]

@@ -23,8 +23,10 @@ StudentConfig student_config_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json student_config_to_json(const StudentConfig& c) {
-  return {{"arch", c.arch}, {"vocab_size", c.vocab_size}, {"emb", c.emb},         {"hidden", c.hidden},
-          {"layers", c.layers}, {"proj", c.proj},         {"dropout", c.dropout}, {"teacher_hidden", c.teacher_hidden},
+  return {{"arch", c.arch},       {"vocab_size", c.vocab_size},
+          {"emb", c.emb},         {"hidden", c.hidden},
+          {"layers", c.layers},   {"proj", c.proj},
+          {"dropout", c.dropout}, {"teacher_hidden", c.teacher_hidden},
           {"columns", c.columns}, {"classes", c.classes}};
 }
 
@@ -36,7 +38,8 @@ StudentTaggerImpl::StudentTaggerImpl(const StudentConfig& c) : config(c) {
   int emb_dim = c.teacher_hidden > 0 ? c.teacher_hidden : c.emb;
   embedding = register_module("embedding", torch::nn::Embedding(c.vocab_size, emb_dim));
   torch::nn::init::normal_(embedding->weight, 0.0, 0.1);
-  if (c.teacher_hidden > 0) emb_proj = register_module("emb_proj", torch::nn::Linear(c.teacher_hidden, c.emb));
+  if (c.teacher_hidden > 0)
+    emb_proj = register_module("emb_proj", torch::nn::Linear(c.teacher_hidden, c.emb));
   if (c.arch == "lstm") {
     lstm_fwd = register_module("lstm_fwd", torch::nn::ModuleList());
     lstm_bwd = register_module("lstm_bwd", torch::nn::ModuleList());
@@ -48,7 +51,8 @@ StudentTaggerImpl::StudentTaggerImpl(const StudentConfig& c) : config(c) {
   } else {
     sru = register_module("sru", torch::nn::ModuleList());
     int attn = c.arch == "srupp" ? (c.proj > 0 ? c.proj : c.hidden) : 0;
-    for (int i = 0; i < c.layers; ++i) sru->push_back(SruLayer(i == 0 ? c.emb : 2 * c.hidden, c.hidden, attn));
+    for (int i = 0; i < c.layers; ++i)
+      sru->push_back(SruLayer(i == 0 ? c.emb : 2 * c.hidden, c.hidden, attn));
   }
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
   head = register_module("head", torch::nn::Linear(2 * c.hidden, c.columns * c.classes));
@@ -83,7 +87,8 @@ torch::Tensor StudentTaggerImpl::forward(const torch::Tensor& ids, const torch::
     for (size_t i = 0; i < lstm_fwd->size(); ++i) {
       if (i > 0) h = dropout(h);
       auto f = std::get<0>(lstm_fwd[i]->as<torch::nn::LSTMImpl>()->forward(h));
-      auto r = std::get<0>(lstm_bwd[i]->as<torch::nn::LSTMImpl>()->forward(reverse_padded(h, lengths)));
+      auto r =
+          std::get<0>(lstm_bwd[i]->as<torch::nn::LSTMImpl>()->forward(reverse_padded(h, lengths)));
       h = torch::cat({f, reverse_padded(r, lengths)}, 2);
     }
   } else {
@@ -108,7 +113,9 @@ torch::Tensor StudentTaggerImpl::lstm_infer(torch::Tensor x, const torch::Tensor
       auto params = (dir ? lstm_bwd : lstm_fwd)[static_cast<size_t>(layer)]->named_parameters();
       auto w_ih = params["weight_ih_l0"], w_hh = params["weight_hh_l0"];
       auto bias = params["bias_ih_l0"] + params["bias_hh_l0"];
-      auto xp = torch::addmm(bias, x.reshape({B * T, x.size(2)}), w_ih.t()).view({B, T, 4 * H}).contiguous();
+      auto xp = torch::addmm(bias, x.reshape({B * T, x.size(2)}), w_ih.t())
+                    .view({B, T, 4 * H})
+                    .contiguous();
       auto w_hh_t = w_hh.t().contiguous();
       auto h = torch::zeros({B, H}), c = torch::zeros({B, H}), gates = torch::empty({B, 4 * H});
       float *ph = h.data_ptr<float>(), *pc = c.data_ptr<float>(), *pg = gates.data_ptr<float>();
@@ -165,7 +172,8 @@ Tagger make_tagger(const nlohmann::json& d) {
   std::string arch = d.value("arch", "");
   if (arch == "bert") {
     auto cfg = bert_config_from_hf(d.at("bert"), "model.json");
-    return std::make_shared<BertTaggerImpl>(cfg, d.at("columns").get<int>(), d.at("classes").get<int>());
+    return std::make_shared<BertTaggerImpl>(cfg, d.at("columns").get<int>(),
+                                            d.at("classes").get<int>());
   }
   return std::make_shared<StudentTaggerImpl>(student_config_from_json(d));
 }

@@ -15,7 +15,6 @@
 namespace kdx::training {
 namespace {
 
-
 void fsync_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
@@ -33,7 +32,8 @@ void save_weights(torch::nn::Module& module, const std::string& path) {
     models::RawTensor r;
     r.dtype = "F32";
     r.shape = t.sizes().vec();
-    r.bytes.assign(reinterpret_cast<const char*>(t.data_ptr<float>()), static_cast<size_t>(t.numel()) * 4);
+    r.bytes.assign(reinterpret_cast<const char*>(t.data_ptr<float>()),
+                   static_cast<size_t>(t.numel()) * 4);
     out[item.key()] = std::move(r);
   }
   models::write_safetensors(path, out);
@@ -49,14 +49,14 @@ void load_weights(torch::nn::Module& module, const std::string& path) {
     auto values = models::to_float32(it->second, path + ": " + item.key());
     auto src = torch::from_blob(values.data(), it->second.shape, torch::kFloat32);
     if (src.sizes() != item.value().sizes())
-      throw Error(path + ": tensor " + item.key() + " has shape " + c10::str(src.sizes()) + ", the model expects " +
-                  c10::str(item.value().sizes()));
+      throw Error(path + ": tensor " + item.key() + " has shape " + c10::str(src.sizes()) +
+                  ", the model expects " + c10::str(item.value().sizes()));
     item.value().copy_(src);
   }
 }
 
-void save_checkpoint(const std::string& dir, torch::nn::Module& module, torch::optim::Optimizer& optimizer,
-                     const TrainingState& state) {
+void save_checkpoint(const std::string& dir, torch::nn::Module& module,
+                     torch::optim::Optimizer& optimizer, const TrainingState& state) {
   ::mkdir(dir.c_str(), 0755);
   std::string tag = std::to_string(state.step);
   std::string model = "model-" + tag + ".safetensors", optim = "optimizer-" + tag + ".pt";

@@ -4,10 +4,10 @@
 // into place last: a checkpoint exists whole or not at all.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <optional>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "workers/training/training_state.h"
 
@@ -17,8 +17,8 @@ void save_weights(torch::nn::Module& module, const std::string& path);
 // Throws kdx::Error naming the file for a missing, corrupt or mismatched tensor.
 void load_weights(torch::nn::Module& module, const std::string& path);
 
-void save_checkpoint(const std::string& dir, torch::nn::Module& module, torch::optim::Optimizer& optimizer,
-                     const TrainingState& state);
+void save_checkpoint(const std::string& dir, torch::nn::Module& module,
+                     torch::optim::Optimizer& optimizer, const TrainingState& state);
 // Empty when the directory holds no checkpoint; throws when it holds a broken one.
 std::optional<TrainingState> load_checkpoint(const std::string& dir, torch::nn::Module& module,
                                              torch::optim::Optimizer& optimizer);

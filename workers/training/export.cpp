@@ -13,12 +13,15 @@
 namespace kdx::training {
 
 void export_model(const std::string& run_dir, const std::string& out) {
-  for (auto f : {"model.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "types.json", "run.json"}) {
+  for (auto f : {"model.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
+                 "types.json", "run.json"}) {
     struct stat st;
-    if (::stat((run_dir + "/" + f).c_str(), &st) != 0) throw Error(run_dir + ": not a finished run (no " + std::string(f) + ")");
+    if (::stat((run_dir + "/" + f).c_str(), &st) != 0)
+      throw Error(run_dir + ": not a finished run (no " + std::string(f) + ")");
   }
   ::mkdir(out.c_str(), 0755);
-  for (auto f : {"model.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "types.json"})
+  for (auto f :
+       {"model.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "types.json"})
     write_file_atomic(out + "/" + f, read_file(run_dir + "/" + f));
   auto run = nlohmann::json::parse(read_file(run_dir + "/run.json"));
   nlohmann::json enc = {{"tagging", run["params"].value("tagging", "per_type_bio")},
@@ -35,7 +38,8 @@ ExportedModel load_exported(const std::string& dir) {
   load_weights(*m.tagger, dir + "/model.safetensors");
   m.tagger->eval();
   m.tokenizer = load_tokenizer(dir);
-  auto types = nlohmann::json::parse(read_file(dir + "/types.json")).get<std::vector<std::string>>();
+  auto types =
+      nlohmann::json::parse(read_file(dir + "/types.json")).get<std::vector<std::string>>();
   auto enc = nlohmann::json::parse(read_file(dir + "/encoding.json"));
   m.scheme = data::make_scheme(enc.value("tagging", "per_type_bio"), types);
   m.window = enc.value("window", 128);

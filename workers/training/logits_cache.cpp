@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cstring>
-
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
@@ -22,7 +21,8 @@ LogitsWriter::LogitsWriter(std::string p, std::string k, int w, bool half)
 
 void LogitsWriter::add(const std::vector<int>& token_ids, const torch::Tensor& logits) {
   ids.push_back(token_ids);
-  rows.push_back(logits.detach().to(torch::kCPU).to(fp16 ? torch::kHalf : torch::kFloat32).contiguous());
+  rows.push_back(
+      logits.detach().to(torch::kCPU).to(fp16 ? torch::kHalf : torch::kFloat32).contiguous());
 }
 
 void LogitsWriter::commit() {
@@ -34,8 +34,9 @@ void LogitsWriter::commit() {
     lengths.push_back(static_cast<int64_t>(i.size()));
     total += static_cast<int64_t>(i.size());
   }
-  nlohmann::json header = {{"key", key}, {"width", width}, {"dtype", fp16 ? "fp16" : "fp32"},
-                           {"offsets", offsets}, {"lengths", lengths}, {"rows", total}};
+  nlohmann::json header = {
+      {"key", key},         {"width", width},     {"dtype", fp16 ? "fp16" : "fp32"},
+      {"offsets", offsets}, {"lengths", lengths}, {"rows", total}};
   std::string h = header.dump();
   while ((16 + h.size()) % 8) h += ' ';
   AtomicFile f(path);
@@ -46,7 +47,8 @@ void LogitsWriter::commit() {
   std::string buf;
   for (auto& i : ids) buf.append(reinterpret_cast<const char*>(i.data()), i.size() * 4);
   f.write(buf);
-  for (auto& r : rows) f.write(std::string(static_cast<const char*>(r.data_ptr()), static_cast<size_t>(r.nbytes())));
+  for (auto& r : rows)
+    f.write(std::string(static_cast<const char*>(r.data_ptr()), static_cast<size_t>(r.nbytes())));
   f.commit();
 }
 
@@ -69,8 +71,9 @@ LogitsCache::LogitsCache(const std::string& path, const std::string& expected_ke
   auto h = nlohmann::json::parse(std::string(map_ + 16, n), nullptr, false);
   if (!h.is_object()) throw Error(path + ": corrupt logits cache header");
   if (h["key"] != expected_key)
-    throw Error(path + ": stale teacher logits cache: it was made for key " + h["key"].get<std::string>().substr(0, 16) +
-                "..., this run expects " + expected_key.substr(0, 16) +
+    throw Error(path + ": stale teacher logits cache: it was made for key " +
+                h["key"].get<std::string>().substr(0, 16) + "..., this run expects " +
+                expected_key.substr(0, 16) +
                 "... (teacher, vocabulary, data or encoding changed); re-run the logits stage");
   width_ = h["width"];
   fp16_ = h["dtype"] == "fp16";
@@ -79,8 +82,11 @@ LogitsCache::LogitsCache(const std::string& path, const std::string& expected_ke
   int64_t rows = h["rows"];
   ids_start_ = 16 + n;
   data_start_ = ids_start_ + static_cast<size_t>(rows) * 4;
-  size_t need = data_start_ + static_cast<size_t>(rows) * static_cast<size_t>(width_) * (fp16_ ? 2 : 4);
-  if (need != map_size_) throw Error(path + ": truncated logits cache (" + std::to_string(map_size_) + " bytes, expected " + std::to_string(need) + ")");
+  size_t need =
+      data_start_ + static_cast<size_t>(rows) * static_cast<size_t>(width_) * (fp16_ ? 2 : 4);
+  if (need != map_size_)
+    throw Error(path + ": truncated logits cache (" + std::to_string(map_size_) +
+                " bytes, expected " + std::to_string(need) + ")");
 }
 
 LogitsCache::~LogitsCache() {
@@ -88,14 +94,19 @@ LogitsCache::~LogitsCache() {
 }
 
 torch::Tensor LogitsCache::get(size_t i, const std::vector<int>& ids) const {
-  if (i >= offsets_.size()) throw Error(path_ + ": stale teacher logits cache: no example " + std::to_string(i));
+  if (i >= offsets_.size())
+    throw Error(path_ + ": stale teacher logits cache: no example " + std::to_string(i));
   int64_t off = offsets_[i], len = lengths_[i];
   const int32_t* cached = reinterpret_cast<const int32_t*>(map_ + ids_start_) + off;
-  if (static_cast<int64_t>(ids.size()) != len || std::memcmp(cached, ids.data(), static_cast<size_t>(len) * 4) != 0)
-    throw Error(path_ + ": stale teacher logits cache: example " + std::to_string(i) + " has other token ids than this run's");
+  if (static_cast<int64_t>(ids.size()) != len ||
+      std::memcmp(cached, ids.data(), static_cast<size_t>(len) * 4) != 0)
+    throw Error(path_ + ": stale teacher logits cache: example " + std::to_string(i) +
+                " has other token ids than this run's");
   size_t elem = fp16_ ? 2 : 4;
-  const char* p = map_ + data_start_ + static_cast<size_t>(off) * static_cast<size_t>(width_) * elem;
-  auto t = torch::from_blob(const_cast<char*>(p), {len, width_}, fp16_ ? torch::kHalf : torch::kFloat32);
+  const char* p =
+      map_ + data_start_ + static_cast<size_t>(off) * static_cast<size_t>(width_) * elem;
+  auto t =
+      torch::from_blob(const_cast<char*>(p), {len, width_}, fp16_ ? torch::kHalf : torch::kFloat32);
   return fp16_ ? t.to(torch::kFloat32) : t.clone();  // a copy: the mapping stays read-only
 }
 

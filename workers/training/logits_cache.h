@@ -5,11 +5,11 @@
 // differ gets a "stale cache" error, never silently wrong targets.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 namespace kdx::training {
 
@@ -17,7 +17,7 @@ struct LogitsWriter {
   // width = logits per token; fp16 halves the file.
   LogitsWriter(std::string path, std::string key, int width, bool fp16);
   void add(const std::vector<int>& ids, const torch::Tensor& logits);  // logits [len, width]
-  void commit();  // atomic
+  void commit();                                                       // atomic
 
   std::string path, key;
   int width;

@@ -10,21 +10,26 @@ namespace kdx::training {
 void read_documents(const RunSpec& spec, Prepared& p) {
   auto all = data::read_dataset(spec.format, spec.files.at("train"));
   int max_train = spec.params.value("max_train_docs", 0);
-  if (max_train > 0 && static_cast<int>(all.size()) > max_train) all.resize(static_cast<size_t>(max_train));
+  if (max_train > 0 && static_cast<int>(all.size()) > max_train)
+    all.resize(static_cast<size_t>(max_train));
   if (all.empty()) throw Error(spec.path + ": the training split has no documents");
   for (size_t i = 0; i < all.size(); ++i) {
     // Every tenth document is the dev hold-out: fixed by position, so all stages agree.
-    if (all.size() >= 10 && i % 10 == 9) p.dev_docs.push_back(std::move(all[i]));
-    else p.train_docs.push_back(std::move(all[i]));
+    if (all.size() >= 10 && i % 10 == 9)
+      p.dev_docs.push_back(std::move(all[i]));
+    else
+      p.train_docs.push_back(std::move(all[i]));
   }
   if (spec.files.count("test")) {
     p.test_docs = data::read_dataset(spec.format, spec.files.at("test"));
     int max_test = spec.params.value("max_test_docs", 0);
-    if (max_test > 0 && static_cast<int>(p.test_docs.size()) > max_test) p.test_docs.resize(static_cast<size_t>(max_test));
+    if (max_test > 0 && static_cast<int>(p.test_docs.size()) > max_test)
+      p.test_docs.resize(static_cast<size_t>(max_test));
   }
 }
 
-std::vector<std::string> dataset_types(const RunSpec& spec, const std::vector<data::Document>& train) {
+std::vector<std::string> dataset_types(const RunSpec& spec,
+                                       const std::vector<data::Document>& train) {
   if (spec.format == "runne") {
     auto t = data::runne_types_near(spec.files.at("train").front());
     if (!t.empty()) return {t.begin(), t.end()};
@@ -53,7 +58,8 @@ void save_tokenizer(const data::Tokenizer& tok, const std::string& dir) {
 }
 
 std::unique_ptr<data::Tokenizer> load_tokenizer(const std::string& dir) {
-  return std::make_unique<data::Tokenizer>(data::load_vocab(dir + "/vocab.txt"), data::tokenizer_options_from_dir(dir));
+  return std::make_unique<data::Tokenizer>(data::load_vocab(dir + "/vocab.txt"),
+                                           data::tokenizer_options_from_dir(dir));
 }
 
 std::string logits_key(const RunSpec& spec, const std::string& teacher_dir) {

@@ -24,7 +24,8 @@ struct Prepared {
 // them held out as dev (when there are at least 10), and the test split.
 void read_documents(const RunSpec& spec, Prepared& p);
 // Entity types: RuNNE's ners.txt, RuREBus's fixed eight, else those in the training data.
-std::vector<std::string> dataset_types(const RunSpec& spec, const std::vector<data::Document>& train);
+std::vector<std::string> dataset_types(const RunSpec& spec,
+                                       const std::vector<data::Document>& train);
 // Tokenizes and encodes all three splits with `p.tokenizer` and `p.scheme`.
 void encode_all(const RunSpec& spec, Prepared& p);
 

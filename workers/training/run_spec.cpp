@@ -6,7 +6,8 @@
 namespace kdx::training {
 namespace {
 
-const nlohmann::json& field(const nlohmann::json& j, const std::string& key, const std::string& where) {
+const nlohmann::json& field(const nlohmann::json& j, const std::string& key,
+                            const std::string& where) {
   if (!j.contains(key)) throw Error(where + ": missing field \"" + key + "\"");
   return j[key];
 }
@@ -24,7 +25,9 @@ RunSpec read_run_spec(const std::string& path) {
     return v.get<std::string>();
   };
   int version = field(j, "kdx_run_version", path).get<int>();
-  if (version != 1) throw Error(path + ": kdx_run_version " + std::to_string(version) + " is not supported by this kdx-worker (1)");
+  if (version != 1)
+    throw Error(path + ": kdx_run_version " + std::to_string(version) +
+                " is not supported by this kdx-worker (1)");
   s.id = str("id");
   s.experiment = str("experiment");
   s.stage = str("stage");
@@ -42,24 +45,29 @@ RunSpec read_run_spec(const std::string& path) {
   s.params = field(j, "params", path);
   if (!s.params.is_object()) throw Error(path + ": field \"params\" must be an object");
   if (j.contains("resources")) s.cpus = j["resources"].value("cpus", 1);
-  if (s.stage != "teacher" && s.teacher_dir.empty()) throw Error(path + ": a " + s.stage + " run needs \"teacher_dir\"");
+  if (s.stage != "teacher" && s.teacher_dir.empty())
+    throw Error(path + ": a " + s.stage + " run needs \"teacher_dir\"");
   return s;
 }
 
 int RunSpec::param_int(const std::string& key) const {
-  if (!params.contains(key) || !params[key].is_number()) throw Error(path + ": params." + key + ": missing or not a number");
+  if (!params.contains(key) || !params[key].is_number())
+    throw Error(path + ": params." + key + ": missing or not a number");
   return params[key].get<int>();
 }
 double RunSpec::param_double(const std::string& key) const {
-  if (!params.contains(key) || !params[key].is_number()) throw Error(path + ": params." + key + ": missing or not a number");
+  if (!params.contains(key) || !params[key].is_number())
+    throw Error(path + ": params." + key + ": missing or not a number");
   return params[key].get<double>();
 }
 std::string RunSpec::param_string(const std::string& key) const {
-  if (!params.contains(key) || !params[key].is_string()) throw Error(path + ": params." + key + ": missing or not a string");
+  if (!params.contains(key) || !params[key].is_string())
+    throw Error(path + ": params." + key + ": missing or not a string");
   return params[key].get<std::string>();
 }
 bool RunSpec::param_bool(const std::string& key) const {
-  if (!params.contains(key) || !params[key].is_boolean()) throw Error(path + ": params." + key + ": missing or not a boolean");
+  if (!params.contains(key) || !params[key].is_boolean())
+    throw Error(path + ": params." + key + ": missing or not a boolean");
   return params[key].get<bool>();
 }
 

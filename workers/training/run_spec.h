@@ -3,23 +3,23 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace kdx::training {
 
 struct RunSpec {
-  std::string path;  // of run.json
+  std::string path;                   // of run.json
   std::string id, experiment, stage;  // stage: teacher | logits | student
   std::string run_dir, teacher_dir, logits_dir;
   std::string dataset, format;
   std::map<std::string, std::vector<std::string>> files;  // train / dev / test -> absolute paths
-  nlohmann::json params;  // resolved stage parameters
+  nlohmann::json params;                                  // resolved stage parameters
   int cpus = 1;
 
-  // Typed parameter access; throws kdx::Error "run.json: params.<key>: ..." when absent or mistyped.
+  // Typed parameter access; throws kdx::Error "run.json: params.<key>: ..." when absent or
+  // mistyped.
   int param_int(const std::string& key) const;
   double param_double(const std::string& key) const;
   std::string param_string(const std::string& key) const;

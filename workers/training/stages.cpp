@@ -53,7 +53,8 @@ TrainerOptions trainer_options(const RunSpec& spec, const StageOptions& so) {
   return o;
 }
 
-void write_model_files(models::TaggerImpl& tagger, const std::string& dir, const std::vector<std::string>& types) {
+void write_model_files(models::TaggerImpl& tagger, const std::string& dir,
+                       const std::vector<std::string>& types) {
   if (auto* bert = dynamic_cast<models::BertTaggerImpl*>(&tagger)) {
     models::save_hf_checkpoint(*bert, dir);
   } else {
@@ -78,7 +79,8 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
     metrics["macro_f1"] = scores.macro_f1;
     if (spec.format == "runne") metrics["macro_f1_few_shot"] = scores.macro_f1_few_shot;
     metrics["test_docs"] = p.test_docs.size();
-    std::string pred_path = spec.run_dir + (spec.format == "rurebus" ? "/predictions" : "/predictions.jsonl");
+    std::string pred_path =
+        spec.run_dir + (spec.format == "rurebus" ? "/predictions" : "/predictions.jsonl");
     data::write_predictions(spec.format, pred, pred_path);
     files["predictions"] = pred_path;
     write_file_atomic(spec.run_dir + "/scores.json", scores.to_json().dump(2) + "\n");
@@ -88,7 +90,8 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
   if (so.measure_latency) {
     int vocab = static_cast<int>(p.tokenizer->vocab().size());
     auto l1 = evaluation::measure_latency(tagger, vocab, 1, 128, so.latency_runs);
-    auto l32 = evaluation::measure_latency(tagger, vocab, 32, 128, std::max(3, so.latency_runs / 4), 1);
+    auto l32 =
+        evaluation::measure_latency(tagger, vocab, 32, 128, std::max(3, so.latency_runs / 4), 1);
     metrics["latency_b1_ms"] = l1.median_ms;
     metrics["latency_b32_ms"] = l32.median_ms;
     metrics["latency_threads"] = l1.threads;
@@ -99,7 +102,11 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
   metrics["epochs"] = state.epoch;
   metrics["best_dev_f1"] = state.best_dev_f1;
   metrics["train_seconds"] = state.elapsed_s;
-  nlohmann::json result = {{"status", "ok"}, {"stage", spec.stage}, {"run", spec.id}, {"metrics", metrics}, {"files", files}};
+  nlohmann::json result = {{"status", "ok"},
+                           {"stage", spec.stage},
+                           {"run", spec.id},
+                           {"metrics", metrics},
+                           {"files", files}};
   write_file_atomic(spec.run_dir + "/result.json", result.dump(2) + "\n");
 }
 
@@ -139,7 +146,8 @@ void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   if (!init.empty()) {
     auto ck = models::read_hf_checkpoint(init);
     p.tokenizer = load_tokenizer(init);
-    auto bert = std::make_shared<models::BertTaggerImpl>(ck.config, p.scheme.columns(), p.scheme.classes());
+    auto bert =
+        std::make_shared<models::BertTaggerImpl>(ck.config, p.scheme.columns(), p.scheme.classes());
     models::load_hf_weights(*bert, ck, init);
     tagger = bert;
   } else {
@@ -155,17 +163,20 @@ void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const Stage
     c.intermediate = spec.param_int("ffn");
     c.dropout = c.attention_dropout = spec.param_double("dropout");
     c.max_position = std::max(512, spec.param_int("window"));
-    if (c.hidden % c.heads != 0) throw Error(spec.path + ": params.hidden must be a multiple of params.heads");
+    if (c.hidden % c.heads != 0)
+      throw Error(spec.path + ": params.hidden must be a multiple of params.heads");
     tagger = std::make_shared<models::BertTaggerImpl>(c, p.scheme.columns(), p.scheme.classes());
   }
   if (reducer.rank == 0) save_tokenizer(*p.tokenizer, spec.run_dir);
   encode_all(spec, p);
-  TrainData td{&p.train, &p.dev, &p.dev_docs, nullptr, p.tokenizer->vocab().pad(), spec.format, p.types};
+  TrainData td{&p.train,    &p.dev, &p.dev_docs, nullptr, p.tokenizer->vocab().pad(),
+               spec.format, p.types};
   Trainer trainer(tagger, trainer_options(spec, so), td, reducer);
   auto state = trainer.run();
   if (reducer.rank != 0) return;
   struct stat st;
-  if (::stat((spec.run_dir + "/best.safetensors").c_str(), &st) == 0) load_weights(*tagger, spec.run_dir + "/best.safetensors");
+  if (::stat((spec.run_dir + "/best.safetensors").c_str(), &st) == 0)
+    load_weights(*tagger, spec.run_dir + "/best.safetensors");
   write_model_files(*tagger, spec.run_dir, p.types);
   finish(spec, *tagger, p, so, {{"vocab_size", p.tokenizer->vocab().size()}}, trainer, state);
 }
@@ -175,8 +186,11 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   // The teacher's own window, tagging and training subset: the logits must align with
   // the examples its students (which share these settings) will see.
   RunSpec keyed = spec;
-  auto teacher_run = nlohmann::json::parse(read_file(spec.teacher_dir + "/run.json"), nullptr, false);
-  nlohmann::json tp = teacher_run.is_object() && teacher_run.contains("params") ? teacher_run["params"] : nlohmann::json::object();
+  auto teacher_run =
+      nlohmann::json::parse(read_file(spec.teacher_dir + "/run.json"), nullptr, false);
+  nlohmann::json tp = teacher_run.is_object() && teacher_run.contains("params")
+                          ? teacher_run["params"]
+                          : nlohmann::json::object();
   keyed.params["window"] = tp.value("window", 128);
   keyed.params["max_train_docs"] = tp.value("max_train_docs", 0);
   Prepared p;
@@ -185,7 +199,8 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   p.tokenizer = load_tokenizer(spec.teacher_dir);
   auto teacher = load_teacher(spec.teacher_dir);
   auto desc = teacher->describe();
-  std::string tagging = tp.value("tagging", desc.value("columns", 1) == 1 ? "flat_bio" : "per_type_bio");
+  std::string tagging =
+      tp.value("tagging", desc.value("columns", 1) == 1 ? "flat_bio" : "per_type_bio");
   p.scheme = data::make_scheme(tagging, p.types);
   keyed.params["tagging"] = tagging;
   int window = keyed.params["window"];
@@ -199,7 +214,8 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   long rows = 0;
   for (size_t start = 0; start < p.train.examples.size(); start += 32) {
     std::vector<int> idx;
-    for (size_t i = start; i < std::min(p.train.examples.size(), start + 32); ++i) idx.push_back(static_cast<int>(i));
+    for (size_t i = start; i < std::min(p.train.examples.size(), start + 32); ++i)
+      idx.push_back(static_cast<int>(i));
     auto b = data::make_batch(p.train, idx, pad);
     auto ids = torch::from_blob(b.ids.data(), {b.size, b.len}, torch::kInt64);
     auto mask = torch::from_blob(b.mask.data(), {b.size, b.len}, torch::kInt64);
@@ -211,10 +227,15 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
     }
   }
   w.commit();
-  nlohmann::json metrics = {{"examples", p.train.examples.size()}, {"rows", rows},
-                            {"size_mb", file_mb(spec.run_dir + "/logits.bin")}, {"key", key},
+  nlohmann::json metrics = {{"examples", p.train.examples.size()},
+                            {"rows", rows},
+                            {"size_mb", file_mb(spec.run_dir + "/logits.bin")},
+                            {"key", key},
                             {"precision", fp16 ? "fp16" : "fp32"}};
-  nlohmann::json result = {{"status", "ok"}, {"stage", "logits"}, {"run", spec.id}, {"metrics", metrics},
+  nlohmann::json result = {{"status", "ok"},
+                           {"stage", "logits"},
+                           {"run", spec.id},
+                           {"metrics", metrics},
                            {"files", {{"logits", spec.run_dir + "/logits.bin"}}}};
   write_file_atomic(spec.run_dir + "/result.json", result.dump(2) + "\n");
 }
@@ -222,7 +243,8 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
 void run_student(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& so) {
   std::string arch = spec.param_string("arch");
   if (arch != "lstm" && arch != "sru" && arch != "srupp")
-    throw Error(spec.path + ": params.arch: unknown student architecture '" + arch + "' (expected lstm, sru, srupp)");
+    throw Error(spec.path + ": params.arch: unknown student architecture '" + arch +
+                "' (expected lstm, sru, srupp)");
   check_finished_teacher(spec.teacher_dir);
   Prepared p;
   read_documents(spec, p);
@@ -230,9 +252,12 @@ void run_student(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   p.tokenizer = load_tokenizer(spec.teacher_dir);
   p.scheme = data::make_scheme(spec.param_string("tagging"), p.types);
   encode_all(spec, p);
-  auto teacher_desc = nlohmann::json::parse(read_file(spec.teacher_dir + "/model.json"), nullptr, false);
-  if (teacher_desc.value("columns", 0) != p.scheme.columns() || teacher_desc.value("classes", 0) != p.scheme.classes())
-    throw Error(spec.path + ": params.tagging '" + spec.param_string("tagging") + "' does not match the teacher's output layout");
+  auto teacher_desc =
+      nlohmann::json::parse(read_file(spec.teacher_dir + "/model.json"), nullptr, false);
+  if (teacher_desc.value("columns", 0) != p.scheme.columns() ||
+      teacher_desc.value("classes", 0) != p.scheme.classes())
+    throw Error(spec.path + ": params.tagging '" + spec.param_string("tagging") +
+                "' does not match the teacher's output layout");
 
   models::StudentConfig c;
   c.arch = spec.param_string("arch");
@@ -244,33 +269,41 @@ void run_student(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   c.dropout = spec.param_double("dropout");
   c.columns = p.scheme.columns();
   c.classes = p.scheme.classes();
-  int teacher_hidden = teacher_desc.contains("bert") ? teacher_desc["bert"].value("hidden_size", 0) : 0;
+  int teacher_hidden =
+      teacher_desc.contains("bert") ? teacher_desc["bert"].value("hidden_size", 0) : 0;
   if (spec.param_bool("init_embedding")) c.teacher_hidden = teacher_hidden;
   torch::manual_seed(static_cast<uint64_t>(spec.param_int("seed")));
   auto student = std::make_shared<models::StudentTaggerImpl>(c);
   if (c.teacher_hidden > 0) {
     auto raw = models::read_safetensors(spec.teacher_dir + "/model.safetensors");
     auto it = raw.find("bert.embeddings.word_embeddings.weight");
-    if (it == raw.end()) throw Error(spec.teacher_dir + "/model.safetensors: no word embeddings to initialise from");
+    if (it == raw.end())
+      throw Error(spec.teacher_dir + "/model.safetensors: no word embeddings to initialise from");
     auto values = models::to_float32(it->second, it->first);
     torch::NoGradGuard g;
-    student->embedding->weight.copy_(torch::from_blob(values.data(), it->second.shape, torch::kFloat32));
+    student->embedding->weight.copy_(
+        torch::from_blob(values.data(), it->second.shape, torch::kFloat32));
   }
   TrainerOptions opt = trainer_options(spec, so);
   std::unique_ptr<LogitsCache> cache;
   if (opt.kd_weight != 0) {
-    if (spec.logits_dir.empty()) throw Error(spec.path + ": loss.kd_weight is not 0 but the run has no logits_dir");
-    cache = std::make_unique<LogitsCache>(spec.logits_dir + "/logits.bin", logits_key(spec, spec.teacher_dir));
+    if (spec.logits_dir.empty())
+      throw Error(spec.path + ": loss.kd_weight is not 0 but the run has no logits_dir");
+    cache = std::make_unique<LogitsCache>(spec.logits_dir + "/logits.bin",
+                                          logits_key(spec, spec.teacher_dir));
     if (cache->size() != p.train.examples.size())
-      throw Error(spec.logits_dir + "/logits.bin: stale teacher logits cache: " + std::to_string(cache->size()) +
+      throw Error(spec.logits_dir +
+                  "/logits.bin: stale teacher logits cache: " + std::to_string(cache->size()) +
                   " examples, this run has " + std::to_string(p.train.examples.size()));
   }
-  TrainData td{&p.train, &p.dev, &p.dev_docs, cache.get(), p.tokenizer->vocab().pad(), spec.format, p.types};
+  TrainData td{&p.train,    &p.dev, &p.dev_docs, cache.get(), p.tokenizer->vocab().pad(),
+               spec.format, p.types};
   Trainer trainer(student, opt, td, reducer);
   auto state = trainer.run();
   if (reducer.rank != 0) return;
   struct stat st;
-  if (::stat((spec.run_dir + "/best.safetensors").c_str(), &st) == 0) load_weights(*student, spec.run_dir + "/best.safetensors");
+  if (::stat((spec.run_dir + "/best.safetensors").c_str(), &st) == 0)
+    load_weights(*student, spec.run_dir + "/best.safetensors");
   write_model_files(*student, spec.run_dir, p.types);
   save_tokenizer(*p.tokenizer, spec.run_dir);
   finish(spec, *student, p, so, {{"arch", c.arch}, {"kd_weight", opt.kd_weight}}, trainer, state);

@@ -5,8 +5,8 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 
@@ -31,16 +31,20 @@ std::vector<int> epoch_order(size_t examples, uint64_t seed, int epoch) {
   return order;
 }
 
-Trainer::Trainer(models::Tagger tagger, TrainerOptions options, TrainData data, distributed::Reducer& reducer)
+Trainer::Trainer(models::Tagger tagger, TrainerOptions options, TrainData data,
+                 distributed::Reducer& reducer)
     : tagger_(std::move(tagger)), opt_(std::move(options)), data_(data), reducer_(reducer) {
   optimizer_ = std::make_unique<torch::optim::AdamW>(
       tagger_->parameters(), torch::optim::AdamWOptions(opt_.lr).weight_decay(opt_.weight_decay));
-  long per_epoch = (static_cast<long>(data_.train->examples.size()) + opt_.batch_size - 1) / opt_.batch_size;
+  long per_epoch =
+      (static_cast<long>(data_.train->examples.size()) + opt_.batch_size - 1) / opt_.batch_size;
   total_steps_ = per_epoch * opt_.epochs;
   // KDX_BUCKET_MB: gradient bucket size for the all-reduce; 0 = one all-reduce per parameter.
-  if (const char* mb = std::getenv("KDX_BUCKET_MB")) bucket_bytes_ = static_cast<size_t>(std::atof(mb) * (1 << 20));
+  if (const char* mb = std::getenv("KDX_BUCKET_MB"))
+    bucket_bytes_ = static_cast<size_t>(std::atof(mb) * (1 << 20));
   if (opt_.kd_weight != 0 && !data_.teacher)
-    throw Error("kd_weight is " + std::to_string(opt_.kd_weight) + " but no teacher logits cache was given");
+    throw Error("kd_weight is " + std::to_string(opt_.kd_weight) +
+                " but no teacher logits cache was given");
 }
 
 double Trainer::lr_at(long step) const {
@@ -63,10 +67,12 @@ double Trainer::train_step(const std::vector<int>& global_batch, long step, bool
     for (int t : ex.tags) tag_cells += t != data::kIgnoreTag;
   }
   std::vector<int> mine;
-  for (size_t i = static_cast<size_t>(reducer_.rank); i < global_batch.size(); i += static_cast<size_t>(reducer_.world))
+  for (size_t i = static_cast<size_t>(reducer_.rank); i < global_batch.size();
+       i += static_cast<size_t>(reducer_.world))
     mine.push_back(global_batch[i]);
 
-  torch::manual_seed(opt_.seed * 7919ULL + static_cast<uint64_t>(step) * static_cast<uint64_t>(reducer_.world) +
+  torch::manual_seed(opt_.seed * 7919ULL +
+                     static_cast<uint64_t>(step) * static_cast<uint64_t>(reducer_.world) +
                      static_cast<uint64_t>(reducer_.rank));
   double local_loss = 0;
   if (!mine.empty()) {
@@ -76,7 +82,8 @@ double Trainer::train_step(const std::vector<int>& global_batch, long step, bool
     auto tags = torch::from_blob(b.tags.data(), {b.size * b.len * cols}, torch::kInt64);
     auto logits = tagger_->forward(ids, mask);  // [b, T, cols * classes]
     auto ce = torch::nll_loss(torch::log_softmax(logits.reshape({-1, classes}), -1), tags, {},
-                              at::Reduction::Sum, data::kIgnoreTag) / tag_cells;
+                              at::Reduction::Sum, data::kIgnoreTag) /
+              tag_cells;
     auto loss = opt_.ce_weight * ce;
     if (opt_.kd_weight != 0) {
       std::vector<torch::Tensor> rows;
@@ -107,7 +114,8 @@ double Trainer::train_step(const std::vector<int>& global_batch, long step, bool
   distributed::sync_gradients(reducer_, params, bucket_bytes_);
   sync_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ++sync_steps_;
-  auto reduced = distributed::allreduce_scalars(reducer_, {local_loss, g_stop_signal.load() ? 1.0 : 0.0});
+  auto reduced =
+      distributed::allreduce_scalars(reducer_, {local_loss, g_stop_signal.load() ? 1.0 : 0.0});
   double global_loss = reduced[0];
   stop = reduced[1] > 0;
   if (!std::isfinite(global_loss)) return global_loss;
@@ -136,8 +144,8 @@ TrainingState Trainer::run() {
     if (auto resumed = load_checkpoint(opt_.checkpoint_dir, *tagger_, *optimizer_)) {
       s = *resumed;
       if (reducer_.rank == 0 && !opt_.quiet)
-        std::fprintf(stderr, "kdx-worker: resuming from %s at epoch %d, step %ld\n", opt_.checkpoint_dir.c_str(),
-                     s.epoch + 1, s.step);
+        std::fprintf(stderr, "kdx-worker: resuming from %s at epoch %d, step %ld\n",
+                     opt_.checkpoint_dir.c_str(), s.epoch + 1, s.step);
     }
   }
   distributed::sync_parameters(reducer_, tagger_->parameters());
@@ -148,7 +156,9 @@ TrainingState Trainer::run() {
   auto started = std::chrono::steady_clock::now();
   double last_print = 0;
   long tokens_here = 0, steps_here = 0;
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
 
   while (!s.finished && s.epoch < opt_.epochs) {
     auto order = epoch_order(static_cast<size_t>(n), opt_.seed, s.epoch);
@@ -161,10 +171,14 @@ TrainingState Trainer::run() {
       double loss = train_step(batch, s.step, stop);
       if (!std::isfinite(loss))
         throw Error("loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") + " at step " +
-                    std::to_string(s.step + 1) + " (epoch " + std::to_string(s.epoch + 1) + "); training stopped" +
-                    (opt_.checkpoint_dir.empty() ? std::string() : "; the last good checkpoint is kept in " + opt_.checkpoint_dir));
+                    std::to_string(s.step + 1) + " (epoch " + std::to_string(s.epoch + 1) +
+                    "); training stopped" +
+                    (opt_.checkpoint_dir.empty()
+                         ? std::string()
+                         : "; the last good checkpoint is kept in " + opt_.checkpoint_dir));
       long batch_tokens = 0;
-      for (int e : batch) batch_tokens += static_cast<long>(data_.train->examples[static_cast<size_t>(e)].ids.size());
+      for (int e : batch)
+        batch_tokens += static_cast<long>(data_.train->examples[static_cast<size_t>(e)].ids.size());
       s.tokens += batch_tokens;
       tokens_here += batch_tokens;
       ++s.step;
@@ -180,10 +194,11 @@ TrainingState Trainer::run() {
         double per_step = t / static_cast<double>(std::max<long>(1, steps_here));
         char loss_text[32];
         std::snprintf(loss_text, sizeof loss_text, "%.4f", loss);
-        std::string line = "epoch " + std::to_string(s.epoch + 1) + "/" + std::to_string(opt_.epochs) + " step " +
-                           std::to_string(done) + "/" + std::to_string(total) + " " +
-                           std::to_string(static_cast<long>(tokens_per_s_)) + " tok/s loss " + loss_text + " ETA " +
-                           format_duration(per_step * static_cast<double>(total - done));
+        std::string line =
+            "epoch " + std::to_string(s.epoch + 1) + "/" + std::to_string(opt_.epochs) + " step " +
+            std::to_string(done) + "/" + std::to_string(total) + " " +
+            std::to_string(static_cast<long>(tokens_per_s_)) + " tok/s loss " + loss_text +
+            " ETA " + format_duration(per_step * static_cast<double>(total - done));
         std::fprintf(stderr, tty ? "\r\033[K%s" : "%s\n", line.c_str());
         last_print = t;
       }
@@ -207,7 +222,8 @@ TrainingState Trainer::run() {
       s.best_dev_f1 = dev_f1;
       s.best_step = s.step;
       s.epochs_without_improvement = 0;
-      if (reducer_.rank == 0 && !opt_.best_weights.empty()) save_weights(*tagger_, opt_.best_weights);
+      if (reducer_.rank == 0 && !opt_.best_weights.empty())
+        save_weights(*tagger_, opt_.best_weights);
     } else {
       ++s.epochs_without_improvement;
     }

@@ -48,19 +48,23 @@ struct TrainData {
 
 // Thrown after the checkpoint is written when a stop signal arrived.
 struct StopRequested : std::runtime_error {
-  explicit StopRequested(int sig) : std::runtime_error("stopped by signal " + std::to_string(sig)), signal(sig) {}
+  explicit StopRequested(int sig)
+      : std::runtime_error("stopped by signal " + std::to_string(sig)), signal(sig) {}
   int signal;
 };
 
 class Trainer {
  public:
-  Trainer(models::Tagger tagger, TrainerOptions options, TrainData data, distributed::Reducer& reducer);
+  Trainer(models::Tagger tagger, TrainerOptions options, TrainData data,
+          distributed::Reducer& reducer);
   // Resumes from the checkpoint directory when it holds one. Throws kdx::Error on a NaN loss
   // (the last good checkpoint is kept) and StopRequested on a signal.
   TrainingState run();
   double tokens_per_second() const { return tokens_per_s_; }
   // Mean wall time per step spent summing gradients over ranks (0 for one rank).
-  double allreduce_ms_per_step() const { return sync_steps_ ? sync_seconds_ * 1e3 / sync_steps_ : 0; }
+  double allreduce_ms_per_step() const {
+    return sync_steps_ ? sync_seconds_ * 1e3 / sync_steps_ : 0;
+  }
 
  private:
   // Returns the global loss; sets `stop` when any rank has seen a stop signal, so that all

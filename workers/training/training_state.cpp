@@ -5,11 +5,17 @@
 namespace kdx::training {
 
 nlohmann::json TrainingState::to_json() const {
-  return {{"version", kVersion},       {"epoch", epoch},       {"batch_in_epoch", batch_in_epoch},
-          {"step", step},              {"tokens", tokens},     {"elapsed_s", elapsed_s},
-          {"best_dev_f1", best_dev_f1}, {"best_step", best_step},
+  return {{"version", kVersion},
+          {"epoch", epoch},
+          {"batch_in_epoch", batch_in_epoch},
+          {"step", step},
+          {"tokens", tokens},
+          {"elapsed_s", elapsed_s},
+          {"best_dev_f1", best_dev_f1},
+          {"best_step", best_step},
           {"epochs_without_improvement", epochs_without_improvement},
-          {"last_loss", last_loss},    {"finished", finished}};
+          {"last_loss", last_loss},
+          {"finished", finished}};
 }
 
 TrainingState TrainingState::from_json(const nlohmann::json& j, const std::string& where) {

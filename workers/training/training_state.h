@@ -3,19 +3,18 @@
 // (seed, step) for dropout, so resuming needs no generator state: reseed and skip.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace kdx::training {
 
 struct TrainingState {
   static constexpr int kVersion = 1;
-  int epoch = 0;             // current epoch (0-based)
-  int batch_in_epoch = 0;    // batches of this epoch already done
-  long step = 0;             // optimizer steps done
-  long tokens = 0;           // training tokens seen
-  double elapsed_s = 0;      // training time before this process
+  int epoch = 0;           // current epoch (0-based)
+  int batch_in_epoch = 0;  // batches of this epoch already done
+  long step = 0;           // optimizer steps done
+  long tokens = 0;         // training tokens seen
+  double elapsed_s = 0;    // training time before this process
   double best_dev_f1 = -1;
   long best_step = -1;
   int epochs_without_improvement = 0;

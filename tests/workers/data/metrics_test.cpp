@@ -14,8 +14,9 @@ std::vector<Document> gold() {
 }
 
 TEST(Metrics, RunneHandComputed) {
-  std::vector<Document> pred = {{"1", {}, {{0, 5, "A"}, {6, 8, "B"}, {10, 12, "DISEASE"}, {13, 15, "C"}}},
-                                {"2", {}, {{0, 3, "A"}, {0, 3, "A"}}}};  // duplicates count once
+  std::vector<Document> pred = {
+      {"1", {}, {{0, 5, "A"}, {6, 8, "B"}, {10, 12, "DISEASE"}, {13, 15, "C"}}},
+      {"2", {}, {{0, 3, "A"}, {0, 3, "A"}}}};  // duplicates count once
   auto s = score_runne(gold(), pred, kTypes);
   EXPECT_EQ(s.mention.tp, 3);
   EXPECT_EQ(s.mention.fp, 2);
@@ -49,9 +50,11 @@ TEST(Metrics, RunneRejectsWhatTheOfficialScorerRejects) {
     }
     return std::string("(none)");
   };
-  EXPECT_EQ(error({{"1", {}, {{0, 1, "Z"}}}, {"2", {}, {}}}), "Z is unknown type name from line 1 (document id 1)");
-  EXPECT_EQ(error({{"1", {}, {}}}),
-            "number of lines in ground truth is not equal to number of lines in solution passed: 2 != 1");
+  EXPECT_EQ(error({{"1", {}, {{0, 1, "Z"}}}, {"2", {}, {}}}),
+            "Z is unknown type name from line 1 (document id 1)");
+  EXPECT_EQ(
+      error({{"1", {}, {}}}),
+      "number of lines in ground truth is not equal to number of lines in solution passed: 2 != 1");
   EXPECT_EQ(error({{"1", {}, {}}, {"3", {}, {}}}), "ids don't match. Difference: {2, 3}");
 }
 

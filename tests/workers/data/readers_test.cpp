@@ -34,62 +34,82 @@ TEST(RunneReader, NestedCyrillicEntitiesWithInclusiveEnds) {
 
 TEST(RunneReader, TextsAndAnswersMergeById) {
   test::TempDir dir;
-  auto texts = dir.write("test.jsonl", "{\"id\": 1, \"sentences\": \"abc def\"}\n{\"id\": 2, \"sentences\": \"x\"}\n");
-  auto answers = dir.write("test_with_answers.jsonl", "{\"id\": 2, \"ners\": [[0, 0, \"T\"]]}\n{\"id\": 1, \"ners\": [[4, 6, \"T\"]]}\n");
+  auto texts = dir.write(
+      "test.jsonl", "{\"id\": 1, \"sentences\": \"abc def\"}\n{\"id\": 2, \"sentences\": \"x\"}\n");
+  auto answers =
+      dir.write("test_with_answers.jsonl",
+                "{\"id\": 2, \"ners\": [[0, 0, \"T\"]]}\n{\"id\": 1, \"ners\": [[4, 6, \"T\"]]}\n");
   auto docs = read_runne({texts, answers});
   ASSERT_EQ(docs.size(), 2u);
   EXPECT_EQ(docs[0].entities, (std::vector<Entity>{{4, 7, "T"}}));
-  EXPECT_EQ(error_of([&] { read_runne({answers}); }),
-            answers + ":1: document id 2 has entities but no text in any of the files (add the file with its "
-                      "\"sentences\", e.g. test.jsonl)");
+  EXPECT_EQ(
+      error_of([&] { read_runne({answers}); }),
+      answers +
+          ":1: document id 2 has entities but no text in any of the files (add the file with its "
+          "\"sentences\", e.g. test.jsonl)");
 }
 
 TEST(RunneReader, Errors) {
   test::TempDir dir;
   auto bad_json = dir.write("a.jsonl", "{\"id\": 1, \"sentences\": \"ab\", \"ners\": []}\n{oops\n");
   EXPECT_EQ(error_of([&] { read_runne({bad_json}); }), bad_json + ":2: not a JSON object");
-  auto outside = dir.write("b.jsonl", "{\"id\": 1, \"sentences\": \"ab\", \"ners\": [[1, 5, \"T\"]]}\n");
+  auto outside =
+      dir.write("b.jsonl", "{\"id\": 1, \"sentences\": \"ab\", \"ners\": [[1, 5, \"T\"]]}\n");
   EXPECT_EQ(error_of([&] { read_runne({outside}); }),
             outside + ":1: entity T [1, 6) lies outside the text (2 characters)");
-  auto backwards = dir.write("c.jsonl", "{\"id\": 1, \"sentences\": \"abcd\", \"ners\": [[3, 1, \"T\"]]}\n");
-  EXPECT_EQ(error_of([&] { read_runne({backwards}); }), backwards + ":1: entity T ends (1) before it starts (3)");
-  auto unknown = dir.write("d.jsonl", "{\"id\": 1, \"sentences\": \"abcd\", \"ners\": [[0, 1, \"ALIEN\"]]}\n");
+  auto backwards =
+      dir.write("c.jsonl", "{\"id\": 1, \"sentences\": \"abcd\", \"ners\": [[3, 1, \"T\"]]}\n");
+  EXPECT_EQ(error_of([&] { read_runne({backwards}); }),
+            backwards + ":1: entity T ends (1) before it starts (3)");
+  auto unknown =
+      dir.write("d.jsonl", "{\"id\": 1, \"sentences\": \"abcd\", \"ners\": [[0, 1, \"ALIEN\"]]}\n");
   EXPECT_EQ(error_of([&] { read_runne({unknown}, {"PERSON"}); }),
             unknown + ":1: unknown entity type 'ALIEN' (known: PERSON)");
   auto latin1 = dir.write("e.jsonl", "{\"id\": 1, \"sentences\": \"caf\xe9\"}\n");
-  EXPECT_EQ(error_of([&] { read_runne({latin1}); }), latin1 + ":1: invalid UTF-8 at byte 27 (the file must be UTF-8)");
-  auto shape = dir.write("f.jsonl", "{\"id\": 1, \"sentences\": \"abcd\", \"ners\": [[0, \"T\"]]}\n");
-  EXPECT_EQ(error_of([&] { read_runne({shape}); }),
-            shape + ":1: field \"ners\": each entity must be [start, end, \"TYPE\"], got [0,\"T\"]");
+  EXPECT_EQ(error_of([&] { read_runne({latin1}); }),
+            latin1 + ":1: invalid UTF-8 at byte 27 (the file must be UTF-8)");
+  auto shape =
+      dir.write("f.jsonl", "{\"id\": 1, \"sentences\": \"abcd\", \"ners\": [[0, \"T\"]]}\n");
+  EXPECT_EQ(
+      error_of([&] { read_runne({shape}); }),
+      shape + ":1: field \"ners\": each entity must be [start, end, \"TYPE\"], got [0,\"T\"]");
 }
 
 TEST(BratReader, FolderPairsAndErrors) {
   test::TempDir dir;
   dir.write("set/doc1.txt", "Правовая защищенность граждан\r\n");
-  dir.write("set/doc1.ann", "T1\tSOC 0 21\tПравовая защищенность\nR1\tGOAL Arg1:T1 Arg2:T2\nT2\tBIN 22 29\tграждан\n");
+  dir.write(
+      "set/doc1.ann",
+      "T1\tSOC 0 21\tПравовая защищенность\nR1\tGOAL Arg1:T1 Arg2:T2\nT2\tBIN 22 29\tграждан\n");
   auto docs = read_brat({dir.file("set")}, rurebus_types());
   ASSERT_EQ(docs.size(), 1u);
   EXPECT_EQ(docs[0].id, "doc1");
   EXPECT_EQ(docs[0].entities, (std::vector<Entity>{{0, 21, "SOC"}, {22, 29, "BIN"}}));
 
   dir.write("lonely/x.txt", "text");
-  EXPECT_EQ(error_of([&] { read_brat({dir.file("lonely")}); }), dir.file("lonely") + "/x.txt: no matching x.ann");
+  EXPECT_EQ(error_of([&] { read_brat({dir.file("lonely")}); }),
+            dir.file("lonely") + "/x.txt: no matching x.ann");
   dir.write("broken/y.txt", "text");
   dir.write("broken/y.ann", "T1\tSOC zero 4\ttext\n");
   EXPECT_EQ(error_of([&] { read_brat({dir.file("broken")}); }),
-            dir.file("broken") + "/y.ann:1: cannot parse offsets 'SOC zero 4' (expected '<type> <start> <end>')");
+            dir.file("broken") +
+                "/y.ann:1: cannot parse offsets 'SOC zero 4' (expected '<type> <start> <end>')");
   dir.write("notabs/z.txt", "text");
   dir.write("notabs/z.ann", "T1 SOC 0 4 text\n");
   EXPECT_EQ(error_of([&] { read_brat({dir.file("notabs")}); }),
-            dir.file("notabs") + "/z.ann:1: cannot parse brat line (expected 'T<id><TAB><type> <start> <end><TAB><text>'): T1 SOC 0 4 text");
+            dir.file("notabs") +
+                "/z.ann:1: cannot parse brat line (expected 'T<id><TAB><type> <start> "
+                "<end><TAB><text>'): T1 SOC 0 4 text");
   dir.write("enc/w.txt", "caf\xe9");
   dir.write("enc/w.ann", "");
   EXPECT_EQ(error_of([&] { read_brat({dir.file("enc")}); }),
             dir.file("enc") + "/w.txt: invalid UTF-8 at byte 3 (the file must be UTF-8)");
   dir.write("type/v.txt", "text");
   dir.write("type/v.ann", "T1\tFOO 0 4\ttext\n");
-  EXPECT_EQ(error_of([&] { read_brat({dir.file("type")}, rurebus_types()); }),
-            dir.file("type") + "/v.ann:1: unknown entity type 'FOO' (known: ACT, BIN, CMP, ECO, INST, MET, QUA, SOC)");
+  EXPECT_EQ(
+      error_of([&] { read_brat({dir.file("type")}, rurebus_types()); }),
+      dir.file("type") +
+          "/v.ann:1: unknown entity type 'FOO' (known: ACT, BIN, CMP, ECO, INST, MET, QUA, SOC)");
 }
 
 TEST(ConllReader, BioToSpans) {
@@ -100,7 +120,8 @@ TEST(ConllReader, BioToSpans) {
   EXPECT_EQ(encode_utf8(docs[0].text), "Иван Петров в Москве");
   EXPECT_EQ(docs[0].entities, (std::vector<Entity>{{0, 11, "PER"}, {14, 20, "LOC"}}));
   auto bad = dir.write("y.conll", "a\tX-PER\n");
-  EXPECT_EQ(error_of([&] { read_conll({bad}); }), bad + ":1: tag 'X-PER' is not O, B-TYPE or I-TYPE");
+  EXPECT_EQ(error_of([&] { read_conll({bad}); }),
+            bad + ":1: tag 'X-PER' is not O, B-TYPE or I-TYPE");
 }
 
 TEST(Writers, RunneRoundTrip) {

@@ -15,7 +15,8 @@ class RealData : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = test::shared_data_dir();
-    ASSERT_FALSE(root_.empty()) << "the real data sets are missing: set KDX_DATA_DIR or run kdx data fetch";
+    ASSERT_FALSE(root_.empty())
+        << "the real data sets are missing: set KDX_DATA_DIR or run kdx data fetch";
   }
   long entities(const std::vector<Document>& docs) {
     long n = 0;
@@ -29,15 +30,17 @@ TEST_F(RealData, RunneCounts) {
   auto train = read_dataset("runne", {root_ + "/runne/train.jsonl"});
   EXPECT_EQ(train.size(), 461u);
   EXPECT_EQ(entities(train), 27743);
-  auto test = read_dataset("runne", {root_ + "/runne/test.jsonl", root_ + "/runne/test_with_answers.jsonl"});
+  auto test = read_dataset("runne",
+                           {root_ + "/runne/test.jsonl", root_ + "/runne/test_with_answers.jsonl"});
   EXPECT_EQ(test.size(), 93u);
   EXPECT_EQ(entities(test), 5843);
   EXPECT_EQ(types_of(train).size(), 29u);
 }
 
 TEST_F(RealData, RurebusCounts) {
-  auto train = read_dataset("rurebus", {root_ + "/rurebus/train_part_1.zip", root_ + "/rurebus/train_part_2.zip",
-                                        root_ + "/rurebus/train_part_3.zip"});
+  auto train = read_dataset(
+      "rurebus", {root_ + "/rurebus/train_part_1.zip", root_ + "/rurebus/train_part_2.zip",
+                  root_ + "/rurebus/train_part_3.zip"});
   EXPECT_EQ(train.size(), 188u);
   EXPECT_EQ(entities(train), 54388);
   EXPECT_EQ(types_of(train).size(), 8u);
@@ -68,10 +71,13 @@ TEST_F(RealData, EncodingRoundTripAndWindowsOnRunne) {
   for (auto& ex : data.examples) perfect.push_back(ex.tags);
   auto pred = decode_predictions(data, perfect);
   auto s = score_runne(train, pred, types);
-  // Only spans that do not survive encoding (same-type nesting, boundaries inside a token) can differ.
+  // Only spans that do not survive encoding (same-type nesting, boundaries inside a token) can
+  // differ.
   EXPECT_LE(s.mention.fp, per_type.gold - per_type.survived);
-  EXPECT_GE(s.mention.tp, per_type.survived - 16);  // train.jsonl repeats 16 entities; sets count them once
-  EXPECT_NEAR(s.mention.recall, static_cast<double>(s.mention.tp) / (s.mention.tp + s.mention.fn), 1e-12);
+  EXPECT_GE(s.mention.tp,
+            per_type.survived - 16);  // train.jsonl repeats 16 entities; sets count them once
+  EXPECT_NEAR(s.mention.recall, static_cast<double>(s.mention.tp) / (s.mention.tp + s.mention.fn),
+              1e-12);
   EXPECT_GT(s.mention.f1, 0.9);
 }
 

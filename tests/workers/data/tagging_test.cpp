@@ -22,7 +22,8 @@ TEST(Tagging, PerTypeBioKeepsNestingOfDifferentTypes) {
   std::vector<Entity> gold = {{0, 16, "ORGANIZATION"}, {8, 16, "COUNTRY"}};
   auto tags = encode_tags(scheme, toks, gold);
   EXPECT_EQ(tags, (std::vector<int>{0, 1, 0, 1, 2, 0}));
-  EXPECT_EQ(decode_tags(scheme, toks, tags), (std::vector<Entity>{{0, 16, "ORGANIZATION"}, {8, 16, "COUNTRY"}}));
+  EXPECT_EQ(decode_tags(scheme, toks, tags),
+            (std::vector<Entity>{{0, 16, "ORGANIZATION"}, {8, 16, "COUNTRY"}}));
 }
 
 TEST(Tagging, SameTypeNestingKeepsTheOuter) {
@@ -38,7 +39,8 @@ TEST(Tagging, FlatKeepsOutermostAndAdjacentEntitiesStaySeparate) {
   auto tags = encode_tags(scheme, toks, {{0, 3, "A"}, {2, 3, "B"}, {4, 5, "A"}, {6, 7, "A"}});
   // O=0, B-A=1, I-A=2, B-B=3, I-B=4
   EXPECT_EQ(tags, (std::vector<int>{1, 2, 1, 1}));
-  EXPECT_EQ(decode_tags(scheme, toks, tags), (std::vector<Entity>{{0, 3, "A"}, {4, 5, "A"}, {6, 7, "A"}}));
+  EXPECT_EQ(decode_tags(scheme, toks, tags),
+            (std::vector<Entity>{{0, 3, "A"}, {4, 5, "A"}, {6, 7, "A"}}));
 }
 
 TEST(Tagging, LenientDecodingOfIWithoutB) {

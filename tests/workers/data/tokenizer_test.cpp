@@ -17,7 +17,9 @@ Vocab vocab_of(std::vector<std::string> tokens) {
   return v;
 }
 
-std::u32string u(const std::string& s) { return decode_utf8(s, "test"); }
+std::u32string u(const std::string& s) {
+  return decode_utf8(s, "test");
+}
 
 TEST(Tokenizer, WordPieceGreedyLongestMatch) {
   // The example from BERT's WordPiece documentation.
@@ -68,7 +70,8 @@ TEST(Tokenizer, LowercaseStripsAccentsLikeBertTokenizer) {
 TEST(Tokenizer, CjkControlAndWhitespace) {
   Tokenizer t(vocab_of({"中", "文", "ab"}), {});
   EXPECT_EQ(t.pieces(u("中文")), (std::vector<std::string>{"中", "文"}));
-  EXPECT_EQ(t.pieces(u(std::string("a\x01") + "b")), (std::vector<std::string>{"ab"}));  // control char dropped
+  EXPECT_EQ(t.pieces(u(std::string("a\x01") + "b")),
+            (std::vector<std::string>{"ab"}));          // control char dropped
   EXPECT_EQ(t.pieces(u("ab\u00a0ab\tab")).size(), 3u);  // no-break space is whitespace (Zs)
 }
 

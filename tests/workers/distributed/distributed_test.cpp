@@ -47,28 +47,57 @@ TEST(RankInfo, SlurmAndTorchrunVariables) {
   EXPECT_EQ(t.master_port, 29511);
   ::setenv("RANK", "5", 1);
   EXPECT_THROW(rank_info_from_env(), std::exception);
-  for (auto v : {"SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_JOB_NODELIST", "SLURM_JOB_ID", "RANK",
-                 "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"})
+  for (auto v : {"SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_JOB_NODELIST",
+                 "SLURM_JOB_ID", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"})
     ::unsetenv(v);
 }
 
 class Ddp : public ::testing::Test {
  protected:
-  void SetUp() override { data_ = test::shared_data_dir(); ASSERT_FALSE(data_.empty()); }
+  void SetUp() override {
+    data_ = test::shared_data_dir();
+    ASSERT_FALSE(data_.empty());
+  }
   std::string run(const std::string& name, nlohmann::json extra = nlohmann::json::object()) {
-    nlohmann::json p = {{"arch", "bert"}, {"layers", 1}, {"hidden", 32}, {"heads", 2}, {"ffn", 64},
-                        {"vocab_size", 2000}, {"lowercase", false}, {"dropout", 0.0}, {"seed", 3},
-                        {"window", 64}, {"tagging", "per_type_bio"}, {"max_train_docs", 40}, {"max_test_docs", 3},
-                        {"epochs", 2}, {"batch_size", 8}, {"lr", 0.001}, {"weight_decay", 0.01},
-                        {"warmup_steps", 2}, {"grad_clip", 1.0}, {"patience", 0}, {"checkpoint_every", 1000},
-                        {"threads", 1}, {"ranks", 1}};
+    nlohmann::json p = {{"arch", "bert"},
+                        {"layers", 1},
+                        {"hidden", 32},
+                        {"heads", 2},
+                        {"ffn", 64},
+                        {"vocab_size", 2000},
+                        {"lowercase", false},
+                        {"dropout", 0.0},
+                        {"seed", 3},
+                        {"window", 64},
+                        {"tagging", "per_type_bio"},
+                        {"max_train_docs", 40},
+                        {"max_test_docs", 3},
+                        {"epochs", 2},
+                        {"batch_size", 8},
+                        {"lr", 0.001},
+                        {"weight_decay", 0.01},
+                        {"warmup_steps", 2},
+                        {"grad_clip", 1.0},
+                        {"patience", 0},
+                        {"checkpoint_every", 1000},
+                        {"threads", 1},
+                        {"ranks", 1}};
     p.update(extra);
     std::string d = data_ + "/runne/";
-    nlohmann::json j = {{"kdx_run_version", 1}, {"id", name}, {"experiment", "ddp"}, {"stage", "teacher"},
-                        {"params", p}, {"config", nlohmann::json::object()},
-                        {"dataset", {{"name", "runne"}, {"format", "runne"}, {"train", {d + "train.jsonl"}},
-                                     {"test", {d + "test.jsonl", d + "test_with_answers.jsonl"}}}},
-                        {"run_dir", dir_.file(name)}, {"teacher_dir", ""}, {"logits_dir", ""},
+    nlohmann::json j = {{"kdx_run_version", 1},
+                        {"id", name},
+                        {"experiment", "ddp"},
+                        {"stage", "teacher"},
+                        {"params", p},
+                        {"config", nlohmann::json::object()},
+                        {"dataset",
+                         {{"name", "runne"},
+                          {"format", "runne"},
+                          {"train", {d + "train.jsonl"}},
+                          {"test", {d + "test.jsonl", d + "test_with_answers.jsonl"}}}},
+                        {"run_dir", dir_.file(name)},
+                        {"teacher_dir", ""},
+                        {"logits_dir", ""},
                         {"resources", {{"cpus", 1}}}};
     return dir_.write(name + "/run.json", j.dump(2));
   }
@@ -79,13 +108,15 @@ class Ddp : public ::testing::Test {
   }
   std::map<std::string, std::vector<float>> weights(const std::string& name) {
     std::map<std::string, std::vector<float>> out;
-    for (auto& [k, t] : models::read_safetensors(dir_.file(name + "/model.safetensors"))) out[k] = models::to_float32(t, k);
+    for (auto& [k, t] : models::read_safetensors(dir_.file(name + "/model.safetensors")))
+      out[k] = models::to_float32(t, k);
     return out;
   }
   std::vector<double> losses(const std::string& name) {
     std::vector<double> out;
     std::istringstream in(test::slurp(dir_.file(name + "/metrics.jsonl")));
-    for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line)["train_loss"].get<double>());
+    for (std::string line; std::getline(in, line);)
+      out.push_back(nlohmann::json::parse(line)["train_loss"].get<double>());
     return out;
   }
   // Starts kdx-worker in the background; stderr to NAME.err.
@@ -137,21 +168,28 @@ TEST_F(Ddp, RendezvousTimesOutWhenARankNeverStarts) {
   auto spec = run("alone");
   auto port = std::to_string(free_port());
   auto t0 = std::chrono::steady_clock::now();
-  auto r = worker({"--spec", spec, "--no-latency"},
-                  {"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port, "KDX_RENDEZVOUS_TIMEOUT=3"});
+  auto r =
+      worker({"--spec", spec, "--no-latency"}, {"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1",
+                                                "MASTER_PORT=" + port, "KDX_RENDEZVOUS_TIMEOUT=3"});
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("kdx-worker: error: rank 0 could not rendezvous with 1 other rank(s) at 127.0.0.1:" + port +
-                       " within 3 s (KDX_RENDEZVOUS_TIMEOUT)"), std::string::npos) << r.err;
+  EXPECT_NE(
+      r.err.find(
+          "kdx-worker: error: rank 0 could not rendezvous with 1 other rank(s) at 127.0.0.1:" +
+          port + " within 3 s (KDX_RENDEZVOUS_TIMEOUT)"),
+      std::string::npos)
+      << r.err;
   EXPECT_LT(took, 30);
-  auto client = worker({"--spec", spec, "--no-latency"},
-                       {"RANK=1", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port, "KDX_RENDEZVOUS_TIMEOUT=3"});
+  auto client =
+      worker({"--spec", spec, "--no-latency"}, {"RANK=1", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1",
+                                                "MASTER_PORT=" + port, "KDX_RENDEZVOUS_TIMEOUT=3"});
   EXPECT_EQ(client.exit_code, 1);
   EXPECT_NE(client.err.find("rank 1 could not rendezvous"), std::string::npos) << client.err;
 }
 
 TEST_F(Ddp, AKilledRankEndsTheOthersWithAnError) {
-  pid_t launcher = start({"--spec", run("killed", {{"epochs", 200}}), "--no-latency", "--nproc", "2"}, "killed");
+  pid_t launcher =
+      start({"--spec", run("killed", {{"epochs", 200}}), "--no-latency", "--nproc", "2"}, "killed");
   ASSERT_TRUE(wait_for_file(dir_.file("killed/metrics.jsonl"), 120));
   // The launcher's children are the ranks: kill rank 1 hard.
   auto ps = test::run_command({"pgrep", "-P", std::to_string(launcher)});
@@ -188,8 +226,11 @@ TEST_F(Ddp, CheckpointMovesBetweenWorldSizes) {
     spec = run(name, {{"epochs", done + 1}});
     auto r = worker({"--spec", spec, "--no-latency", "--nproc", second});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.err.find("resuming from " + dir_.file(name + "/checkpoint")), std::string::npos) << r.err;
-    EXPECT_EQ(nlohmann::json::parse(test::slurp(dir_.file(name + "/result.json")))["metrics"]["epochs"], done + 1);
+    EXPECT_NE(r.err.find("resuming from " + dir_.file(name + "/checkpoint")), std::string::npos)
+        << r.err;
+    EXPECT_EQ(
+        nlohmann::json::parse(test::slurp(dir_.file(name + "/result.json")))["metrics"]["epochs"],
+        done + 1);
   }
 }
 

@@ -68,12 +68,15 @@ TEST(Bert, HuggingFaceParameterNames) {
   BertTaggerImpl t(tiny_bert(), 2, 3);
   auto p = t.named_parameters();
   for (auto name : {"bert.embeddings.word_embeddings.weight", "bert.embeddings.LayerNorm.weight",
-                    "bert.encoder.layer.1.attention.self.query.weight", "bert.encoder.layer.0.attention.output.dense.bias",
-                    "bert.encoder.layer.0.attention.output.LayerNorm.bias", "bert.encoder.layer.1.intermediate.dense.weight",
-                    "bert.encoder.layer.1.output.dense.weight", "bert.encoder.layer.1.output.LayerNorm.weight",
-                    "classifier.weight"})
+                    "bert.encoder.layer.1.attention.self.query.weight",
+                    "bert.encoder.layer.0.attention.output.dense.bias",
+                    "bert.encoder.layer.0.attention.output.LayerNorm.bias",
+                    "bert.encoder.layer.1.intermediate.dense.weight",
+                    "bert.encoder.layer.1.output.dense.weight",
+                    "bert.encoder.layer.1.output.LayerNorm.weight", "classifier.weight"})
     EXPECT_TRUE(p.contains(name)) << name;
-  auto y = t.forward(torch::randint(0, 30, {2, 5}, torch::kInt64), torch::ones({2, 5}, torch::kInt64));
+  auto y =
+      t.forward(torch::randint(0, 30, {2, 5}, torch::kInt64), torch::ones({2, 5}, torch::kInt64));
   EXPECT_EQ(y.sizes(), (std::vector<int64_t>{2, 5, 6}));
 }
 
@@ -83,7 +86,8 @@ TEST(Bert, PaddingDoesNotChangeValidPositions) {
   t.eval();
   auto ids = torch::randint(5, 30, {1, 6}, torch::kInt64);
   auto padded = torch::cat({ids, torch::zeros({1, 3}, torch::kInt64)}, 1);
-  auto mask = torch::cat({torch::ones({1, 6}, torch::kInt64), torch::zeros({1, 3}, torch::kInt64)}, 1);
+  auto mask =
+      torch::cat({torch::ones({1, 6}, torch::kInt64), torch::zeros({1, 3}, torch::kInt64)}, 1);
   auto a = t.forward(ids, torch::ones({1, 6}, torch::kInt64));
   auto b = t.forward(padded, mask).narrow(1, 0, 6);
   EXPECT_LT((a - b).abs().max().item<float>(), 1e-4);
@@ -100,7 +104,9 @@ class HfCheckpointTest : public ::testing::Test {
     for (auto& p : src.named_parameters()) {
       if (p.key().rfind("classifier", 0) == 0) continue;
       auto t = p.value().detach().to(torch::kHalf).contiguous();
-      RawTensor r{"F16", t.sizes().vec(), std::string(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.nbytes()))};
+      RawTensor r{
+          "F16", t.sizes().vec(),
+          std::string(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.nbytes()))};
       tensors[p.key().substr(5)] = r;  // "bert." dropped: a plain BertModel checkpoint
     }
     RawTensor pos{"I64", {1, 64}, std::string(64 * 8, '\0')};
@@ -114,7 +120,8 @@ class HfCheckpointTest : public ::testing::Test {
     reference_ = std::make_shared<BertTaggerImpl>(tiny_bert(), 1, 3);
     torch::NoGradGuard g;
     for (auto& p : reference_->named_parameters())
-      if (p.key().rfind("classifier", 0) != 0) p.value().copy_(src.named_parameters()[p.key()].to(torch::kHalf).to(torch::kFloat32));
+      if (p.key().rfind("classifier", 0) != 0)
+        p.value().copy_(src.named_parameters()[p.key()].to(torch::kHalf).to(torch::kFloat32));
   }
   test::TempDir dir_;
   std::shared_ptr<BertTaggerImpl> reference_;
@@ -124,7 +131,8 @@ TEST_F(HfCheckpointTest, LoadsByNameWithSameEncoderOutputs) {
   auto ck = read_hf_checkpoint(dir_.path());
   EXPECT_EQ(ck.config.hidden, 16);
   BertTaggerImpl loaded(ck.config, 2, 3);
-  EXPECT_FALSE(load_hf_weights(loaded, ck, dir_.path()));  // no classifier in a BertModel checkpoint
+  EXPECT_FALSE(
+      load_hf_weights(loaded, ck, dir_.path()));  // no classifier in a BertModel checkpoint
   loaded.eval();
   reference_->eval();
   auto ids = torch::randint(0, 30, {2, 9}, torch::kInt64);
@@ -142,8 +150,9 @@ TEST_F(HfCheckpointTest, MatchesIndependentPythonReference) {
   loaded.eval();
   auto ids = torch::tensor({{2, 7, 9, 11, 3}, {2, 29, 5, 6, 3}}, torch::kInt64);
   auto ours = loaded.bert->forward(ids, torch::ones({2, 5}, torch::kInt64));
-  auto r = test::run_command({"/usr/bin/python3", KDX_SOURCE_DIR "/tests/programs/hf_bert_reference.py", dir_.path(),
-                              "[[2, 7, 9, 11, 3], [2, 29, 5, 6, 3]]"});
+  auto r =
+      test::run_command({"/usr/bin/python3", KDX_SOURCE_DIR "/tests/programs/hf_bert_reference.py",
+                         dir_.path(), "[[2, 7, 9, 11, 3], [2, 29, 5, 6, 3]]"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto ref = nlohmann::json::parse(r.out);
   float worst = 0;
@@ -160,8 +169,9 @@ TEST_F(HfCheckpointTest, VocabularyMismatchIsAnError) {
     read_hf_checkpoint(dir_.path());
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), dir_.file("vocab.txt") + " has 4 tokens but " + dir_.file("config.json") +
-                                         " says vocab_size 30: vocabulary and checkpoint do not match");
+    EXPECT_EQ(std::string(e.what()),
+              dir_.file("vocab.txt") + " has 4 tokens but " + dir_.file("config.json") +
+                  " says vocab_size 30: vocabulary and checkpoint do not match");
   }
 }
 
@@ -171,7 +181,9 @@ TEST_F(HfCheckpointTest, CorruptWeightsAreAnError) {
     read_hf_checkpoint(dir_.path());
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), dir_.file("model.safetensors") + ": not a safetensors file (header length 16 exceeds the file)");
+    EXPECT_EQ(std::string(e.what()),
+              dir_.file("model.safetensors") +
+                  ": not a safetensors file (header length 16 exceeds the file)");
   }
 }
 
@@ -182,7 +194,11 @@ TEST_F(HfCheckpointTest, PytorchBinAloneNamesTheConverter) {
     read_hf_checkpoint(dir_.path());
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), dir_.path() + ": only pytorch_model.bin found; convert it once with: tools/hf-bin-to-safetensors " + dir_.path());
+    EXPECT_EQ(
+        std::string(e.what()),
+        dir_.path() +
+            ": only pytorch_model.bin found; convert it once with: tools/hf-bin-to-safetensors " +
+            dir_.path());
   }
 }
 
@@ -197,7 +213,8 @@ TEST_F(HfCheckpointTest, ConvertedPytorchBinLoads) {
       "for k, v in h.items():\n"
       "    if k == '__metadata__': continue\n"
       "    b, e = v['data_offsets']; dt = {'F16': torch.float16, 'I64': torch.int64}[v['dtype']]\n"
-      "    out[k] = torch.frombuffer(bytearray(d[8 + n + b:8 + n + e]), dtype=dt).reshape(v['shape'])\n"
+      "    out[k] = torch.frombuffer(bytearray(d[8 + n + b:8 + n + e]), "
+      "dtype=dt).reshape(v['shape'])\n"
       "torch.save(out, sys.argv[1] + '/pytorch_model.bin')\n";
   dir_.write("make_bin.py", script);
   auto made = test::run_command({"/usr/bin/python3", dir_.file("make_bin.py"), dir_.path()});
@@ -206,7 +223,8 @@ TEST_F(HfCheckpointTest, ConvertedPytorchBinLoads) {
   auto conv = test::run_command({KDX_SOURCE_DIR "/tools/hf-bin-to-safetensors", dir_.path()});
   ASSERT_EQ(conv.exit_code, 0) << conv.err;
   auto after = read_hf_checkpoint(dir_.path());
-  for (auto& [name, t] : before.tensors) EXPECT_TRUE(torch::equal(t, after.tensors.at(name))) << name;
+  for (auto& [name, t] : before.tensors)
+    EXPECT_TRUE(torch::equal(t, after.tensors.at(name))) << name;
 }
 
 TEST(Weights, SaveLoadRoundTripAndShapeMismatch) {
@@ -218,7 +236,8 @@ TEST(Weights, SaveLoadRoundTripAndShapeMismatch) {
   StudentTaggerImpl a(c), b(c);
   training::save_weights(a, dir.file("w.safetensors"));
   training::load_weights(b, dir.file("w.safetensors"));
-  for (auto& p : a.named_parameters()) EXPECT_TRUE(torch::equal(p.value(), b.named_parameters()[p.key()])) << p.key();
+  for (auto& p : a.named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), b.named_parameters()[p.key()])) << p.key();
   c.hidden = 5;
   StudentTaggerImpl wrong(c);
   EXPECT_THROW(training::load_weights(wrong, dir.file("w.safetensors")), Error);

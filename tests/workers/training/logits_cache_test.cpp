@@ -38,14 +38,18 @@ TEST(LogitsCache, StaleKeyOrIdsAreErrors) {
     LogitsCache c(path, "teacher-B");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(": stale teacher logits cache: it was made for key teacher-A..."), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(
+                  ": stale teacher logits cache: it was made for key teacher-A..."),
+              std::string::npos)
+        << e.what();
   }
   LogitsCache c(path, "teacher-A");
   try {
     c.get(0, {2, 6, 3});
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), path + ": stale teacher logits cache: example 0 has other token ids than this run's");
+    EXPECT_EQ(std::string(e.what()),
+              path + ": stale teacher logits cache: example 0 has other token ids than this run's");
   }
   test::TempDir other;
   std::string truncated = other.write("t.bin", test::slurp(path).substr(0, 60));

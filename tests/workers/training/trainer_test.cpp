@@ -57,7 +57,9 @@ struct Toy {
     torch::manual_seed(5);
     return std::make_shared<models::StudentTaggerImpl>(c);
   }
-  TrainData data() { return {&train, &dev, &dev_docs, nullptr, tok.vocab().pad(), "conll", {"LOC", "PER"}}; }
+  TrainData data() {
+    return {&train, &dev, &dev_docs, nullptr, tok.vocab().pad(), "conll", {"LOC", "PER"}};
+  }
 };
 
 TrainerOptions quick(int epochs) {
@@ -106,7 +108,8 @@ TEST(Trainer, ResumeReachesTheSameWeights) {
   auto s2 = Trainer(resumed, opts, toy.data(), *dist).run();
   EXPECT_EQ(s2.step, 3 * per_epoch);
   for (auto& p : straight->named_parameters())
-    EXPECT_LT((p.value() - resumed->named_parameters()[p.key()]).abs().max().item<float>(), 1e-6) << p.key();
+    EXPECT_LT((p.value() - resumed->named_parameters()[p.key()]).abs().max().item<float>(), 1e-6)
+        << p.key();
 }
 
 TEST(Trainer, NanLossStopsWithClearErrorAndKeepsCheckpoint) {
@@ -130,8 +133,10 @@ TEST(Trainer, NanLossStopsWithClearErrorAndKeepsCheckpoint) {
     Trainer(toy.student("lstm"), opts, toy.data(), *dist).run();
     FAIL() << "expected a NaN error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "loss is NaN at step 4 (epoch 1); training stopped; the last good checkpoint is kept in " +
-                                         dir.file("ckpt"));
+    EXPECT_EQ(
+        std::string(e.what()),
+        "loss is NaN at step 4 (epoch 1); training stopped; the last good checkpoint is kept in " +
+            dir.file("ckpt"));
   }
   EXPECT_TRUE(test::file_exists(dir.file("ckpt/state.json")));
 }
