@@ -44,6 +44,35 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+std::string replace_fields(
+    const std::string& text, const std::string& open, const std::string& close,
+    const std::function<std::optional<std::string>(const std::string&)>& lookup,
+    const std::function<std::string(const std::string&)>& literal) {
+  std::string out, pending;
+  auto flush = [&] {
+    if (!pending.empty()) out += literal ? literal(pending) : pending;
+    pending.clear();
+  };
+  size_t pos = 0;
+  while (true) {
+    size_t a = text.find(open, pos);
+    size_t b = a == std::string::npos ? a : text.find(close, a + open.size());
+    if (b == std::string::npos) break;
+    pending += text.substr(pos, a - pos);
+    std::string name = text.substr(a + open.size(), b - a - open.size());
+    if (auto v = lookup(name)) {
+      flush();
+      out += *v;
+    } else {
+      pending += text.substr(a, b + close.size() - a);
+    }
+    pos = b + close.size();
+  }
+  pending += text.substr(pos);
+  flush();
+  return out;
+}
+
 std::string format_duration(double seconds) {
   if (seconds < 0) seconds = 0;
   long s = static_cast<long>(seconds + 0.5);

@@ -135,17 +135,7 @@ int wait_slurm(const std::string& registry, const std::string& experiment) {
   for (;;) {
     reconcile_slurm(reg);
     Progress p;
-    for (auto& r : reg.runs(experiment)) {
-      ++p.total;
-      if (r.state == state::kPending)
-        ++p.pending;
-      else if (r.state == state::kRunning)
-        ++p.running;
-      else if (r.state == state::kCompleted)
-        ++p.completed;
-      else
-        ++p.failed;
-    }
+    for (auto& r : reg.runs(experiment)) tally(p, r.state);
     p.elapsed_s = now_seconds() - started;
     print(p);
     if (p.pending == 0 && p.running == 0) {

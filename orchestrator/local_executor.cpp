@@ -46,6 +46,18 @@ std::string format_progress(const Progress& p) {
   return s;
 }
 
+void tally(Progress& p, const std::string& s) {
+  ++p.total;
+  if (s == state::kPending)
+    ++p.pending;
+  else if (s == state::kRunning)
+    ++p.running;
+  else if (s == state::kCompleted)
+    ++p.completed;
+  else
+    ++p.failed;
+}
+
 namespace {
 
 std::string last_line(const std::string& path) {
@@ -57,14 +69,14 @@ std::string last_line(const std::string& path) {
   return last;
 }
 
-std::string substitute(std::string s, const RunRecord& r) {
-  const std::pair<std::string, std::string> vars[] = {{"{run_json}", r.run_dir + "/run.json"},
-                                                      {"{run_dir}", r.run_dir},
-                                                      {"{run_id}", r.id},
-                                                      {"{stage}", r.stage}};
-  for (auto& [k, v] : vars)
-    for (size_t pos; (pos = s.find(k)) != std::string::npos;) s.replace(pos, k.size(), v);
-  return s;
+std::string substitute(const std::string& s, const RunRecord& r) {
+  return replace_fields(s, "{", "}", [&](const std::string& k) -> std::optional<std::string> {
+    if (k == "run_json") return r.run_dir + "/run.json";
+    if (k == "run_dir") return r.run_dir;
+    if (k == "run_id") return r.id;
+    if (k == "stage") return r.stage;
+    return std::nullopt;
+  });
 }
 
 // Final state of an attempt from how its process ended and what it left behind.
@@ -285,8 +297,12 @@ int run_local(Registry& reg, const LocalOptions& opt) {
         std::string blocker;
         for (auto& d : r.deps) {
           auto it = state_of.find(d);
-          std::string ds =
-              it != state_of.end() ? it->second : (reg.run(d) ? reg.run(d)->state : "MISSING");
+          std::string ds = "MISSING";
+          if (it != state_of.end()) {
+            ds = it->second;
+          } else if (auto dep = reg.run(d)) {
+            ds = dep->state;
+          }
           if (ds == state::kCompleted) continue;
           ready = false;
           if (!state::is_active(ds)) blocker = d + " " + ds;
@@ -307,15 +323,7 @@ int run_local(Registry& reg, const LocalOptions& opt) {
     Progress p;
     for (auto& r : runs) {
       if (r.executor != "local" && !r.executor.empty() && state::is_active(r.state)) continue;
-      ++p.total;
-      if (r.state == state::kPending)
-        ++p.pending;
-      else if (r.state == state::kRunning)
-        ++p.running;
-      else if (r.state == state::kCompleted)
-        ++p.completed;
-      else
-        ++p.failed;
+      tally(p, r.state);
     }
     int done = p.completed + p.failed;
     if (initially_done < 0) initially_done = done;

@@ -17,6 +17,8 @@ struct Progress {
   double eta_s = -1;  // -1 = unknown
 };
 std::string format_progress(const Progress& p);
+// Counts one run of the given state into p (total and its bucket).
+void tally(Progress& p, const std::string& run_state);
 
 struct LocalOptions {
   std::string experiment;  // empty = every experiment with local runs

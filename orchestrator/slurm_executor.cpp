@@ -102,21 +102,13 @@ std::string shell_quote(const std::string& s) {
 std::string render_template(const std::string& text,
                             const std::map<std::string, std::string>& fields,
                             const std::string& name) {
-  std::string out;
-  size_t pos = 0;
-  while (true) {
-    size_t open = text.find("{{", pos);
-    if (open == std::string::npos) break;
-    size_t close = text.find("}}", open);
-    if (close == std::string::npos) break;
-    out += text.substr(pos, open - pos);
-    std::string key = text.substr(open + 2, close - open - 2);
-    auto it = fields.find(key);
-    if (it == fields.end()) throw Error(name + ": unknown template field {{" + key + "}}");
-    out += it->second;
-    pos = close + 2;
-  }
-  return out + text.substr(pos);
+  return replace_fields(text, "{{", "}}",
+                        [&](const std::string& key) -> std::optional<std::string> {
+                          auto it = fields.find(key);
+                          if (it == fields.end())
+                            throw Error(name + ": unknown template field {{" + key + "}}");
+                          return it->second;
+                        });
 }
 
 std::string map_slurm_state(const std::string& raw) {
@@ -166,7 +158,6 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
                                const SlurmOptions& opt) {
   SlurmSubmitReport rep;
   std::string tmpl = kDefaultTemplate, tmpl_name = "built-in slurm/job.sbatch";
-  auto runs = reg.runs(experiment);
   int chunk_max = -1;
   for (const char* stage : {"teacher", "logits", "student"}) {
     // Group the stage's unsubmitted pending runs by dataset, resources and dependencies.
@@ -233,14 +224,18 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
                       .run_json.value("worker", nlohmann::json::object())
                       .value("command", nlohmann::json::array());
       if (wcmd.empty()) wcmd = {worker_binary(), "--spec", "{run_json}"};
+      // Placeholders become references to the task's shell variables, the rest is quoted:
+      // the same placeholders as the local executor's, anywhere in a word.
+      auto task_value = [&](const std::string& k) -> std::optional<std::string> {
+        if (k == "run_json") return std::string("\"$run_dir/run.json\"");
+        if (k == "run_dir") return std::string("\"$run_dir\"");
+        if (k == "run_id") return std::string("\"${run_dir##*/}\"");
+        if (k == "stage") return shell_quote(stage);
+        return std::nullopt;
+      };
       for (auto& w : wcmd) {
-        std::string word = w.get<std::string>();
-        if (word == "{run_json}")
-          command += " \"$run_dir/run.json\"";
-        else if (word == "{run_dir}")
-          command += " \"$run_dir\"";
-        else
-          command += " " + shell_quote(word);
+        std::string word = replace_fields(w.get<std::string>(), "{", "}", task_value, shell_quote);
+        command += " " + (word.empty() ? std::string("''") : word);
       }
       std::string launch =
           multi ? "first=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n1)\n"

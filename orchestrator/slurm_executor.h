@@ -14,8 +14,6 @@
 namespace kdx {
 
 struct SlurmOptions {
-  std::string
-      template_path;        // empty: slurm/job.sbatch from the source tree, else the built-in copy
   int signal_lead_s = 120;  // USR1 this long before the time limit
   bool hold = false;        // sbatch --hold (benchmarks: submit, then cancel)
   double command_timeout_s = 60;

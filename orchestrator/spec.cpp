@@ -43,20 +43,13 @@ class SpecParser {
   // locations (e.g. ${RUBERT_DIR}) that each user sets once.
   std::string expand_env(const std::string& value, const YAML::Node& node,
                          const std::string& path) const {
-    std::string out;
-    size_t pos = 0;
-    while (true) {
-      size_t open = value.find("${", pos);
-      if (open == std::string::npos) break;
-      size_t close = value.find('}', open);
-      if (close == std::string::npos) break;
-      std::string var = value.substr(open + 2, close - open - 2);
-      const char* v = std::getenv(var.c_str());
-      if (!v || !*v) y_.fail(node, path, "environment variable " + var + " is not set");
-      out += value.substr(pos, open - pos) + v;
-      pos = close + 1;
-    }
-    return out + value.substr(pos);
+    return replace_fields(value, "${", "}",
+                          [&](const std::string& var) -> std::optional<std::string> {
+                            const char* v = std::getenv(var.c_str());
+                            if (!v || !*v)
+                              y_.fail(node, path, "environment variable " + var + " is not set");
+                            return std::string(v);
+                          });
   }
 
   SpecParser(const YamlReader& y, const SpecOptions& opt) : y_(y), opt_(opt) {}

@@ -17,11 +17,14 @@ int main(int argc, char** argv) {
     std::stringstream in;
     in << std::cin.rdbuf();
     auto text = kdx::data::decode_utf8(in.str(), "stdin");
-    for (auto& e : kdx::training::tag_text(model, text))
+    for (auto& e : kdx::training::tag_text(model, text)) {
+      auto surface =
+          text.substr(static_cast<size_t>(e.start), static_cast<size_t>(e.end - e.start));
+      for (auto& c : surface)
+        if (c == U'\n' || c == U'\t') c = U' ';  // one entity per line, whatever it spans
       std::cout << e.start << "\t" << e.end << "\t" << e.type << "\t"
-                << kdx::data::encode_utf8(text.substr(static_cast<size_t>(e.start),
-                                                      static_cast<size_t>(e.end - e.start)))
-                << "\n";
+                << kdx::data::encode_utf8(surface) << "\n";
+    }
   } catch (const std::exception& e) {
     std::cerr << "kdx-tag: error: " << e.what() << "\n";
     return 1;

@@ -78,6 +78,28 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
   return r;
 }
 
+nlohmann::json runne_run_json(const std::string& data_dir, const std::string& id,
+                              const std::string& stage, const nlohmann::json& params,
+                              const std::string& run_dir, const std::string& teacher_dir,
+                              const std::string& logits_dir) {
+  std::string d = data_dir + "/runne/";
+  return {{"kdx_run_version", 1},
+          {"id", id},
+          {"experiment", "test"},
+          {"stage", stage},
+          {"params", params},
+          {"config", nlohmann::json::object()},
+          {"dataset",
+           {{"name", "runne"},
+            {"format", "runne"},
+            {"train", {d + "train.jsonl"}},
+            {"test", {d + "test.jsonl", d + "test_with_answers.jsonl"}}}},
+          {"run_dir", run_dir},
+          {"teacher_dir", teacher_dir},
+          {"logits_dir", logits_dir},
+          {"resources", {{"cpus", 1}}}};
+}
+
 std::string shared_data_dir() {
   const char* env = std::getenv("KDX_DATA_DIR");
   std::string dir = env && *env ? env : std::string(KDX_SOURCE_DIR) + "/../shared/data";

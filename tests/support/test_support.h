@@ -1,6 +1,7 @@
 // Helpers for tests: scratch directories and running our real binaries as child processes.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,13 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
 
 std::string slurp(const std::string& path);
 bool file_exists(const std::string& path);
+// A run.json for kdx-worker on the real RuNNE copy (train; test texts + answers), as the
+// planner writes it, for tests that drive the worker without kdx.
+nlohmann::json runne_run_json(const std::string& data_dir, const std::string& id,
+                              const std::string& stage, const nlohmann::json& params,
+                              const std::string& run_dir, const std::string& teacher_dir = "",
+                              const std::string& logits_dir = "");
+
 // The real data sets: $KDX_DATA_DIR, else ../shared/data from the source tree; empty if absent.
 std::string shared_data_dir();
 

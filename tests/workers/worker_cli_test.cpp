@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/test_support.h"
+#include "workers/data/document.h"
 
 namespace kdx {
 namespace {
@@ -45,22 +47,9 @@ class WorkerCli : public ::testing::Test {
                            {"threads", 1},
                            {"ranks", 1}};
     base.update(params);
-    std::string d = data_ + "/runne/";
-    return {{"kdx_run_version", 1},
-            {"id", name},
-            {"experiment", "t"},
-            {"stage", stage},
-            {"params", base},
-            {"config", nlohmann::json::object()},
-            {"dataset",
-             {{"name", "runne"},
-              {"format", "runne"},
-              {"train", {d + "train.jsonl"}},
-              {"test", {d + "test.jsonl", d + "test_with_answers.jsonl"}}}},
-            {"run_dir", dir_->file(name)},
-            {"teacher_dir", stage == "teacher" ? "" : dir_->file("teacher")},
-            {"logits_dir", dir_->file("logits")},
-            {"resources", {{"cpus", 1}}}};
+    return test::runne_run_json(data_, name, stage, base, dir_->file(name),
+                                stage == "teacher" ? "" : dir_->file("teacher"),
+                                dir_->file("logits"));
   }
   static std::string write_run(const nlohmann::json& j) {
     return dir_->write(j["id"].get<std::string>() + "/run.json", j.dump(2));
@@ -130,8 +119,30 @@ TEST_F(WorkerCli, TeacherLogitsStudentsExportAndStaleness) {
 
   auto e = worker({"export", "--run", dir_->file("student-sru"), "--out", dir_->file("exported")});
   ASSERT_EQ(e.exit_code, 0) << e.err;
-  auto tag = test::run_command({KDX_TAG_BIN, dir_->file("exported")});
-  EXPECT_EQ(tag.exit_code, 0) << tag.err;  // stdin is empty: no entities, but a loadable model
+  // The deployment example on a real RuNNE text: every line it prints is an entity whose
+  // surface is the text between its offsets.
+  std::string text = nlohmann::json::parse(
+      test::slurp(data_ + "/runne/train.jsonl")
+          .substr(0, test::slurp(data_ + "/runne/train.jsonl").find('\n')))["sentences"];
+  dir_->write("text.txt", text);
+  auto tag = test::run_command(
+      {"sh", "-c",
+       std::string(KDX_TAG_BIN) + " " + dir_->file("exported") + " < " + dir_->file("text.txt")});
+  ASSERT_EQ(tag.exit_code, 0) << tag.err;
+  auto cps = data::decode_utf8(text, "text");
+  std::istringstream lines(tag.out);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream f(line);
+    int start = -1, end = -1;
+    std::string type, surface;
+    f >> start >> end >> type;
+    std::getline(f >> std::ws, surface);
+    ASSERT_TRUE(start >= 0 && end > start && end <= static_cast<int>(cps.size())) << line;
+    auto want = cps.substr(static_cast<size_t>(start), static_cast<size_t>(end - start));
+    for (auto& c : want)
+      if (c == U'\n' || c == U'\t') c = U' ';
+    EXPECT_EQ(surface, data::encode_utf8(want)) << line;
+  }
 
   // Retrain the teacher with another seed: the cache no longer belongs to it.
   std::string cache_before = test::slurp(dir_->file("logits/logits.bin"));

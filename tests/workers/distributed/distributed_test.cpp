@@ -83,23 +83,8 @@ class Ddp : public ::testing::Test {
                         {"threads", 1},
                         {"ranks", 1}};
     p.update(extra);
-    std::string d = data_ + "/runne/";
-    nlohmann::json j = {{"kdx_run_version", 1},
-                        {"id", name},
-                        {"experiment", "ddp"},
-                        {"stage", "teacher"},
-                        {"params", p},
-                        {"config", nlohmann::json::object()},
-                        {"dataset",
-                         {{"name", "runne"},
-                          {"format", "runne"},
-                          {"train", {d + "train.jsonl"}},
-                          {"test", {d + "test.jsonl", d + "test_with_answers.jsonl"}}}},
-                        {"run_dir", dir_.file(name)},
-                        {"teacher_dir", ""},
-                        {"logits_dir", ""},
-                        {"resources", {{"cpus", 1}}}};
-    return dir_.write(name + "/run.json", j.dump(2));
+    return dir_.write(name + "/run.json",
+                      test::runne_run_json(data_, name, "teacher", p, dir_.file(name)).dump(2));
   }
   test::CommandResult worker(std::vector<std::string> args, std::vector<std::string> env = {}) {
     args.insert(args.begin(), KDX_WORKER_BIN);
