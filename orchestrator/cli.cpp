@@ -14,6 +14,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/strings.h"
 #include "orchestrator/command.h"
 #include "orchestrator/commands.h"
@@ -21,6 +22,7 @@
 #include "orchestrator/plan_view.h"
 #include "orchestrator/planner.h"
 #include "orchestrator/registry.h"
+#include "orchestrator/run_logs.h"
 #include "orchestrator/run_state.h"
 #include "orchestrator/slurm_executor.h"
 #include "orchestrator/spec.h"
@@ -32,6 +34,7 @@ namespace {
 
 struct Global {
   std::string registry = "results/registry.sqlite";
+  std::string log_level;
 };
 
 std::string results_dir_of(const std::string& registry_path) {
@@ -99,7 +102,7 @@ int schedule(const std::string& registry, const std::string& experiment, int job
       opt.on_progress = progress_printer();
       run_local(reg, opt);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "kdx scheduler: %s\n", e.what());
+      spdlog::error("scheduler: {}", e.what());
       rc = 1;
     }
     std::fflush(nullptr);
@@ -173,7 +176,7 @@ void reconcile_all(Registry& reg) {
   try {
     reconcile_slurm(reg);
   } catch (const std::exception& e) {
-    std::cerr << "kdx: warning: could not poll Slurm: " << e.what() << "\n";
+    spdlog::warn("could not poll Slurm: {}", e.what());
   }
 }
 
@@ -209,9 +212,15 @@ int kdx_main(int argc, char** argv) {
       "Plan a YAML grid into runs, execute them (Slurm or local), record results in SQLite, "
       "report."};
   app.require_subcommand(1);
+  // Options of kdx itself are accepted after the subcommand too (kdx status --registry r):
+  // subcommands pass what they do not know up to here.
+  app.fallthrough();
   Global g;
   app.add_option("--registry", g.registry, "SQLite registry file")->capture_default_str();
-  app.set_version_flag("--version", "kdx 0.1.0");
+  app.add_option("--log-level", g.log_level,
+                 "trace | debug | info | warning | error | off (default: $KDX_LOG_LEVEL, else "
+                 "info); also passed to the workers kdx starts");
+  app.set_version_flag("--version", "kdx 0.2.0");
 
   // submit
   auto* submit = app.add_subcommand("submit", "Plan an experiment grid and run it (new runs only)");
@@ -220,6 +229,9 @@ int kdx_main(int argc, char** argv) {
   int jobs = default_jobs();
   submit->add_option("spec", spec_path, "experiment YAML file")->required();
   submit->add_flag("--dry-run", dry_run, "print the expanded plan and submit nothing");
+  bool plan_json = false;
+  submit->add_flag("--json", plan_json,
+                   "with --dry-run: the plan as JSON, each run as the run.json its worker reads");
   submit
       ->add_option("--executor", executor,
                    "auto | local | slurm (auto: slurm when sbatch is on PATH)")
@@ -269,6 +281,17 @@ int kdx_main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   resubmit->add_flag("--wait", wait, "stay until every run has finished");
 
+  auto* logs = app.add_subcommand("logs", "Print (or follow) a run's log, local or on Slurm");
+  std::string logs_run;
+  int logs_attempt = 0, logs_rank = -1;
+  bool logs_follow = false;
+  logs->add_option("run", logs_run, "run id (or a unique prefix)")->required();
+  logs->add_flag("-f,--follow", logs_follow, "keep printing new lines until the attempt ends");
+  logs->add_option("--attempt", logs_attempt, "attempt number (default: the last)")
+      ->check(CLI::PositiveNumber);
+  logs->add_option("--rank", logs_rank, "only this rank's lines (data-parallel runs)")
+      ->check(CLI::NonNegativeNumber);
+
   add_worker_side_commands(app);
 
   try {
@@ -278,12 +301,51 @@ int kdx_main(int argc, char** argv) {
   }
 
   try {
+    log::init("kdx", g.log_level);
+    // Workers inherit the level through the environment, locally and in Slurm jobs.
+    if (!g.log_level.empty()) ::setenv("KDX_LOG_LEVEL", g.log_level.c_str(), 1);
+    if (*logs) {
+      Registry reg(g.registry);
+      reconcile_all(reg);
+      auto run = resolve_runs(reg, {logs_run})[0];
+      auto attempts = reg.attempts(run.id);
+      if (attempts.empty())
+        throw Error("run " + run.id + " has no attempt yet (state " + run.state + ")");
+      if (logs_attempt > static_cast<int>(attempts.size()))
+        throw Error("run " + run.id + " has " + std::to_string(attempts.size()) +
+                    " attempt(s), not " + std::to_string(logs_attempt));
+      auto a = attempts[static_cast<size_t>(logs_attempt ? logs_attempt - 1
+                                                         : static_cast<int>(attempts.size()) - 1)];
+      FollowOptions fo;
+      fo.rank = logs_rank;
+      fo.follow = logs_follow;
+      fo.still_running = [&] {
+        reconcile_all(reg);
+        auto now = reg.attempts(run.id);
+        for (auto& x : now)
+          if (x.number == a.number) return state::is_active(x.state);
+        return false;
+      };
+      print_log(std::cout, attempt_log_path(run, a), fo);
+      return 0;
+    }
     if (*submit) {
       SpecOptions so;
       so.data_dir = data_dir;
       std::string text = read_file(spec_path);
       Spec spec = parse_spec_text(text, spec_path, so);
       Plan plan = make_plan(spec, results_dir_of(g.registry));
+      if (dry_run && plan_json) {
+        nlohmann::json runs = nlohmann::json::array();
+        for (auto& r : plan.runs) {
+          auto j = make_run_json(r, spec);  // exactly what the worker would read
+          j["deps"] = r.deps;
+          runs.push_back(j);
+        }
+        std::cout << nlohmann::json{{"experiment", plan.experiment}, {"runs", runs}}.dump(2)
+                  << "\n";
+        return 0;
+      }
       if (dry_run) {
         std::cout << render_plan(plan, spec.data_root);
         std::cout << plan.runs.size() << " runs planned; nothing submitted (--dry-run)\n";

@@ -153,10 +153,19 @@ int run_report(const std::string& registry) {
                                                          {"json", "report.json"},
                                                          {"html", "report.html"}};
     for (auto& [f, name] : files) write_file_atomic(cmd_dir + "/" + name, render(f));
-    for (auto& d : data.datasets)
+    int curves = 0;
+    for (auto& d : data.datasets) {
       write_file_atomic(cmd_dir + "/" + d.dataset + ".svg", render_svg(d));
+      for (auto& g : curve_groups(data, d.dataset)) {
+        write_file_atomic(cmd_dir + "/" + d.dataset + "-curves-" + g + ".svg",
+                          render_curves_svg(data, d.dataset, g));
+        ++curves;
+      }
+    }
     std::cerr << "kdx: report written to " << cmd_dir
-              << "/report.{md,csv,tex,json,html} and one SVG per dataset\n";
+              << "/report.{md,csv,tex,json,html}, one SVG per dataset (F1 vs compression and "
+                 "latency) and "
+              << curves << " learning-curve SVGs\n";
   }
   std::cout << render(opt.report_format);
   return 0;

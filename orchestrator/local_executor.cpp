@@ -85,7 +85,7 @@ void judge(AttemptRecord& a, const RunRecord& run, const ExitStatus& exit, nlohm
   a.elapsed_s = a.end_time - a.start_time;
   a.exit_code = exit.exit_code;
   bool timed_out = a.raw_state == "TIMEOUT_SIGNALLED";
-  std::string err_tail = last_line(attempt_log(run.run_dir, a.number, "err"));
+  std::string err_tail = last_line(attempt_log(run.run_dir, a.number, "log"));
   if (exit.exit_code && *exit.exit_code == 0) {
     std::string path = run.run_dir + "/result.json";
     std::ifstream in(path);
@@ -231,8 +231,8 @@ bool launch(Registry& reg, const RunRecord& run) {
     spec.argv = argv;
   }
   spec.cwd = run.run_dir;
-  spec.stdout_path = attempt_log(run.run_dir, a.number, "out");
-  spec.stderr_path = attempt_log(run.run_dir, a.number, "err");
+  // One file per attempt, both streams (as a Slurm job's): what `kdx logs` prints.
+  spec.stdout_path = spec.stderr_path = attempt_log(run.run_dir, a.number, "log");
   spec.exit_path = attempt_log(run.run_dir, a.number, "exit");
   if (worker.contains("env"))
     for (auto& [k, v] : worker["env"].items()) spec.env[k] = v.get<std::string>();

@@ -42,6 +42,7 @@ const std::vector<ParamDef>& teacher_params() {
         {"ffn", P::Int, {}, {}, "feed-forward size"},
         {"vocab_size", P::Int, {}, {}, "vocabulary built from the training corpus"},
         {"lowercase", P::Bool, {}, {}, "lower-case and strip accents before WordPiece"},
+        {"init_range", P::Float, {}, {}, "std of the initial weights (from scratch; BERT: 0.02)"},
         {"dropout", P::Float, {}, {}, "dropout probability"},
     };
     for (auto& t : training_params()) d.push_back(t);
@@ -59,7 +60,19 @@ const std::vector<ParamDef>& student_params() {
         {"emb", P::Int, {}, {}, "embedding size"},
         {"proj", P::Int, {}, {}, "SRU++ attention projection size"},
         {"dropout", P::Float, {}, {}, "dropout probability"},
-        {"init_embedding", P::Bool, {}, {}, "initialise embeddings from the teacher's (projected)"},
+        {"init_embedding",
+         P::Bool,
+         {},
+         {},
+         "initialise embeddings from the teacher's (top principal components when emb is "
+         "smaller)"},
+        {"vocab",
+         P::String,
+         {"trimmed", "full"},
+         {},
+         "embedding rows: only the teacher wordpieces in the training text, or all"},
+        {"highway_bias", P::Float, {}, {}, "SRU/SRU++: initial reset-gate bias"},
+        {"rescale", P::Bool, {}, {}, "SRU/SRU++: scale the highway input (reference option)"},
         {"dataset", P::String, {}, {}, "dataset name (from `datasets:`)"},
         {"loss",
          P::Object,
@@ -69,10 +82,10 @@ const std::vector<ParamDef>& student_params() {
              {"kd_weight", P::Float, {}, {}, "weight of the distillation term; 0 = no KD"},
              {"kd_loss",
               P::String,
-              {"mse", "kl"},
+              {"kl", "mse", "mse_prob"},
               {},
-              "MSE on logits (paper) or KL at temperature"},
-             {"temperature", P::Float, {}, {}, "KL temperature"},
+              "kl: KL at temperature; mse: logits (paper); mse_prob: tag probabilities"},
+             {"temperature", P::Float, {}, {}, "temperature of kl and mse_prob"},
          },
          "loss weights"},
     };
@@ -82,9 +95,45 @@ const std::vector<ParamDef>& student_params() {
   return defs;
 }
 
+const std::vector<ParamDef>& pretrain_params() {
+  static const std::vector<ParamDef> defs = [] {
+    std::vector<ParamDef> d = {
+        {"init_from",
+         P::String,
+         {},
+         {},
+         "Hugging Face BERT to continue pretraining (domain-adaptive)"},
+        {"layers", P::Int, {}, {}, "encoder layers (from scratch)"},
+        {"hidden", P::Int, {}, {}, "hidden size (from scratch)"},
+        {"heads", P::Int, {}, {}, "attention heads (from scratch)"},
+        {"ffn", P::Int, {}, {}, "feed-forward size (from scratch)"},
+        {"vocab_size", P::Int, {}, {}, "WordPiece vocabulary built from the corpus (from scratch)"},
+        {"lowercase", P::Bool, {}, {}, "lower-case and strip accents before WordPiece"},
+        {"init_range", P::Float, {}, {}, "std of the initial weights (from scratch; BERT: 0.02)"},
+        {"dropout", P::Float, {}, {}, "dropout probability"},
+        {"mask_prob", P::Float, {}, {}, "fraction of tokens predicted (BERT: 0.15)"},
+        {"whole_word_mask", P::Bool, {}, {}, "mask all pieces of a chosen word"},
+        {"heldout_every", P::Int, {}, {}, "every N-th corpus document is held out (accuracy)"},
+    };
+    for (auto& t : training_params())
+      if (t.name != "tagging" && t.name != "max_train_docs" && t.name != "max_test_docs")
+        d.push_back(t);
+    return d;
+  }();
+  return defs;
+}
+
 const std::vector<ParamDef>& logits_params() {
   static const std::vector<ParamDef> defs = {
       {"precision", P::String, {"fp16", "fp32"}, {}, "stored logits precision"},
+      {"source",
+       P::String,
+       {"teacher", "oracle"},
+       {},
+       "teacher: the trained teacher's logits; oracle: made from the gold tags (a control)"},
+      {"oracle_margin", P::Float, {}, {}, "oracle: +margin for the chosen class, -margin else"},
+      {"oracle_noise", P::Float, {}, {}, "oracle: fraction of cells given a wrong class"},
+      {"seed", P::Int, {}, {}, "oracle: seed of the noise"},
       {"threads", P::Int, {}, {}, "intra-op threads"},
   };
   return defs;

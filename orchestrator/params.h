@@ -21,6 +21,7 @@ struct ParamDef {
 const std::vector<ParamDef>& teacher_params();
 const std::vector<ParamDef>& student_params();
 const std::vector<ParamDef>& logits_params();
+const std::vector<ParamDef>& pretrain_params();
 
 // Looks up a dotted path ("loss.kd_weight"); nullptr when unknown.
 const ParamDef* find_param(const std::vector<ParamDef>& defs, const std::string& dotted);

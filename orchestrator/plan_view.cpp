@@ -13,8 +13,8 @@ std::string render_plan(const Plan& plan, const std::string& data_root) {
   std::map<std::string, std::map<std::string, int>> per_dataset;
   for (auto& r : plan.runs) ++per_dataset[r.dataset][r.stage];
   for (auto& [ds, stages] : per_dataset) {
-    out += "  " + ds + ":";
-    for (auto stage : {"teacher", "logits", "student"})
+    out += "  " + (ds.empty() ? std::string("(all datasets)") : ds) + ":";
+    for (auto stage : {"pretrain", "teacher", "logits", "student"})
       if (stages.count(stage)) out += " " + std::to_string(stages[stage]) + " " + stage;
     out += "\n";
   }

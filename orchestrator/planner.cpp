@@ -10,14 +10,30 @@
 namespace kdx {
 
 nlohmann::json teacher_defaults() {
-  return {{"arch", "bert"},      {"layers", 2},        {"hidden", 128},
-          {"heads", 2},          {"ffn", 512},         {"vocab_size", 8000},
-          {"lowercase", false},  {"dropout", 0.1},     {"epochs", 3},
-          {"batch_size", 16},    {"lr", 5e-4},         {"weight_decay", 0.01},
-          {"warmup_steps", 50},  {"grad_clip", 1.0},   {"patience", 0},
-          {"seed", 1},           {"window", 128},      {"tagging", "per_type_bio"},
-          {"max_train_docs", 0}, {"max_test_docs", 0}, {"checkpoint_every", 200},
-          {"threads", 0},        {"ranks", 1}};
+  return {{"arch", "bert"},
+          {"layers", 2},
+          {"hidden", 128},
+          {"heads", 2},
+          {"ffn", 512},
+          {"vocab_size", 8000},
+          {"lowercase", false},
+          {"init_range", 0.02},
+          {"dropout", 0.1},
+          {"epochs", 3},
+          {"batch_size", 16},
+          {"lr", 5e-4},
+          {"weight_decay", 0.01},
+          {"warmup_steps", 50},
+          {"grad_clip", 1.0},
+          {"patience", 0},
+          {"seed", 1},
+          {"window", 128},
+          {"tagging", "per_type_bio"},
+          {"max_train_docs", 0},
+          {"max_test_docs", 0},
+          {"checkpoint_every", 200},
+          {"threads", 0},
+          {"ranks", 1}};
 }
 
 nlohmann::json student_defaults() {
@@ -29,14 +45,15 @@ nlohmann::json student_defaults() {
       {"proj", 0},
       {"dropout", 0.1},
       {"init_embedding", false},
+      {"vocab", "trimmed"},
+      {"rescale", false},
       {"loss", {{"ce_weight", 1.0}, {"kd_weight", 1.0}, {"kd_loss", "mse"}, {"temperature", 1.0}}},
-      {"epochs", 5},
-      {"batch_size", 32},
-      {"lr", 2e-3},
+      {"epochs", 30},
+      {"batch_size", 16},
       {"weight_decay", 0.01},
       {"warmup_steps", 50},
       {"grad_clip", 1.0},
-      {"patience", 0},
+      {"patience", 3},
       {"seed", 1},
       {"max_train_docs", 0},
       {"max_test_docs", 0},
@@ -45,8 +62,42 @@ nlohmann::json student_defaults() {
       {"ranks", 1}};
 }
 
+nlohmann::json pretrain_defaults() {
+  return {{"layers", 2},
+          {"hidden", 128},
+          {"heads", 2},
+          {"ffn", 512},
+          {"vocab_size", 8000},
+          {"lowercase", false},
+          {"init_range", 0.02},
+          {"dropout", 0.1},
+          {"mask_prob", 0.15},
+          {"whole_word_mask", false},
+          {"heldout_every", 50},
+          {"epochs", 3},
+          {"batch_size", 32},
+          {"lr", 5e-4},
+          {"weight_decay", 0.01},
+          {"warmup_steps", 100},
+          {"grad_clip", 1.0},
+          {"patience", 0},
+          {"seed", 1},
+          {"window", 128},
+          {"checkpoint_every", 200},
+          {"threads", 0},
+          {"ranks", 1}};
+}
+
 nlohmann::json logits_defaults() {
-  return {{"precision", "fp16"}, {"threads", 0}};
+  return {{"precision", "fp16"}, {"threads", 0}, {"source", "teacher"}};
+}
+
+nlohmann::json architecture_defaults(const std::string& arch) {
+  // Learning rates from the sweep in the README (full RuNNE, hidden 128, CE only); the
+  // highway biases are the reference implementation's (SRU 0, SRU++ -2).
+  if (arch == "sru") return {{"lr", 0.01}, {"highway_bias", 0.0}};
+  if (arch == "srupp") return {{"lr", 0.01}, {"highway_bias", -2.0}};
+  return {{"lr", 0.01}};
 }
 
 std::string canonical_json(const nlohmann::json& config) {
@@ -69,17 +120,20 @@ namespace {
 
 nlohmann::json dataset_identity(const DatasetSpec& d) {
   nlohmann::json splits = nlohmann::json::object();
-  for (auto& [k, v] : d.splits) splits[k] = v;
+  for (auto& [k, v] : d.splits)
+    if (k != "unlabeled") splits[k] = v;  // only runs that read it name it
   return {{"name", d.name}, {"format", d.format}, {"splits", splits}};
 }
 
 nlohmann::json dataset_paths(const DatasetSpec& d) {
   nlohmann::json j = {{"name", d.name}, {"format", d.format}};
-  for (auto& [k, v] : d.resolved_splits) j[k] = v;
+  for (auto& [k, v] : d.resolved_splits)
+    if (k != "unlabeled") j[k] = v;
   return j;
 }
 
-const char* kArchitectureKeys[] = {"layers", "hidden", "heads", "ffn", "vocab_size", "lowercase"};
+const char* kArchitectureKeys[] = {"layers",     "hidden",    "heads",     "ffn",
+                                   "vocab_size", "lowercase", "init_range"};
 
 }  // namespace
 
@@ -87,17 +141,33 @@ nlohmann::json make_run_json(const PlannedRun& r, const Spec& spec) {
   nlohmann::json ds_paths;
   for (auto& ds : spec.datasets)
     if (ds.name == r.dataset) ds_paths = dataset_paths(ds);
-  return {{"kdx_run_version", 1},
-          {"id", r.id},
-          {"experiment", spec.experiment},
-          {"stage", r.stage},
-          {"config", r.config},
-          {"params", r.config["params"]},
-          {"dataset", ds_paths},
-          {"run_dir", r.run_dir},
-          {"teacher_dir", r.teacher_dir},
-          {"logits_dir", r.logits_dir},
-          {"resources", to_json(r.resources)}};
+  nlohmann::json j = {{"kdx_run_version", 1},
+                      {"id", r.id},
+                      {"experiment", spec.experiment},
+                      {"stage", r.stage},
+                      {"config", r.config},
+                      {"params", r.config["params"]},
+                      {"dataset", ds_paths},
+                      {"run_dir", r.run_dir},
+                      {"teacher_dir", r.teacher_dir},
+                      {"logits_dir", r.logits_dir},
+                      {"resources", to_json(r.resources)}};
+  if (!r.pretrain_dir.empty()) j["pretrain_dir"] = r.pretrain_dir;
+  if (r.stage == "pretrain") {
+    j["corpus"] = spec.pretrain.resolved_corpus;
+    // The worker checks the corpus against every test split again (it may run elsewhere).
+    nlohmann::json tests = nlohmann::json::array();
+    for (auto& d : spec.datasets)
+      if (d.resolved_splits.count("test"))
+        tests.push_back(
+            {{"dataset", d.name}, {"format", d.format}, {"files", d.resolved_splits.at("test")}});
+    j["test_splits"] = tests;
+  }
+  if (r.unlabeled)
+    for (auto& ds : spec.datasets)
+      if (ds.name == r.dataset && ds.resolved_splits.count("unlabeled"))
+        j["unlabeled"] = ds.resolved_splits.at("unlabeled");
+  return j;
 }
 
 Plan make_plan(const Spec& spec, const std::string& results_dir) {
@@ -118,10 +188,31 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
       teacher.erase(key);
     }
   }
+  PlannedRun pre;
+  if (spec.pretrain.enabled) {
+    nlohmann::json params = pretrain_defaults();
+    if (spec.pretrain.params.contains("init_from"))
+      for (auto key : kArchitectureKeys) params.erase(key);
+    deep_merge(params, spec.pretrain.params);
+    pre.stage = "pretrain";
+    pre.config = {{"experiment", spec.experiment},
+                  {"stage", "pretrain"},
+                  {"corpus", spec.pretrain.corpus},
+                  {"params", normalize_numbers(params)}};
+    pre.id = run_id_of(pre.config);
+    pre.resources = spec.pretrain.resources;
+    pre.run_dir = run_dir(pre.id);
+    for (auto key : kArchitectureKeys) teacher.erase(key);  // the pretrained encoder's
+  }
   deep_merge(teacher, spec.teacher.params);
   teacher = normalize_numbers(teacher);
   nlohmann::json logits = logits_defaults();
   deep_merge(logits, spec.logits);
+  if (logits["source"] == "oracle") {
+    nlohmann::json oracle = {{"oracle_margin", 4.0}, {"oracle_noise", 0.0}, {"seed", 1}};
+    deep_merge(oracle, logits);
+    logits = oracle;
+  }
 
   auto points = expand_grid(spec.students, spec.file);
 
@@ -141,6 +232,11 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
                   {"stage", "teacher"},
                   {"dataset", dataset_identity(ds)},
                   {"params", teacher}};
+      if (!pre.id.empty()) {
+        t.config["pretrain"] = pre.id;
+        t.deps = {pre.id};
+        t.pretrain_dir = pre.run_dir;
+      }
       t.id = run_id_of(t.config);
       t.resources = spec.teacher.resources;
       t.run_dir = run_dir(t.id);
@@ -157,6 +253,11 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
                 {"teacher", spec.teacher.checkpoint.empty()
                                 ? nlohmann::json(t.id)
                                 : nlohmann::json{{"checkpoint", spec.teacher.checkpoint}}}};
+    const bool has_unlabeled = ds.splits.count("unlabeled") > 0;
+    if (has_unlabeled) {
+      l.config["unlabeled"] = ds.splits.at("unlabeled");
+      l.unlabeled = true;
+    }
     l.id = run_id_of(l.config);
     l.resources = spec.logits_resources;
     l.run_dir = run_dir(l.id);
@@ -173,6 +274,10 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
       nlohmann::json params = defaults;
       deep_merge(params, p);  // both normalised already
       params.erase("dataset");
+      const nlohmann::json arch_defaults =
+          normalize_numbers(architecture_defaults(params["arch"].get<std::string>()));
+      for (auto it = arch_defaults.begin(); it != arch_defaults.end(); ++it)
+        if (!p.contains(it.key())) params[it.key()] = it.value();
       for (auto key : {"window", "tagging", "max_train_docs"}) {
         if (p.contains(key) && p[key] != teacher[key])
           throw Error(spec.file + ": students: " + std::string(key) + " = " + p[key].dump() +
@@ -191,6 +296,11 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
                   {"params", std::move(params)},
                   {"teacher", teacher_ref_json},
                   {"logits", kd ? nlohmann::json(l.id) : nlohmann::json()}};
+      // Distillation also runs on the dataset's unlabelled text (the teacher labels it).
+      if (kd && has_unlabeled) {
+        s.config["unlabeled"] = ds.splits.at("unlabeled");
+        s.unlabeled = true;
+      }
       s.id = id_of_normalized(s.config);
       s.resources = spec.students.resources;
       s.run_dir = run_dir(s.id);
@@ -206,6 +316,7 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
     }
 
     l.teacher_dir = teacher_dir;
+    if (!pre.id.empty() && plan.runs.empty()) plan.runs.push_back(pre);
     if (!t.id.empty()) plan.runs.push_back(std::move(t));
     if (any_kd) plan.runs.push_back(std::move(l));
     for (auto& s : students) plan.runs.push_back(std::move(s));

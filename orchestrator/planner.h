@@ -1,5 +1,6 @@
 // Planner: Spec + grid points -> runs with content-addressed ids and a stage DAG.
-// Per dataset: teacher (unless a finished checkpoint is given) -> logits cache -> students.
+// Per experiment an optional pretrain run; per dataset: teacher (unless a finished checkpoint
+// is given) -> logits cache -> students.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -13,14 +14,16 @@ namespace kdx {
 
 struct PlannedRun {
   std::string id;
-  std::string stage;  // teacher | logits | student
+  std::string stage;  // pretrain | teacher | logits | student
   std::string dataset;
   nlohmann::json config;          // the identity: canonical, hashed into `id`
   std::vector<std::string> deps;  // ids of runs that must be COMPLETED first
   Resources resources;
-  std::string run_dir;      // absolute
-  std::string teacher_dir;  // absolute; empty for a teacher
-  std::string logits_dir;   // absolute; empty when the run needs no logits
+  std::string run_dir;       // absolute
+  std::string teacher_dir;   // absolute; empty for a teacher
+  std::string logits_dir;    // absolute; empty when the run needs no logits
+  std::string pretrain_dir;  // absolute; a teacher's pretrained encoder, else empty
+  bool unlabeled = false;    // logits and KD students: the dataset's unlabeled text too
 };
 
 struct Plan {
@@ -45,5 +48,8 @@ std::string run_id_of(const nlohmann::json& config);
 nlohmann::json teacher_defaults();
 nlohmann::json student_defaults();
 nlohmann::json logits_defaults();
+nlohmann::json pretrain_defaults();
+// Per-architecture student defaults (lr, highway_bias), used where the grid sets none.
+nlohmann::json architecture_defaults(const std::string& arch);
 
 }  // namespace kdx

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <set>
 
 #include "common/error.h"
@@ -52,6 +53,45 @@ struct Acc {
   std::map<std::string, std::vector<double>> values;
 };
 
+std::string kd_label_of(const nlohmann::json& params_flat) {
+  double w = params_flat.value("loss.kd_weight", 0.0);
+  if (w == 0) return "CE only";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "KD %s w=%g",
+                params_flat.value("loss.kd_loss", std::string("kl")).c_str(), w);
+  std::string label = buf;
+  double t = params_flat.value("loss.temperature", 1.0);
+  if (t != 1 && params_flat.value("loss.kd_loss", std::string("kl")) != "mse") {
+    std::snprintf(buf, sizeof buf, " T=%g", t);
+    label += buf;
+  }
+  return label;
+}
+
+// Per-epoch curves from a run's metrics.jsonl; missing or unreadable files give none.
+Curve read_curve(const RunRecord& r, const nlohmann::json& params_flat) {
+  Curve c;
+  c.run = r.id;
+  c.dataset = r.dataset;
+  c.stage = r.stage;
+  c.arch = r.stage == "teacher" ? "bert" : params_flat.value("arch", std::string());
+  c.kd_label = r.stage == "teacher" ? "teacher" : kd_label_of(params_flat);
+  std::ifstream in(r.run_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto m = nlohmann::json::parse(line, nullptr, false);
+    if (!m.is_object() || !m.contains("epoch") || !m["epoch"].is_number()) continue;
+    auto num = [&](const char* k) {
+      return m.contains(k) && m[k].is_number() ? m[k].get<double>() : std::nan("");
+    };
+    c.epoch.push_back(num("epoch"));
+    c.dev_f1.push_back(num("dev_f1"));
+    c.ce.push_back(num("ce"));
+    c.kd.push_back(num("kd"));
+  }
+  return c;
+}
+
 void finish_row(Acc& a) {
   auto s = [&](const char* k) { return stat_of(a.values[k]); };
   a.row.f1 = s("f1");
@@ -64,6 +104,15 @@ void finish_row(Acc& a) {
 }
 
 }  // namespace
+
+double t_quantile_975(int df) {
+  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
+                                 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+                                 2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+                                 2.060,  2.056, 2.052, 2.048, 2.045, 2.042};
+  if (df < 1) return std::nan("");
+  return df <= 30 ? table[df - 1] : 1.96;
+}
 
 void mark_pareto(std::vector<ConfigRow>& rows) {
   for (auto& a : rows) {
@@ -126,7 +175,7 @@ ReportData build_report(Registry& reg, const std::string& experiment,
     auto& ds = by_ds[r.dataset];
     ds.dataset = r.dataset;
     ds.format = r.config["dataset"].value("format", "");
-    if (r.stage == "logits") continue;
+    if (r.stage == "logits" || r.stage == "pretrain") continue;
 
     nlohmann::json key = nlohmann::json::object();
     nlohmann::json params_flat;
@@ -146,6 +195,19 @@ ReportData build_report(Registry& reg, const std::string& experiment,
     acc.row.kd_weight = params_flat.value("loss.kd_weight", 0.0);
     acc.row.ce_weight = params_flat.value("loss.ce_weight", 1.0);
     acc.row.runs.push_back(r.id);
+    acc.row.kd_label = r.stage == "teacher" ? "teacher" : kd_label_of(params_flat);
+    {
+      bool ok;
+      double f1 = metric(m, "f1", ok);
+      if (ok) acc.row.f1_by_seed[params_flat.value("seed", int64_t{0})] = f1;
+    }
+    rep.curves.push_back(read_curve(r, params_flat));
+    if (r.result.contains("warnings") && r.result["warnings"].is_array())
+      for (auto& w : r.result["warnings"])
+        if (w.is_string()) {
+          rep.warnings.emplace_back(r.id, w.get<std::string>());
+          ++acc.row.warnings;
+        }
     for (auto k : {"f1", "macro_f1", "macro_f1_few_shot", "params", "size_mb", "latency_b1_ms",
                    "latency_b32_ms"}) {
       bool ok;
@@ -164,16 +226,32 @@ ReportData build_report(Registry& reg, const std::string& experiment,
       finish_row(acc);
       ds.students.push_back(acc.row);
     }
-    // The no-KD twin: the same key with loss.kd_weight 0.
+    // The no-KD twin: the same key with loss.kd_weight 0 (its kd_loss and temperature are
+    // unused, so they do not have to agree).
+    auto without_kd = [](nlohmann::json k) {
+      k["loss.kd_weight"] = 0;
+      k.erase("loss.kd_loss");
+      k.erase("loss.temperature");
+      return normalize_numbers(k);
+    };
     for (auto& s : ds.students) {
       if (s.kd_weight == 0) continue;
-      nlohmann::json twin = s.key;
-      twin["loss.kd_weight"] = 0;
+      nlohmann::json twin = without_kd(s.key);
       for (auto& o : ds.students) {
-        if (normalize_numbers(o.key) != normalize_numbers(twin)) continue;
+        if (o.kd_weight != 0 || without_kd(o.key) != twin) continue;
         s.scratch_f1 = o.f1;
         s.has_scratch = o.f1.valid();
         if (s.has_scratch && s.f1.valid()) s.kd_gain_points = (s.f1.mean - o.f1.mean) * 100;
+        std::vector<double> diffs;
+        for (auto& [seed, f1] : s.f1_by_seed)
+          if (o.f1_by_seed.count(seed)) diffs.push_back((f1 - o.f1_by_seed.at(seed)) * 100);
+        s.gain_pairs = static_cast<int>(diffs.size());
+        if (diffs.size() >= 2) {
+          auto st = stat_of(diffs);
+          double half = t_quantile_975(st.n - 1) * st.std / std::sqrt(static_cast<double>(st.n));
+          s.gain_ci_lo = st.mean - half;
+          s.gain_ci_hi = st.mean + half;
+        }
       }
     }
     for (auto& s : ds.students) {

@@ -32,7 +32,14 @@ struct ConfigRow {
   Stat scratch_f1;            // the same configuration with kd_weight 0
   double kd_gain_points = 0;  // (F1 - scratch F1) * 100
   bool has_scratch = false;
+  // The gain over paired seeds (the same seed with and without KD): its 95% t-interval in
+  // points; valid with two pairs or more.
+  int gain_pairs = 0;
+  double gain_ci_lo = 0, gain_ci_hi = 0;
+  std::map<int64_t, double> f1_by_seed;
+  std::string kd_label;  // "CE only", "KD kl w=1", ...
   bool pareto_compression = false, pareto_latency = false;
+  int warnings = 0;  // runs of this row whose result.json carries a warning
 };
 
 struct DatasetReport {
@@ -40,6 +47,12 @@ struct DatasetReport {
   ConfigRow teacher;
   bool has_teacher = false;
   std::vector<ConfigRow> students;
+};
+
+// One run's per-epoch curve from its metrics.jsonl (held-out score and loss terms).
+struct Curve {
+  std::string run, dataset, stage, arch, kd_label;
+  std::vector<double> epoch, dev_f1, ce, kd;
 };
 
 struct CostRow {
@@ -52,15 +65,20 @@ struct ReportData {
   std::string experiment;  // empty = all
   std::vector<DatasetReport> datasets;
   std::vector<RunRecord> unfinished;  // not COMPLETED, with state and reason
+  std::vector<std::pair<std::string, std::string>> warnings;  // run id, the worker's warning
   std::vector<CostRow> cost;
   double cpu_hours = 0, gpu_hours = 0;
   std::vector<nlohmann::json> run_rows;  // one per completed run, flattened config + metrics (CSV)
+  std::vector<Curve> curves;             // teacher and student runs with a metrics.jsonl
 };
 
 // Throws kdx::Error for an unknown experiment or an empty registry. `group_by` empty =
 // every parameter except the seed (and bookkeeping such as threads).
 ReportData build_report(Registry& reg, const std::string& experiment,
                         const std::vector<std::string>& group_by);
+
+// The two-sided 95% quantile of Student's t with `df` degrees of freedom.
+double t_quantile_975(int df);
 
 // Marks rows on the (F1 up, compression up) and (F1 up, latency down) fronts.
 void mark_pareto(std::vector<ConfigRow>& rows);

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <set>
 
 #include "common/strings.h"
+#include "orchestrator/svg_plot.h"
 
 namespace kdx {
 namespace {
@@ -37,8 +39,12 @@ std::string key_value(const ConfigRow& r, const char* k) {
   auto& v = r.key[k];
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
+// "1/0" for CE only, "1/1 kl" with distillation (the objective named).
 std::string loss_text(const ConfigRow& r) {
-  return fmt("%g", r.ce_weight) + "/" + fmt("%g", r.kd_weight);
+  std::string t = fmt("%g", r.ce_weight) + "/" + fmt("%g", r.kd_weight);
+  if (r.kd_weight != 0 && r.key.contains("loss.kd_loss") && r.key["loss.kd_loss"].is_string())
+    t += " " + r.key["loss.kd_loss"].get<std::string>();
+  return t;
 }
 std::string pareto(const ConfigRow& r) {
   std::string p = std::string(r.pareto_compression ? "C" : "") + (r.pareto_latency ? "L" : "");
@@ -53,7 +59,10 @@ struct Column {
 std::vector<Column> columns(const DatasetReport& d) {
   std::vector<Column> c = {
       {"model",
-       [](const ConfigRow& r, bool t) { return t ? std::string("teacher (bert)") : r.arch; }},
+       [](const ConfigRow& r, bool t) {
+         std::string name = t ? std::string("teacher (bert)") : r.arch;
+         return r.warnings ? name + " (!)" : name;
+       }},
       {"hidden", [](const ConfigRow& r,
                     bool t) { return t ? key_value(r, "hidden") : key_value(r, "hidden"); }},
       {"layers", [](const ConfigRow& r, bool) { return key_value(r, "layers"); }},
@@ -78,6 +87,11 @@ std::vector<Column> columns(const DatasetReport& d) {
                }});
   c.push_back({"KD gain", [](const ConfigRow& r, bool t) {
                  return t || !r.has_scratch ? std::string("-") : fmt("%+.2f", r.kd_gain_points);
+               }});
+  c.push_back({"95% CI", [](const ConfigRow& r, bool t) {
+                 return t || r.gain_pairs < 2 ? std::string("-")
+                                              : "[" + fmt("%+.2f", r.gain_ci_lo) + ", " +
+                                                    fmt("%+.2f", r.gain_ci_hi) + "]";
                }});
   c.push_back({"n", [](const ConfigRow& r, bool) { return std::to_string(r.f1.n); }});
   c.push_back({"Pareto", [](const ConfigRow& r, bool t) { return t ? std::string() : pareto(r); }});
@@ -144,9 +158,13 @@ std::string render_markdown(const ReportData& r) {
     out +=
         "\nF1 in %, mean ± sample std over n seeds. Compression and speed-up against the teacher "
         "(parameters; CPU latency at batch 1 x 128 tokens). KD gain: F1 points over the same "
-        "student "
-        "without distillation. Pareto: C = on the F1/compression front, L = on the F1/latency "
-        "front.\n";
+        "student without distillation; 95% CI: Student's t interval of that gain over seeds "
+        "paired with and without KD (shown from 2 pairs). Pareto: C = on the F1/compression "
+        "front, L = on the F1/latency front.\n";
+  }
+  if (!r.warnings.empty()) {
+    out += "\n## Warnings\n\n(!) in a table: a run of that row finished with a warning.\n\n";
+    for (auto& [run, w] : r.warnings) out += "- " + run + ": " + w + "\n";
   }
   if (!r.unfinished.empty()) {
     out +=
@@ -159,7 +177,7 @@ std::string render_markdown(const ReportData& r) {
   out +=
       "\n## Cost\n\n| stage | runs | attempts | CPU-hours | GPU-hours "
       "|\n|---|---:|---:|---:|---:|\n";
-  for (auto stage : {"teacher", "logits", "student"}) {
+  for (auto stage : {"pretrain", "teacher", "logits", "student"}) {
     int n = 0, a = 0;
     double cpu = 0, gpu = 0;
     for (auto& c : r.cost)
@@ -279,95 +297,153 @@ std::string render_json(const ReportData& r) {
   return out.dump(2) + "\n";
 }
 
-std::string render_svg(const DatasetReport& d) {
-  const double W = 640, H = 420, L = 70, R = 170, T = 40, B = 60;
-  std::vector<const ConfigRow*> pts;
-  for (auto& s : d.students)
-    if (s.f1.valid() && s.compression > 0) pts.push_back(&s);
-  double xmin = 1, xmax = 2, ymax = 0.1;
-  for (auto* p : pts) {
-    xmax = std::max(xmax, p->compression);
-    ymax = std::max(ymax, p->f1.mean);
+namespace {
+
+const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
+                          "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
+
+std::string arch_shape(const std::string& arch) {
+  return arch == "sru"     ? "square"
+         : arch == "srupp" ? "triangle"
+         : arch == "bert"  ? "diamond"
+                           : "circle";
+}
+
+// One colour per distillation setting (CE only is grey), stable across a dataset's plots.
+// Assigned in sorted order, so every plot of a report gives a setting the same colour.
+std::map<std::string, std::string> kd_colors(std::vector<std::string> labels) {
+  std::sort(labels.begin(), labels.end());
+  std::map<std::string, std::string> out;
+  size_t next = 0;
+  for (auto& l : labels) {
+    if (out.count(l)) continue;
+    out[l] = l == "CE only" ? "#777777" : l == "teacher" ? "#444444" : kPalette[next++ % 8];
   }
-  if (d.has_teacher && d.teacher.f1.valid()) ymax = std::max(ymax, d.teacher.f1.mean);
-  xmax *= 1.5;
-  ymax = std::min(1.0, std::ceil(ymax * 11) / 10);
-  auto X = [&](double c) {
-    return L +
-           (std::log10(c) - std::log10(xmin)) / (std::log10(xmax) - std::log10(xmin)) * (W - L - R);
-  };
-  auto Y = [&](double f) { return H - B - f / ymax * (H - T - B); };
-  std::string s =
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"420\" viewBox=\"0 0 640 "
-      "420\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  s += "<rect width=\"640\" height=\"420\" fill=\"white\"/>\n";
-  s += "<text x=\"" + fmt("%.0f", L) + "\" y=\"24\" font-size=\"15\">" + html_escape(d.dataset) +
-       ": F1 vs compression</text>\n";
-  s += "<line x1=\"" + fmt("%.1f", L) + "\" y1=\"" + fmt("%.1f", H - B) + "\" x2=\"" +
-       fmt("%.1f", W - R) + "\" y2=\"" + fmt("%.1f", H - B) + "\" stroke=\"black\"/>\n";
-  s += "<line x1=\"" + fmt("%.1f", L) + "\" y1=\"" + fmt("%.1f", T) + "\" x2=\"" + fmt("%.1f", L) +
-       "\" y2=\"" + fmt("%.1f", H - B) + "\" stroke=\"black\"/>\n";
-  for (double decade = 1; decade <= xmax; decade *= 10)
-    for (double m : {1.0, 2.0, 5.0}) {
-      double v = decade * m;
-      if (v < xmin || v > xmax) continue;
-      s += "<line x1=\"" + fmt("%.1f", X(v)) + "\" y1=\"" + fmt("%.1f", H - B) + "\" x2=\"" +
-           fmt("%.1f", X(v)) + "\" y2=\"" + fmt("%.1f", H - B + 5) + "\" stroke=\"black\"/>";
-      s += "<text x=\"" + fmt("%.1f", X(v)) + "\" y=\"" + fmt("%.1f", H - B + 18) +
-           "\" text-anchor=\"middle\">" + fmt("%g", v) + "x</text>\n";
-    }
-  for (int i = 0; i <= 5; ++i) {
-    double v = ymax * i / 5;
-    s += "<line x1=\"" + fmt("%.1f", L - 5) + "\" y1=\"" + fmt("%.1f", Y(v)) + "\" x2=\"" +
-         fmt("%.1f", W - R) + "\" y2=\"" + fmt("%.1f", Y(v)) + "\" stroke=\"#ddd\"/>";
-    s += "<text x=\"" + fmt("%.1f", L - 8) + "\" y=\"" + fmt("%.1f", Y(v) + 4) +
-         "\" text-anchor=\"end\">" + fmt("%.0f", v * 100) + "</text>\n";
+  return out;
+}
+
+Plot f1_plot(const DatasetReport& d, bool latency) {
+  Plot p;
+  p.title = d.dataset + (latency ? ": F1 vs CPU latency" : ": F1 vs compression");
+  p.x.log = true;
+  p.x.label = latency ? "latency at batch 1 x 128 tokens (ms, log scale)"
+                      : "compression: teacher params / student params (log scale)";
+  p.x.suffix = latency ? "" : "x";
+  p.y.label = "Mention F1 (%)";
+  p.y.scale = 100;
+  std::vector<std::string> labels;
+  for (auto& s : d.students) labels.push_back(s.kd_label);
+  auto colors = kd_colors(labels);
+  double xlo = 1e18, xhi = 0, ylo = 1, yhi = 0;
+  std::set<std::string> archs;
+  for (auto& s : d.students) {
+    double x = latency ? s.latency_b1.mean : s.compression;
+    if (!s.f1.valid() || x <= 0 || (latency && !s.latency_b1.valid())) continue;
+    PlotMarker m;
+    m.x = x;
+    m.y = s.f1.mean;
+    m.y_err = s.f1.n > 1 ? s.f1.std : 0;
+    m.shape = arch_shape(s.arch);
+    m.color = colors[s.kd_label];
+    m.filled = s.kd_weight != 0;
+    m.title = s.arch + " " + s.kd_label + " " + s.key.dump() + " F1 " +
+              fmt("%.2f", 100 * s.f1.mean) +
+              (s.f1.n > 1 ? " +/- " + fmt("%.2f", 100 * s.f1.std) : "") +
+              " (n=" + std::to_string(s.f1.n) + ")";
+    p.markers.push_back(m);
+    xlo = std::min(xlo, x);
+    xhi = std::max(xhi, x);
+    ylo = std::min(ylo, s.f1.mean - m.y_err);
+    yhi = std::max(yhi, s.f1.mean + m.y_err);
+    archs.insert(s.arch);
   }
-  s +=
-      "<text x=\"" + fmt("%.1f", (L + W - R) / 2) + "\" y=\"" + fmt("%.1f", H - 15) +
-      "\" text-anchor=\"middle\">compression (teacher params / student params, log scale)</text>\n";
-  s += "<text transform=\"translate(18," + fmt("%.1f", (T + H - B) / 2) +
-       ") rotate(-90)\" text-anchor=\"middle\">Mention F1 (%)</text>\n";
   if (d.has_teacher && d.teacher.f1.valid()) {
-    s += "<line x1=\"" + fmt("%.1f", L) + "\" y1=\"" + fmt("%.1f", Y(d.teacher.f1.mean)) +
-         "\" x2=\"" + fmt("%.1f", W - R) + "\" y2=\"" + fmt("%.1f", Y(d.teacher.f1.mean)) +
-         "\" stroke=\"#444\" stroke-dasharray=\"6,4\"/>\n";
-    s += "<text x=\"" + fmt("%.1f", W - R - 4) + "\" y=\"" + fmt("%.1f", Y(d.teacher.f1.mean) - 6) +
-         "\" text-anchor=\"end\" fill=\"#444\">teacher " + fmt("%.1f", d.teacher.f1.mean * 100) +
-         "</text>\n";
+    p.references.push_back({d.teacher.f1.mean, "teacher " + fmt("%.1f", 100 * d.teacher.f1.mean)});
+    ylo = std::min(ylo, d.teacher.f1.mean);
+    yhi = std::max(yhi, d.teacher.f1.mean);
   }
-  auto color = [](const std::string& a) {
-    return a == "lstm" ? "#1f77b4" : a == "sru" ? "#d62728" : a == "srupp" ? "#2ca02c" : "#9467bd";
-  };
-  auto marker = [&](const std::string& arch, double x, double y, bool filled) {
-    std::string fill = filled ? color(arch) : "white";
-    std::string st = " fill=\"" + fill + "\" stroke=\"" + color(arch) + "\" stroke-width=\"2\"";
-    if (arch == "sru")
-      return "<rect x=\"" + fmt("%.1f", x - 5) + "\" y=\"" + fmt("%.1f", y - 5) +
-             "\" width=\"10\" height=\"10\"" + st + "/>";
-    if (arch == "srupp")
-      return "<polygon points=\"" + fmt("%.1f", x) + "," + fmt("%.1f", y - 6) + " " +
-             fmt("%.1f", x - 6) + "," + fmt("%.1f", y + 5) + " " + fmt("%.1f", x + 6) + "," +
-             fmt("%.1f", y + 5) + "\"" + st + "/>";
-    return "<circle cx=\"" + fmt("%.1f", x) + "\" cy=\"" + fmt("%.1f", y) + "\" r=\"5\"" + st +
-           "/>";
-  };
-  for (auto* p : pts) {
-    s += marker(p->arch, X(p->compression), Y(p->f1.mean), p->kd_weight != 0);
-    s += "<title>" + html_escape(p->arch + " " + p->key.dump()) + "</title>\n";
+  if (xhi <= 0) xlo = 1, xhi = 10;
+  p.x.lo = xlo;
+  p.x.hi = xhi;
+  p.y.lo = std::max(0.0, ylo - 0.02);
+  p.y.hi = std::min(1.0, yhi + 0.02);
+  for (auto& a : archs) p.legend.push_back({a, arch_shape(a), "#333333", true, ""});
+  for (auto& [label, color] : colors)
+    p.legend.push_back({label, "circle", color, label != "CE only", ""});
+  return p;
+}
+
+}  // namespace
+
+std::string render_svg(const DatasetReport& d) {
+  auto a = f1_plot(d, false), b = f1_plot(d, true);
+  a.width = b.width = 560;
+  return render_panels({a, b});
+}
+
+std::vector<std::string> curve_groups(const ReportData& r, const std::string& dataset) {
+  std::vector<std::string> out;
+  for (auto& c : r.curves) {
+    if (c.dataset != dataset || c.epoch.empty()) continue;
+    std::string g = c.stage == "teacher" ? "teacher" : c.arch;
+    if (std::find(out.begin(), out.end(), g) == out.end()) out.push_back(g);
   }
-  double ly = T + 10;
-  for (auto arch : {"lstm", "sru", "srupp"}) {
-    s += marker(arch, W - R + 20, ly, true) + "<text x=\"" + fmt("%.1f", W - R + 32) + "\" y=\"" +
-         fmt("%.1f", ly + 4) + "\">" + arch + "</text>\n";
-    ly += 20;
+  return out;
+}
+
+std::string render_curves_svg(const ReportData& r, const std::string& dataset,
+                              const std::string& group) {
+  Plot dev, loss;
+  dev.title = dataset + " " + group + ": dev F1 per epoch";
+  dev.x.label = loss.x.label = "epoch";
+  dev.y.label = "dev Mention F1 (%)";
+  dev.y.scale = 100;
+  loss.title = dataset + " " + group + ": loss terms per epoch";
+  loss.y.label = "per-cell loss (log scale; CE solid, KD dashed)";
+  loss.y.log = true;
+  std::vector<std::string> labels;
+  for (auto& c : r.curves)
+    if (c.dataset == dataset) labels.push_back(c.kd_label);
+  auto colors = kd_colors(labels);
+  double emax = 1, fmax = 0.01, lmin = 1e9, lmax = 0;
+  std::set<std::string> used;
+  for (auto& c : r.curves) {
+    std::string g = c.stage == "teacher" ? "teacher" : c.arch;
+    if (c.dataset != dataset || g != group || c.epoch.empty()) continue;
+    PlotLine f1, ce, kd;
+    f1.color = ce.color = kd.color = colors[c.kd_label];
+    f1.title = ce.title = kd.title = c.run + " " + c.kd_label;
+    f1.width = ce.width = kd.width = 1.2;
+    kd.dash = "5,3";
+    for (size_t i = 0; i < c.epoch.size(); ++i) {
+      emax = std::max(emax, c.epoch[i]);
+      if (std::isfinite(c.dev_f1[i])) {
+        f1.xy.emplace_back(c.epoch[i], c.dev_f1[i]);
+        fmax = std::max(fmax, c.dev_f1[i]);
+      }
+      for (auto [v, line] : {std::pair{c.ce[i], &ce}, {c.kd[i], &kd}})
+        if (std::isfinite(v) && v > 0) {
+          line->xy.emplace_back(c.epoch[i], v);
+          lmin = std::min(lmin, v);
+          lmax = std::max(lmax, v);
+        }
+    }
+    dev.lines.push_back(f1);
+    loss.lines.push_back(ce);
+    if (!kd.xy.empty()) loss.lines.push_back(kd);
+    used.insert(c.kd_label);
   }
-  s += marker("lstm", W - R + 20, ly + 10, true) + "<text x=\"" + fmt("%.1f", W - R + 32) +
-       "\" y=\"" + fmt("%.1f", ly + 14) + "\">with KD</text>\n";
-  s += marker("lstm", W - R + 20, ly + 30, false) + "<text x=\"" + fmt("%.1f", W - R + 32) +
-       "\" y=\"" + fmt("%.1f", ly + 34) + "\">without KD</text>\n";
-  s += "</svg>\n";
-  return s;
+  dev.x.lo = loss.x.lo = 1;
+  dev.x.hi = loss.x.hi = emax;
+  dev.y.lo = 0;
+  dev.y.hi = std::min(1.0, fmax + 0.02);
+  loss.y.lo = lmax > 0 ? lmin : 1e-3;
+  loss.y.hi = lmax > 0 ? lmax : 1;
+  for (auto& l : used) loss.legend.push_back({l, "line", colors[l], true, ""});
+  if (!used.empty()) loss.legend.push_back({"KD term", "line", "#333333", true, "5,3"});
+  dev.width = 460;
+  loss.width = 560;
+  return render_panels({dev, loss});
 }
 
 std::string render_html(const ReportData& r) {
@@ -395,6 +471,9 @@ std::string render_html(const ReportData& r) {
     if (d.has_teacher) row(d.teacher, true);
     for (auto& s : d.students) row(s, false);
     out += "</table>\n" + render_svg(d);
+    auto groups = curve_groups(r, d.dataset);
+    if (!groups.empty()) out += "<h3>Learning curves</h3>\n";
+    for (auto& g : groups) out += render_curves_svg(r, d.dataset, g);
   }
   if (!r.unfinished.empty()) {
     out +=

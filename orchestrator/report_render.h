@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "orchestrator/report.h"
 
@@ -13,8 +14,14 @@ std::string render_csv(const ReportData& r);
 std::string render_latex(const ReportData& r);
 std::string render_json(const ReportData& r);
 std::string render_html(const ReportData& r);
-// F1 against compression (log axis) for one dataset: a marker per architecture, KD filled
-// and no-KD hollow, the teacher's F1 as a dashed reference line.
+// Two panels for one dataset: F1 against compression and F1 against CPU latency (log axes),
+// a marker shape per architecture, a colour per distillation setting (CE only hollow), a bar
+// of +/- one standard deviation over seeds, the teacher's F1 as a dashed line.
 std::string render_svg(const DatasetReport& d);
+// The dataset's stage groups with learning curves ("teacher", then each architecture).
+std::vector<std::string> curve_groups(const ReportData& r, const std::string& dataset);
+// Per epoch, for every run of the group: dev F1, and the CE and KD terms.
+std::string render_curves_svg(const ReportData& r, const std::string& dataset,
+                              const std::string& group);
 
 }  // namespace kdx

@@ -159,7 +159,7 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
   SlurmSubmitReport rep;
   std::string tmpl = kDefaultTemplate, tmpl_name = "built-in slurm/job.sbatch";
   int chunk_max = -1;
-  for (const char* stage : {"teacher", "logits", "student"}) {
+  for (const char* stage : {"pretrain", "teacher", "logits", "student"}) {
     // Group the stage's unsubmitted pending runs by dataset, resources and dependencies.
     std::map<std::string, std::vector<RunRecord>> groups;
     std::map<std::string, std::vector<std::string>> group_deps;

@@ -11,6 +11,7 @@
 #include "common/strings.h"
 #include "orchestrator/params.h"
 #include "orchestrator/yaml_reader.h"
+#include "workers/data/test_leak.h"
 
 namespace kdx {
 namespace {
@@ -62,7 +63,9 @@ class SpecParser {
       y_.fail(
           root, "",
           "an experiment file must be a mapping with experiment:, datasets:, teacher:, students:");
-    y_.check_keys(root, "", {"experiment", "datasets", "teacher", "logits", "students", "worker"});
+    y_.check_keys(
+        root, "",
+        {"experiment", "datasets", "pretrain", "teacher", "logits", "students", "worker"});
     for (const char* required : {"experiment", "datasets", "teacher", "students"})
       if (!root[required]) y_.fail(root, required, "missing (required)");
 
@@ -73,17 +76,33 @@ class SpecParser {
 
     s.data_root = resolve_data_root(opt_.data_dir);
     parse_datasets(root["datasets"], s);
+    if (root["pretrain"]) parse_pretrain(root["pretrain"], s);
     parse_teacher(root["teacher"], s.teacher);
+    if (s.pretrain.enabled) {
+      for (auto key : {"init_from", "layers", "hidden", "heads", "ffn", "vocab_size", "lowercase",
+                       "init_range"})
+        if (root["teacher"][key])
+          y_.fail(root["teacher"][key], at("teacher", key),
+                  "set by the pretrain stage (the teacher fine-tunes the pretrained encoder); "
+                  "move it under pretrain:");
+      if (!s.teacher.checkpoint.empty())
+        y_.fail(root["teacher"]["checkpoint"], "teacher.checkpoint",
+                "a finished teacher cannot be combined with a pretrain stage");
+    }
     if (root["logits"]) {
       auto n = root["logits"];
       y_.expect_map(n, "logits");
-      y_.check_keys(n, "logits", {"precision", "threads", "resources"});
+      std::vector<std::string> keys = {"resources"};
+      for (auto& d : logits_params()) keys.push_back(d.name);
+      y_.check_keys(n, "logits", keys);
       if (n["resources"]) s.logits_resources = parse_resources(n["resources"], "logits.resources");
-      for (auto key : {"precision", "threads"})
-        if (n[key]) s.logits[key] = check(n[key], at("logits", key), logits_params(), key);
+      for (auto& d : logits_params())
+        if (n[d.name])
+          s.logits[d.name] = check(n[d.name], at("logits", d.name), logits_params(), d.name);
     }
     parse_students(root["students"], s);
     if (root["worker"]) parse_worker(root["worker"], s.worker);
+    if (opt_.check_data_files) check_test_leaks(root, s);
     return s;
   }
 
@@ -106,7 +125,7 @@ class SpecParser {
       std::string path = "datasets[" + std::to_string(i) + "]";
       auto d = n[i];
       y_.expect_map(d, path);
-      y_.check_keys(d, path, {"name", "format", "train", "dev", "test"});
+      y_.check_keys(d, path, {"name", "format", "train", "dev", "test", "unlabeled"});
       for (const char* required : {"name", "format", "train", "test"})
         if (!d[required]) y_.fail(d, at(path, required), "missing (required)");
       DatasetSpec ds;
@@ -121,31 +140,94 @@ class SpecParser {
       if (ds.format != "runne" && ds.format != "rurebus" && ds.format != "conll")
         y_.fail(d["format"], at(path, "format"),
                 "'" + ds.format + "' is not one of: runne, rurebus, conll");
-      for (const char* split : {"train", "dev", "test"}) {
+      for (const char* split : {"train", "dev", "test", "unlabeled"}) {
         if (!d[split]) continue;
-        auto node = d[split];
-        std::string spath = at(path, split);
-        std::vector<YAML::Node> files;
-        if (node.IsSequence()) {
-          if (node.size() == 0) y_.fail(node, spath, "empty list of files");
-          for (auto&& f : node) files.push_back(f);
-        } else {
-          files.push_back(node);
-        }
-        for (auto& f : files) {
-          std::string rel = expand_env(y_.get_string(f, spath), f, spath);
-          std::string abs = rel[0] == '/' ? rel : s.data_root + "/" + rel;
-          if (opt_.check_data_files && !file_exists(abs))
-            y_.fail(f, spath,
-                    "file not found: " + abs + " (data root " + s.data_root +
-                        "; get the data with `kdx data fetch " + ds.format +
-                        "`, or set --data-dir / KDX_DATA_DIR)");
-          ds.splits[split].push_back(rel);
-          ds.resolved_splits[split].push_back(abs);
-        }
+        parse_files(d[split], at(path, split), s.data_root, ds.format, ds.splits[split],
+                    ds.resolved_splits[split]);
       }
       s.datasets.push_back(ds);
     }
+  }
+
+  // A file or a list of files, relative to the data root; each must exist.
+  void parse_files(const YAML::Node& node, const std::string& path, const std::string& root,
+                   const std::string& fetch_hint, std::vector<std::string>& rel_out,
+                   std::vector<std::string>& abs_out) {
+    std::vector<YAML::Node> files;
+    if (node.IsSequence()) {
+      if (node.size() == 0) y_.fail(node, path, "empty list of files");
+      for (auto&& f : node) files.push_back(f);
+    } else {
+      files.push_back(node);
+    }
+    for (auto& f : files) {
+      std::string rel = expand_env(y_.get_string(f, path), f, path);
+      std::string abs = rel[0] == '/' ? rel : root + "/" + rel;
+      if (opt_.check_data_files && !file_exists(abs))
+        y_.fail(f, path,
+                "file not found: " + abs + " (data root " + root +
+                    "; get the data with `kdx data fetch " + fetch_hint +
+                    "`, or set --data-dir / KDX_DATA_DIR)");
+      rel_out.push_back(rel);
+      abs_out.push_back(abs);
+      file_nodes_[abs] = {f, path};
+    }
+  }
+
+  void parse_pretrain(const YAML::Node& n, Spec& s) {
+    y_.expect_map(n, "pretrain");
+    PretrainSpec& p = s.pretrain;
+    p.enabled = true;
+    if (!n["corpus"]) y_.fail(n, "pretrain.corpus", "missing (required): the text to pretrain on");
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string key = it->first.as<std::string>();
+      std::string path = at("pretrain", key);
+      if (key == "resources") {
+        p.resources = parse_resources(it->second, path);
+      } else if (key == "corpus") {
+        parse_files(it->second, path, s.data_root, "runne rurebus", p.corpus, p.resolved_corpus);
+      } else if (!find_param(pretrain_params(), key)) {
+        y_.fail(it->first, path,
+                "unknown key (expected one of: corpus, resources, " +
+                    known_names(pretrain_params()) + ")");
+      } else {
+        auto v = check(it->second, path, pretrain_params(), key);
+        if (key == "init_from") {
+          v = absolute(expand_env(v.get<std::string>(), it->second, path));
+          if (!is_dir(v.get<std::string>()))
+            y_.fail(it->second, path, "not a directory: " + v.get<std::string>());
+          for (auto arch :
+               {"layers", "hidden", "heads", "ffn", "vocab_size", "lowercase", "init_range"})
+            if (n[arch])
+              y_.fail(n[arch], at("pretrain", arch),
+                      "cannot be set together with pretrain.init_from (the checkpoint's "
+                      "config.json defines the architecture)");
+        }
+        p.params[key] = v;
+      }
+    }
+  }
+
+  // Unlabelled text (a pretraining corpus, a dataset's unlabeled files) must not hold any
+  // test document of the experiment: refused here, pointing at the file's entry.
+  void check_test_leaks(const YAML::Node&, const Spec& s) {
+    std::vector<std::string> unlabelled = s.pretrain.resolved_corpus;
+    std::vector<data::TestSplit> tests;
+    for (auto& d : s.datasets) {
+      if (d.resolved_splits.count("unlabeled"))
+        for (auto& f : d.resolved_splits.at("unlabeled")) unlabelled.push_back(f);
+      if (d.resolved_splits.count("test"))
+        tests.push_back({d.name, d.format, d.resolved_splits.at("test")});
+    }
+    std::optional<data::Leak> leak;
+    try {
+      leak = data::find_test_leak(unlabelled, tests);
+    } catch (const Error& e) {
+      throw Error(s.file + ": while checking unlabelled text against the test sets: " + e.what());
+    }
+    if (!leak) return;
+    auto& [node, path] = file_nodes_.at(leak->file);
+    y_.fail(node, path, leak->message());
   }
 
   void parse_teacher(const YAML::Node& n, TeacherSpec& t) {
@@ -393,6 +475,7 @@ class SpecParser {
 
   const YamlReader& y_;
   const SpecOptions& opt_;
+  std::map<std::string, std::pair<YAML::Node, std::string>> file_nodes_;  // absolute -> entry
 };
 
 }  // namespace

@@ -15,8 +15,8 @@ namespace kdx {
 struct DatasetSpec {
   std::string name;
   std::string format;  // runne | rurebus | conll
-  // Paths as written (relative to the data root) and resolved (absolute).
-  // split (train|dev|test) -> files, as written (relative to the data root) and absolute.
+  // split (train|dev|test|unlabeled) -> files, as written (relative to the data root) and
+  // absolute. `unlabeled`: the dataset's text without labels, for distillation.
   std::map<std::string, std::vector<std::string>> splits;
   std::map<std::string, std::vector<std::string>> resolved_splits;
   SourceLocation loc;
@@ -56,6 +56,15 @@ struct TeacherSpec {
   Resources resources;
 };
 
+// The optional pretrain stage: masked-language-model training of the teacher's encoder on
+// unlabelled text, from scratch or continuing `init_from`; the teachers fine-tune its result.
+struct PretrainSpec {
+  bool enabled = false;
+  nlohmann::json params = nlohmann::json::object();
+  std::vector<std::string> corpus, resolved_corpus;  // as written / absolute
+  Resources resources;
+};
+
 struct WorkerSpec {
   // {run_json}, {run_dir}, {run_id}, {stage} are replaced per run.
   std::vector<std::string> command;
@@ -69,6 +78,7 @@ struct Spec {
   std::string experiment;
   std::string data_root;
   std::vector<DatasetSpec> datasets;
+  PretrainSpec pretrain;
   TeacherSpec teacher;
   nlohmann::json logits = nlohmann::json::object();  // logits-stage parameters
   Resources logits_resources;

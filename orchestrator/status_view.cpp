@@ -3,8 +3,10 @@
 #include <cstdio>
 #include <map>
 
+#include "common/atomic_file.h"
 #include "common/strings.h"
 #include "orchestrator/local_executor.h"
+#include "orchestrator/run_logs.h"
 #include "orchestrator/run_state.h"
 #include "orchestrator/table.h"
 
@@ -23,6 +25,30 @@ std::string num(const nlohmann::json& j) {
 
 }  // namespace
 
+std::string format_progress_cell(const nlohmann::json& p) {
+  if (!p.is_object()) return "";
+  auto i = [&](const char* k) {
+    return p.contains(k) && p[k].is_number() ? p[k].get<double>() : -1;
+  };
+  std::string out = "epoch " + std::to_string(static_cast<long>(i("epoch"))) + "/" +
+                    std::to_string(static_cast<long>(i("epochs"))) + ", step " +
+                    std::to_string(static_cast<long>(i("step"))) + "/" +
+                    std::to_string(static_cast<long>(i("total_steps")));
+  double tps = i("tokens_per_s");
+  if (tps >= 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf,
+                  tps >= 1e4   ? "%.0fk"
+                  : tps >= 1e3 ? "%.1fk"
+                               : "%.0f",
+                  tps >= 1e3 ? tps / 1e3 : tps);
+    out += ", " + std::string(buf) + " tok/s";
+  }
+  if (i("eta_s") > 0) out += ", ETA " + format_duration(i("eta_s"));
+  // The epoch-cap ETA: early stopping usually ends a run sooner.
+  return out;
+}
+
 std::vector<StatusRow> status_rows(Registry& reg, const std::vector<RunRecord>& runs) {
   std::vector<StatusRow> out;
   for (auto& r : runs) {
@@ -35,8 +61,11 @@ std::vector<StatusRow> status_rows(Registry& reg, const std::vector<RunRecord>& 
     row.arch = p.value("arch", std::string());
     if (p.contains("init_from")) row.arch = "bert(init)";
     if (p.contains("hidden")) row.hidden = num(p["hidden"]);
-    if (p.contains("loss"))
+    if (p.contains("loss")) {
       row.loss = "ce=" + num(p["loss"]["ce_weight"]) + " kd=" + num(p["loss"]["kd_weight"]);
+      if (p["loss"].value("kd_weight", 0.0) != 0 && p["loss"].contains("kd_loss"))
+        row.loss += " " + num(p["loss"]["kd_loss"]);
+    }
     row.state = r.state;
     row.reason = r.reason;
     auto a = reg.last_attempt(r.id);
@@ -47,6 +76,11 @@ std::vector<StatusRow> status_rows(Registry& reg, const std::vector<RunRecord>& 
     }
     auto m = reg.metrics(r.id);
     if (m.count("f1") && m["f1"].is_number()) row.f1 = m["f1"].get<double>();
+    // A running worker rewrites progress.json every few seconds (the registry is kdx's alone).
+    if (r.state == state::kRunning && file_exists(r.run_dir + "/progress.json")) {
+      auto pj = nlohmann::json::parse(read_file(r.run_dir + "/progress.json"), nullptr, false);
+      if (pj.is_object()) row.progress = pj;
+    }
     out.push_back(row);
   }
   return out;
@@ -54,15 +88,17 @@ std::vector<StatusRow> status_rows(Registry& reg, const std::vector<RunRecord>& 
 
 std::string render_status(const std::vector<StatusRow>& rows) {
   Table t;
-  t.header = {"RUN", "STAGE", "DATASET", "ARCH", "HIDDEN", "LOSS", "STATE", "TRY", "ELAPSED", "F1"};
-  t.right_align = {false, false, false, false, true, false, false, true, true, true};
+  t.header = {"RUN",   "STAGE", "DATASET", "ARCH", "HIDDEN",  "LOSS",
+              "STATE", "TRY",   "ELAPSED", "F1",   "PROGRESS"};
+  t.right_align = {false, false, false, false, true, false, false, true, true, true, false};
   std::map<std::string, int> counts;
   for (auto& r : rows) {
     char f1[16] = "";
     if (r.f1 >= 0) std::snprintf(f1, sizeof f1, "%.4f", r.f1);
     t.rows.push_back({r.id, r.stage, r.dataset, r.arch, r.hidden, r.loss, r.state,
                       r.attempt ? std::to_string(r.attempt) : "-",
-                      r.elapsed_s >= 0 ? format_duration(r.elapsed_s) : "-", f1});
+                      r.elapsed_s >= 0 ? format_duration(r.elapsed_s) : "-", f1,
+                      format_progress_cell(r.progress)});
     ++counts[r.state];
   }
   std::string out = render_text(t);
@@ -89,7 +125,8 @@ nlohmann::json status_json(const std::vector<StatusRow>& rows) {
                    {"reason", r.reason},
                    {"attempt", r.attempt},
                    {"elapsed_s", r.elapsed_s >= 0 ? nlohmann::json(r.elapsed_s) : nlohmann::json()},
-                   {"f1", r.f1 >= 0 ? nlohmann::json(r.f1) : nlohmann::json()}});
+                   {"f1", r.f1 >= 0 ? nlohmann::json(r.f1) : nlohmann::json()},
+                   {"progress", r.progress}});
   }
   return out;
 }
@@ -110,8 +147,7 @@ nlohmann::json show_json(Registry& reg, const RunRecord& r) {
          {"start_time", a.start_time},
          {"end_time", a.end_time},
          {"elapsed_s", a.elapsed_s},
-         {"stdout", attempt_log(r.run_dir, a.number, "out")},
-         {"stderr", attempt_log(r.run_dir, a.number, "err")}});
+         {"log", attempt_log_path(r, a)}});
   }
   nlohmann::json metrics = nlohmann::json::object();
   for (auto& [k, v] : reg.metrics(r.id)) metrics[k] = v;
@@ -142,8 +178,8 @@ std::string render_show(Registry& reg, const RunRecord& r) {
     if (a["pid"].get<long>() > 0) out += " pid " + a["pid"].dump();
     out += " " + format_duration(a["elapsed_s"].get<double>());
     if (!a["reason"].get<std::string>().empty()) out += " - " + a["reason"].get<std::string>();
-    out += "\n    stdout " + a["stdout"].get<std::string>() + "\n    stderr " +
-           a["stderr"].get<std::string>() + "\n";
+    out += "\n    log    " + a["log"].get<std::string>() + "   (kdx logs " + r.id + " --attempt " +
+           a["number"].dump() + ")\n";
   }
   out += "metrics\n";
   if (j["metrics"].empty()) out += "  (none yet)\n";

@@ -14,7 +14,11 @@ struct StatusRow {
   int attempt = 0;
   double elapsed_s = -1;
   double f1 = -1;
+  nlohmann::json progress;  // a running run's progress.json, else null
 };
+
+// "epoch 3/30, step 360/3510, 8.6k tok/s, ETA 6m12s" from a progress.json.
+std::string format_progress_cell(const nlohmann::json& progress);
 
 std::vector<StatusRow> status_rows(Registry& reg, const std::vector<RunRecord>& runs);
 std::string render_status(const std::vector<StatusRow>& rows);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "workers/distributed/launcher.h"
 #include "workers/distributed/process_group.h"
 #include "workers/training/export.h"
@@ -66,6 +67,10 @@ int worker_main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-latency", no_latency, "skip the CPU latency measurement");
   app.add_flag("--quiet", quiet, "no progress output");
+  std::string log_level;
+  app.add_option(
+      "--log-level", log_level,
+      "trace | debug | info | warning | error | off (default: $KDX_LOG_LEVEL, else info)");
   auto* exp = app.add_subcommand(
       "export", "Write a finished student (or teacher) as a self-contained model directory");
   std::string run_dir, out_dir;
@@ -77,6 +82,7 @@ int worker_main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    log::init("kdx-worker", log_level);
     if (*exp) {
       std::string out = out_dir.empty() ? run_dir + "/export" : out_dir;
       training::export_model(run_dir, out);
@@ -91,12 +97,13 @@ int worker_main(int argc, char** argv) {
     std::signal(SIGUSR1, on_signal);
     std::signal(SIGINT, on_signal);
     auto reducer = distributed::make_reducer_from_env();
+    log::set_rank(reducer->rank, reducer->world);
     int n = threads_from(threads, spec.cpus);
     torch::set_num_threads(n);
-    if (reducer->rank == 0 && !quiet)
-      std::fprintf(stderr, "kdx-worker: run %s stage %s, rank %d/%d (%s), %d threads, BLAS %s\n",
-                   spec.id.c_str(), spec.stage.c_str(), reducer->rank, reducer->world,
-                   reducer->backend.c_str(), n, blas_in_use().c_str());
+    if (!quiet)
+      spdlog::info("run {} stage {}, rank {}/{} ({}), {} threads, BLAS {}", spec.id, spec.stage,
+                   reducer->rank, reducer->world, reducer->backend, n, blas_in_use());
+    spdlog::debug("run.json {}, run directory {}", spec_path, spec.run_dir);
     training::StageOptions so;
     so.latency_runs = latency_runs;
     so.measure_latency = !no_latency;
@@ -104,8 +111,7 @@ int worker_main(int argc, char** argv) {
     training::run_stage(spec, *reducer, so);
     return 0;
   } catch (const training::StopRequested& e) {
-    std::fprintf(stderr, "kdx-worker: %s; checkpoint written, exiting so the run can resume\n",
-                 e.what());
+    spdlog::warn("{}; checkpoint written, exiting so the run can resume", e.what());
     return 128 + e.signal;
   } catch (const Error& e) {
     std::fprintf(stderr, "kdx-worker: error: %s\n", e.what());

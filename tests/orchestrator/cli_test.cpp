@@ -176,3 +176,108 @@ TEST_F(CliTest, HelpListsEverySubcommand) {
 
 }  // namespace
 }  // namespace kdx
+
+namespace kdx {
+namespace {
+
+class CliHabits : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.write("data/runne/train.jsonl", "{}\n");
+    dir_.write("data/runne/test.jsonl", "{}\n");
+    dir_.write("exp.yaml",
+               "experiment: habits\n"
+               "datasets: [{name: runne, format: runne, train: runne/train.jsonl, test: "
+               "runne/test.jsonl}]\n"
+               "teacher: {hidden: 16}\n"
+               "students:\n  grid: {hidden: [10, 20]}\n"
+               "worker: {command: ['" TOY_WORKER_BIN "', '--spec', '{run_json}']}\n");
+  }
+  test::CommandResult kdx(std::vector<std::string> args) {
+    args.insert(args.begin(), KDX_BIN);
+    return test::run_command(args, dir_.path(), {"KDX_DATA_DIR=" + dir_.file("data")});
+  }
+  test::TempDir dir_;
+};
+
+// Options of kdx itself go before or after the subcommand, as git's and Slurm's do.
+TEST_F(CliHabits, GlobalOptionsAfterTheSubcommand) {
+  auto before = kdx({"--registry", "r1.sqlite", "submit", "exp.yaml", "--wait"});
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  auto after = kdx({"submit", "exp.yaml", "--wait", "--registry", "r2.sqlite"});
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_TRUE(test::file_exists(dir_.file("r2.sqlite")));
+  auto dry = kdx({"submit", "exp.yaml", "--dry-run", "--registry", "r3.sqlite"});
+  EXPECT_EQ(dry.exit_code, 0) << dry.err;
+  auto status = kdx({"status", "--registry", "r2.sqlite", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_EQ(nlohmann::json::parse(status.out).size(), 4u);  // teacher, logits, 2 students
+  auto level = kdx({"status", "--registry", "r2.sqlite", "--log-level", "debug"});
+  EXPECT_EQ(level.exit_code, 0) << level.err;
+  auto bad = kdx({"status", "--log-level", "loud"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.err,
+            "kdx: error: log level 'loud' is not one of: trace, debug, info, warning, error, "
+            "off\n");
+}
+
+TEST_F(CliHabits, LogsPrintsAnAttemptsLogAndFiltersRanks) {
+  auto r = kdx({"submit", "exp.yaml", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto rows = nlohmann::json::parse(kdx({"status", "--json"}).out);
+  std::string id = rows[1]["id"];
+  // The toy worker's own lines are in its attempt's log.
+  auto logs = kdx({"logs", id.substr(0, 6)});
+  ASSERT_EQ(logs.exit_code, 0) << logs.err;
+  auto run_dir = dir_.file("results/runs/habits/" + id);
+  EXPECT_EQ(logs.out, test::slurp(run_dir + "/logs/attempt-1.log"));
+  // A data-parallel log: each rank's lines, plus the untagged ones.
+  std::string mixed =
+      "2026-01-01 00:00:00.000 info    kdx-worker rank 0/2: epoch 1\n"
+      "2026-01-01 00:00:00.001 info    kdx-worker rank 1/2: epoch 1\n"
+      "kdx: job line\n"
+      "2026-01-01 00:00:00.002 info    kdx-worker rank 1/2: done\n";
+  dir_.write("results/runs/habits/" + id + "/logs/attempt-1.log", mixed);
+  auto rank1 = kdx({"logs", id, "--rank", "1"});
+  EXPECT_EQ(rank1.out,
+            "2026-01-01 00:00:00.001 info    kdx-worker rank 1/2: epoch 1\n"
+            "kdx: job line\n"
+            "2026-01-01 00:00:00.002 info    kdx-worker rank 1/2: done\n");
+  auto missing = kdx({"logs", id, "--attempt", "3"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_EQ(missing.err, "kdx: error: run " + id + " has 1 attempt(s), not 3\n");
+}
+
+// -f keeps printing until the attempt ends; it returns by itself.
+TEST_F(CliHabits, LogsFollowsARunningAttemptToItsEnd) {
+  dir_.write("exp.yaml",
+             "experiment: follow\n"
+             "datasets: [{name: runne, format: runne, train: runne/train.jsonl, test: "
+             "runne/test.jsonl}]\n"
+             "teacher: {hidden: 16}\n"
+             "students:\n  grid: {hidden: [10]}\n"
+             "worker: {command: ['" TOY_WORKER_BIN
+             "', '--spec', '{run_json}'],\n"
+             "         env: {KDX_TOY_SLEEP_MS: '1500'}}\n");
+  ASSERT_EQ(kdx({"submit", "exp.yaml"}).exit_code, 0);  // background scheduler
+  std::string id;
+  for (int i = 0; i < 100 && id.empty(); ++i) {
+    auto rows = nlohmann::json::parse(kdx({"status", "--json"}).out);
+    for (auto& row : rows)
+      if (row["state"] == "RUNNING") id = row["id"];
+    if (id.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(id.empty()) << "no run started";
+  auto f = kdx({"logs", id, "-f"});
+  EXPECT_EQ(f.exit_code, 0) << f.err;
+  EXPECT_NE(f.out.find("toy worker: run " + id), std::string::npos) << f.out;
+  auto rows = nlohmann::json::parse(kdx({"status", "--json"}).out);
+  for (auto& row : rows)
+    if (row["id"] == id) {
+      EXPECT_NE(row["state"], "RUNNING");
+    }
+  kdx({"cancel", "-e", "follow"});
+}
+
+}  // namespace
+}  // namespace kdx

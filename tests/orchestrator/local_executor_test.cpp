@@ -62,7 +62,7 @@ TEST_F(LocalExecutorTest, RunsDagToCompletionAndIngests) {
     ASSERT_TRUE(a);
     for (auto& d : r.deps) EXPECT_GE(a->start_time, reg_.last_attempt(d)->end_time);
     EXPECT_EQ(a->exit_code.value_or(-1), 0);
-    EXPECT_TRUE(test::file_exists(attempt_log(r.run_dir, 1, "out")));
+    EXPECT_TRUE(test::file_exists(attempt_log(r.run_dir, 1, "log")));
   }
   for (auto& r : reg_.runs("le")) {
     if (r.stage != "student") continue;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "orchestrator/params.h"
 
 namespace kdx {
 namespace {
@@ -108,6 +109,90 @@ TEST(Planner, StudentWindowMustMatchTeacher) {
         "p.yaml: students: window = 64 differs from the teacher's 128 (student logits must "
         "align token by token with the teacher's)");
   }
+}
+
+}  // namespace
+}  // namespace kdx
+
+namespace kdx {
+namespace {
+
+TEST(Planner, PretrainRunsOnceBeforeEveryTeacher) {
+  auto plan = plan_of(
+      "experiment: p\n"
+      "datasets:\n"
+      "  - {name: a, format: runne, train: a/train.jsonl, test: a/test.jsonl}\n"
+      "  - {name: b, format: rurebus, train: [b/1.zip, b/2.zip], test: b/t.zip}\n"
+      "pretrain: {corpus: [a/dev.jsonl, b/1.zip], layers: 4, hidden: 256, heads: 4}\n"
+      "teacher: {epochs: 2}\n"
+      "students:\n  grid: {arch: [lstm]}\n");
+  ASSERT_EQ(plan.runs.front().stage, "pretrain");
+  const auto& pre = plan.runs.front();
+  EXPECT_EQ(pre.config["params"]["layers"], 4);
+  EXPECT_EQ(pre.config["corpus"], nlohmann::json({"a/dev.jsonl", "b/1.zip"}));
+  int teachers = 0, pretrains = 0;
+  for (auto& r : plan.runs) {
+    pretrains += r.stage == "pretrain";
+    if (r.stage != "teacher") continue;
+    ++teachers;
+    EXPECT_EQ(r.deps, std::vector<std::string>{pre.id});
+    EXPECT_EQ(r.pretrain_dir, pre.run_dir);
+    EXPECT_EQ(r.config["pretrain"], pre.id);
+    // The architecture is the pretrained encoder's: no from-scratch keys in the teacher.
+    EXPECT_FALSE(r.config["params"].contains("layers"));
+    EXPECT_FALSE(r.config["params"].contains("vocab_size"));
+  }
+  EXPECT_EQ(teachers, 2);
+  EXPECT_EQ(pretrains, 1);
+}
+
+TEST(Planner, ArchitectureDefaultsFillOnlyWhatTheGridLeavesOpen) {
+  auto plan = plan_of(std::string(kBase) +
+                      "students:\n  grid: {arch: [lstm, sru, srupp]}\n"
+                      "  include: [{arch: srupp, lr: 0.002, highway_bias: 0.5}]\n");
+  int seen = 0;
+  for (auto& r : plan.runs) {
+    if (r.stage != "student" || r.dataset != "a") continue;
+    auto& p = r.config["params"];
+    auto defaults = normalize_numbers(architecture_defaults(p["arch"]));
+    if (p["lr"] == 0.002) {
+      EXPECT_EQ(p["highway_bias"], 0.5);
+    } else {
+      EXPECT_EQ(p["lr"], defaults["lr"]) << p["arch"];
+      if (defaults.contains("highway_bias")) {
+        EXPECT_EQ(p["highway_bias"], defaults["highway_bias"]);
+      }
+    }
+    ++seen;
+  }
+  EXPECT_EQ(seen, 4);
+}
+
+TEST(Planner, UnlabeledTextGoesToTheLogitsAndDistillingStudentsOnly) {
+  auto plan = plan_of(
+      "experiment: p\n"
+      "datasets:\n"
+      "  - {name: a, format: runne, train: a/train.jsonl, test: a/test.jsonl,\n"
+      "     unlabeled: [a/dev.jsonl]}\n"
+      "teacher: {hidden: 64}\n"
+      "students:\n  grid: {loss: [{kd_weight: 0}, {kd_weight: 1}]}\n");
+  int kd = 0, ce = 0;
+  for (auto& r : plan.runs) {
+    if (r.stage == "teacher") {
+      EXPECT_FALSE(r.unlabeled);
+    }
+    if (r.stage == "logits") {
+      EXPECT_TRUE(r.unlabeled);
+      EXPECT_EQ(r.config["unlabeled"], nlohmann::json({"a/dev.jsonl"}));
+    }
+    if (r.stage != "student") continue;
+    bool distils = r.config["params"]["loss"]["kd_weight"] != 0;
+    EXPECT_EQ(r.unlabeled, distils);
+    EXPECT_EQ(r.config.contains("unlabeled"), distils);
+    (distils ? kd : ce)++;
+  }
+  EXPECT_EQ(kd, 1);
+  EXPECT_EQ(ce, 1);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "orchestrator/report_render.h"
 #include "orchestrator/run_state.h"
+#include "orchestrator/svg_plot.h"
 #include "tests/support/test_support.h"
 
 namespace kdx {
@@ -26,7 +27,15 @@ class ReportTest : public ::testing::Test {
     r.dataset = "runne";
     r.config = {{"params", params}, {"dataset", {{"format", "runne"}}}};
     r.run_json = nlohmann::json::object();
-    r.run_dir = "/tmp/" + id;
+    r.run_dir = dir_.file(id);
+    // Learning curves: dev F1 rising, CE falling (a KD term for distilled runs).
+    std::string curve;
+    for (int e = 1; e <= 4; ++e) {
+      nlohmann::json m = {{"epoch", e}, {"dev_f1", 0.1 * e}, {"ce", 1.0 / e}};
+      if (params.contains("loss") && params["loss"]["kd_weight"] != 0) m["kd"] = 0.5 / e;
+      curve += m.dump() + "\n";
+    }
+    dir_.write(id + "/metrics.jsonl", curve);
     r.state = state::kPending;
     r.executor = "local";
     reg_.insert_run(r);
@@ -40,7 +49,9 @@ class ReportTest : public ::testing::Test {
     a.alloc_cpus = cpus;
     a.alloc_gpus = gpus;
     reg_.add_attempt(a);
-    reg_.finish_attempt(a, {{"status", "ok"}, {"metrics", metrics}});
+    nlohmann::json result = {{"status", "ok"}, {"metrics", metrics}};
+    if (id == "c1") result["warnings"] = {"dev F1 was 0 in every epoch (4)"};
+    reg_.finish_attempt(a, result);
   }
   nlohmann::json student(const std::string& arch, int hidden, double kd, int seed) {
     return {{"arch", arch},
@@ -125,7 +136,7 @@ TEST_F(ReportTest, AggregatesPairsAndMarksPareto) {
 TEST_F(ReportTest, MarkdownCells) {
   auto md = render_markdown(build_report(reg_, "e", {}));
   EXPECT_NE(md.find("| lstm | 128 | 1 | 1/1 | 4.00M | - | 25.0x | 5.00 | 20.0x | 72.00 ± 2.83 | - "
-                    "| - | 90.0 | 61.00 ± 1.41 | +11.00 | 2 | CL |"),
+                    "| - | 90.0 | 61.00 ± 1.41 | +11.00 | [-1.71, +23.71] | 2 | CL |"),
             std::string::npos)
       << md;
   EXPECT_NE(
@@ -178,7 +189,9 @@ TEST_F(ReportTest, HtmlIsWellFormedAndLatexBalanced) {
                               "doc=m.parseString(t); print(len(doc.getElementsByTagName('svg')), "
                               "len(doc.getElementsByTagName('tr')))",
                               d.write("r.html", html)});
-  EXPECT_EQ(r.out, "1 8\n") << r.err;  // 6 rows in the main table, 2 in the unfinished one
+  // The F1 plots and three learning-curve groups (teacher, lstm, sru); 6 rows in the main
+  // table, 2 in the unfinished one.
+  EXPECT_EQ(r.out, "4 8\n") << r.err;
   auto tex = render_latex(rep);
   int depth = 0;
   for (char c : tex) {
@@ -197,22 +210,69 @@ TEST_F(ReportTest, HtmlIsWellFormedAndLatexBalanced) {
 TEST_F(ReportTest, SvgRendersInHeadlessChromium) {
   auto rep = build_report(reg_, "e", {});
   test::TempDir d;
-  std::string svg = d.write("plot.svg", render_svg(rep.datasets[0]));
-  auto r = test::run_command({"chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                              "--disable-quic", "--no-first-run", "--disable-background-networking",
-                              "--disable-component-update", "--disable-sync",
-                              "--user-data-dir=" + d.file("profile"), "--window-size=640,420",
-                              "--screenshot=" + d.file("plot.png"), "file://" + svg});
-  ASSERT_TRUE(test::file_exists(d.file("plot.png"))) << r.out << r.err;
-  auto stats = test::run_command(
-      {"/usr/bin/python3", KDX_SOURCE_DIR "/tests/programs/png_stats.py", d.file("plot.png")});
-  ASSERT_EQ(stats.exit_code, 0) << stats.err;
-  int w = 0, h = 0, colours = 0, non_white = 0;
-  std::istringstream(stats.out) >> w >> h >> colours >> non_white;
-  EXPECT_EQ(w, 640);
-  EXPECT_EQ(h, 420);
-  EXPECT_GT(colours, 10) << stats.out;      // axes, text, three architecture colours
-  EXPECT_GT(non_white, 2000) << stats.out;  // markers, lines and labels were drawn
+  for (auto [name, svg_text, width] : {std::tuple{"plot", render_svg(rep.datasets[0]), 1120},
+                                       {"curves", render_curves_svg(rep, "runne", "lstm"), 1020}}) {
+    std::string svg = d.write(std::string(name) + ".svg", svg_text);
+    std::string png = d.file(std::string(name) + ".png");
+    auto r = test::run_command({"chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                "--disable-quic", "--no-first-run",
+                                "--disable-background-networking", "--disable-component-update",
+                                "--disable-sync", "--user-data-dir=" + d.file("profile"),
+                                "--window-size=" + std::to_string(width) + ",360",
+                                "--screenshot=" + png, "file://" + svg});
+    ASSERT_TRUE(test::file_exists(png)) << r.out << r.err;
+    auto stats =
+        test::run_command({"/usr/bin/python3", KDX_SOURCE_DIR "/tests/programs/png_stats.py", png});
+    ASSERT_EQ(stats.exit_code, 0) << stats.err;
+    int w = 0, h = 0, colours = 0, non_white = 0;
+    std::istringstream(stats.out) >> w >> h >> colours >> non_white;
+    EXPECT_EQ(w, width) << name;
+    EXPECT_EQ(h, 360) << name;
+    EXPECT_GT(colours, 10) << name << ": " << stats.out;      // axes, text, series colours
+    EXPECT_GT(non_white, 4000) << name << ": " << stats.out;  // markers, lines, labels drawn
+  }
+}
+
+// The KD gain's 95% interval comes from seeds paired with and without KD: lstm/128 gains
+// 10 and 12 points on seeds 1 and 2 (mean 11, sd 1.41, t(1) = 12.706).
+TEST_F(ReportTest, PairedSeedIntervalAndWarnings) {
+  auto rep = build_report(reg_, "e", {});
+  auto& kd = row(rep.datasets[0], "lstm", 128, 1);
+  EXPECT_EQ(kd.gain_pairs, 2);
+  EXPECT_NEAR(kd.gain_ci_lo, 11 - 12.706, 1e-6);
+  EXPECT_NEAR(kd.gain_ci_hi, 11 + 12.706, 1e-6);
+  EXPECT_EQ(kd.kd_label, "KD kl w=1");
+  EXPECT_EQ(row(rep.datasets[0], "lstm", 128, 0).kd_label, "CE only");
+  auto md = render_markdown(rep);
+  EXPECT_NE(md.find("| sru (!) | 64 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("## Warnings\n\n(!) in a table: a run of that row finished with a warning.\n\n"
+                    "- c1: dev F1 was 0 in every epoch (4)\n"),
+            std::string::npos)
+      << md;
+}
+
+TEST_F(ReportTest, LearningCurvesPerStageGroup) {
+  auto rep = build_report(reg_, "e", {});
+  EXPECT_EQ(curve_groups(rep, "runne"), (std::vector<std::string>{"teacher", "lstm", "sru"}));
+  auto svg = render_curves_svg(rep, "runne", "lstm");
+  // Four lstm runs: four dev-F1 lines, four CE lines, two KD lines (dashed).
+  size_t lines = 0, dashed = 0;
+  for (size_t p = 0; (p = svg.find("<polyline", p)) != std::string::npos; ++p) ++lines;
+  for (size_t p = 0; (p = svg.find("stroke-dasharray=\"5,3\" points", p)) != std::string::npos; ++p)
+    ++dashed;
+  EXPECT_EQ(lines, 10u);
+  EXPECT_EQ(dashed, 2u);
+  EXPECT_NE(svg.find("lstm: dev F1 per epoch"), std::string::npos);
+}
+
+// Log-axis ticks stay readable when the data spans less than a decade.
+TEST(SvgPlot, TicksOnNarrowAndWideLogRanges) {
+  EXPECT_EQ(ticks(1, 100, true), (std::vector<double>{1, 2, 5, 10, 20, 50, 100}));
+  auto narrow = ticks(2.2, 2.5, true);
+  ASSERT_GE(narrow.size(), 3u);
+  EXPECT_NEAR(narrow.front(), 2.2, 1e-9);
+  EXPECT_NEAR(narrow.back(), 2.5, 1e-9);
+  EXPECT_EQ(ticks(0, 1, false), (std::vector<double>{0, 0.2, 0.4, 0.6000000000000001, 0.8, 1}));
 }
 
 TEST_F(ReportTest, EmptyOrUnknown) {

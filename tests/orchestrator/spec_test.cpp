@@ -67,7 +67,8 @@ TEST_F(SpecTest, MalformedYaml) {
 
 TEST_F(SpecTest, UnknownTopLevelKey) {
   EXPECT_EQ(error_of(std::string(kHead) + "students: {}\nstudnets: {}\n"),
-            "exp.yaml:6:1: studnets: unknown key (expected one of: experiment, datasets, teacher, "
+            "exp.yaml:6:1: studnets: unknown key (expected one of: experiment, datasets, pretrain, "
+            "teacher, "
             "logits, students, worker)\n  studnets: {}\n  ^");
 }
 
@@ -76,7 +77,8 @@ TEST_F(SpecTest, UnknownGridParameter) {
       error_of(std::string(kHead) + "students:\n  grid:\n    hiden: [1]\n"),
       "exp.yaml:7:5: students.grid.hiden: unknown parameter (expected one of: arch, hidden, "
       "layers, "
-      "emb, proj, dropout, init_embedding, dataset, loss, epochs, batch_size, lr, weight_decay, "
+      "emb, proj, dropout, init_embedding, vocab, highway_bias, rescale, dataset, loss, epochs, "
+      "batch_size, lr, weight_decay, "
       "warmup_steps, grad_clip, patience, seed, window, tagging, max_train_docs, max_test_docs, "
       "checkpoint_every, threads, ranks)\n      hiden: [1]\n      ^");
 }
@@ -152,6 +154,69 @@ TEST_F(SpecTest, BadResources) {
 TEST_F(SpecTest, MissingRequiredSection) {
   EXPECT_EQ(error_of("experiment: t\ndatasets: []\n"),
             "exp.yaml:1:1: teacher: missing (required)\n  experiment: t\n  ^");
+}
+
+}  // namespace
+}  // namespace kdx
+
+namespace kdx {
+namespace {
+
+TEST_F(SpecTest, PretrainAndTeacherArchitectureDoNotMix) {
+  data_.write("runne/dev.jsonl", "{}\n");
+  EXPECT_EQ(error_of("experiment: t\n"
+                     "datasets:\n"
+                     "  - {name: runne, format: runne, train: runne/train.jsonl, test: "
+                     "runne/test.jsonl}\n"
+                     "pretrain: {corpus: [runne/dev.jsonl]}\n"
+                     "teacher: {layers: 2}\n"
+                     "students: {}\n"),
+            "exp.yaml:5:19: teacher.layers: set by the pretrain stage (the teacher fine-tunes the "
+            "pretrained encoder); move it under pretrain:\n"
+            "  teacher: {layers: 2}\n"
+            "                    ^");
+}
+
+// Unlabelled text that holds a test document of the experiment is refused where it is
+// named, whether it is a pretraining corpus or a dataset's unlabeled files.
+TEST_F(SpecTest, TestTextInUnlabelledTextIsRefused) {
+  std::string root = test::shared_data_dir();
+  ASSERT_FALSE(root.empty());
+  opt_.data_dir = root;
+  const std::string datasets =
+      "experiment: t\n"
+      "datasets:\n"
+      "  - {name: runne, format: runne, train: runne/train.jsonl,\n"
+      "     test: [runne/test.jsonl, runne/test_with_answers.jsonl]}\n"
+      "  - {name: rurebus, format: rurebus, train: rurebus/train_part_1.zip,\n"
+      "     test: rurebus/test_ner_only.zip}\n";
+  auto e = error_of(datasets +
+                    "pretrain:\n  corpus: [runne/dev.jsonl, rurebus/test.zip]\n"
+                    "students: {}\nteacher: {}\n");
+  EXPECT_EQ(e.substr(0, e.find('\n')),
+            "exp.yaml:8:29: pretrain.corpus: " + root + "/rurebus/test.zip: document '" +
+                e.substr(e.find("document '") + 10, e.find("' is") - e.find("document '") - 10) +
+                "' is also a test document of dataset rurebus; learning from it, even without "
+                "labels, leaks the test set");
+  EXPECT_NE(e.find("rurebus/test.zip: document '"), std::string::npos) << e;
+  // The training text of both, and RuNNE's unlabelled dev texts, are fine.
+  auto ok = parse(datasets +
+                  "pretrain:\n  corpus: [runne/dev.jsonl, runne/train.jsonl, "
+                  "rurebus/train_part_1.zip]\n"
+                  "students: {}\nteacher: {}\n");
+  EXPECT_EQ(ok.pretrain.resolved_corpus.size(), 3u);
+  auto leak = error_of(
+      "experiment: t\n"
+      "datasets:\n"
+      "  - {name: runne, format: runne, train: runne/train.jsonl,\n"
+      "     test: [runne/test.jsonl, runne/test_with_answers.jsonl],\n"
+      "     unlabeled: [runne/test.jsonl]}\n"
+      "students: {}\nteacher: {}\n");
+  EXPECT_NE(leak.find("exp.yaml:5:18: datasets[0].unlabeled: " + root +
+                      "/runne/test.jsonl: "
+                      "document '"),
+            std::string::npos)
+      << leak;
 }
 
 }  // namespace

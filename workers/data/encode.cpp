@@ -44,6 +44,33 @@ EncodedDataset encode_dataset(const std::vector<Document>& docs, const Tokenizer
   return out;
 }
 
+void append_unlabelled(EncodedDataset& data, const std::vector<Document>& docs,
+                       const Tokenizer& tokenizer, int window) {
+  std::vector<Document> texts;
+  for (auto& d : docs) texts.push_back({d.id, d.text, {}});
+  auto enc = encode_dataset(texts, tokenizer, data.scheme, window);
+  int offset = static_cast<int>(data.docs.size());
+  for (auto& ex : enc.examples) {
+    ex.doc += offset;
+    ex.labelled = false;
+    std::fill(ex.tags.begin(), ex.tags.end(), kIgnoreTag);
+    data.examples.push_back(std::move(ex));
+  }
+  for (auto& d : enc.docs) data.docs.push_back(std::move(d));
+}
+
+long labelled_cells(const Example& ex) {
+  long n = 0;
+  for (int t : ex.tags) n += t != kIgnoreTag;
+  return n;
+}
+
+long distillation_cells(const Example& ex) {
+  if (ex.labelled) return labelled_cells(ex);
+  long cols = ex.ids.empty() ? 0 : static_cast<long>(ex.tags.size() / ex.ids.size());
+  return std::max<long>(0, static_cast<long>(ex.ids.size()) - 2) * cols;  // not [CLS]/[SEP]
+}
+
 Batch make_batch(const EncodedDataset& data, const std::vector<int>& examples, int pad_id) {
   Batch b;
   b.size = static_cast<int>(examples.size());
@@ -54,6 +81,7 @@ Batch make_batch(const EncodedDataset& data, const std::vector<int>& examples, i
   b.ids.assign(cells, pad_id);
   b.mask.assign(cells, 0);
   b.tags.assign(cells * static_cast<size_t>(b.columns), kIgnoreTag);
+  b.kd_mask.assign(cells * static_cast<size_t>(b.columns), 0);
   b.examples = examples;
   for (int r = 0; r < b.size; ++r) {
     auto& ex = data.examples[static_cast<size_t>(examples[static_cast<size_t>(r)])];
@@ -62,8 +90,13 @@ Batch make_batch(const EncodedDataset& data, const std::vector<int>& examples, i
       b.ids[row + i] = ex.ids[i];
       b.mask[row + i] = 1;
     }
-    std::copy(ex.tags.begin(), ex.tags.end(),
-              b.tags.begin() + static_cast<long>(row * static_cast<size_t>(b.columns)));
+    const size_t cols = static_cast<size_t>(b.columns), first = row * cols;
+    std::copy(ex.tags.begin(), ex.tags.end(), b.tags.begin() + static_cast<long>(first));
+    for (size_t i = 0; i < ex.tags.size(); ++i) {
+      size_t t = i / cols;
+      bool interior = t > 0 && t + 1 < ex.ids.size();
+      b.kd_mask[first + i] = ex.labelled ? ex.tags[i] != kIgnoreTag : interior;
+    }
   }
   return b;
 }

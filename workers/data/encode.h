@@ -28,7 +28,13 @@ struct Example {
   Window window;
   std::vector<int> ids;   // [CLS] tokens... [SEP]
   std::vector<int> tags;  // [ids.size() x columns], kIgnoreTag on [CLS]/[SEP]
+  bool labelled = true;   // false: unlabelled text, every tag kIgnoreTag, distillation only
 };
+
+// Cells (token x tag column) with a gold tag, and cells the teacher is matched on: the
+// labelled cells of a labelled window, every real token's cells of an unlabelled one.
+long labelled_cells(const Example& ex);
+long distillation_cells(const Example& ex);
 
 struct EncodedDataset {
   TagScheme scheme;
@@ -39,12 +45,17 @@ struct EncodedDataset {
 
 EncodedDataset encode_dataset(const std::vector<Document>& docs, const Tokenizer& tokenizer,
                               const TagScheme& scheme, int window);
+// Appends `docs` as unlabelled examples (labelled = false, every tag kIgnoreTag) after the
+// examples already in `data`, as the logits stage and distilling students both do.
+void append_unlabelled(EncodedDataset& data, const std::vector<Document>& docs,
+                       const Tokenizer& tokenizer, int window);
 
-// A padded batch, row-major: ids/mask [size x len], tags [size x len x columns].
+// A padded batch, row-major: ids/mask [size x len], tags and kd_mask [size x len x columns].
 struct Batch {
   int size = 0, len = 0, columns = 0;
   std::vector<int64_t> ids, mask, tags;
-  std::vector<int> examples;  // which examples, in row order
+  std::vector<uint8_t> kd_mask;  // 1 = a distillation cell (see distillation_cells)
+  std::vector<int> examples;     // which examples, in row order
 };
 Batch make_batch(const EncodedDataset& data, const std::vector<int>& examples, int pad_id);
 

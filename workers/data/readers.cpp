@@ -177,6 +177,25 @@ std::vector<Document> read_runne(const std::vector<std::string>& files,
   return out;
 }
 
+std::vector<Document> read_texts(const std::string& path) {
+  std::vector<Document> docs;
+  if (ends_with(path, ".jsonl")) {
+    docs = read_runne({path}, {}, true);
+  } else if (ends_with(path, ".zip") || is_dir(path)) {
+    for (auto& d : read_brat({path}, {}, false))
+      if (!d.text.empty()) docs.push_back(std::move(d));
+  } else if (ends_with(path, ".conll")) {
+    docs = read_conll({path});
+  } else {
+    Document d;
+    d.id = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
+    d.text = decode_utf8(read_file(path), path);
+    docs.push_back(std::move(d));
+  }
+  for (auto& d : docs) d.entities.clear();
+  return docs;
+}
+
 const std::set<std::string>& rurebus_types() {
   static const std::set<std::string> t = {"ACT", "BIN", "CMP", "ECO", "INST", "MET", "QUA", "SOC"};
   return t;

@@ -33,6 +33,12 @@ std::vector<Document> read_conll(const std::vector<std::string>& files);
 std::vector<Document> read_dataset(const std::string& format,
                                    const std::vector<std::string>& files);
 
+// The text of every document in `path`, labels dropped, for unlabelled use (pretraining,
+// distillation on unlabelled text). By the path: *.jsonl (RuNNE lines, "sentences" field),
+// *.zip or a folder (brat .txt files, with or without .ann), *.conll; any other file is
+// one plain-text document.
+std::vector<Document> read_texts(const std::string& path);
+
 // The RuREBus types (fixed by the shared task).
 const std::set<std::string>& rurebus_types();
 

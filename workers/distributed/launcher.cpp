@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/log.h"
+
 namespace kdx::distributed {
 namespace {
 
@@ -91,7 +93,7 @@ int launch_local_ranks(int argc, char** argv, int nproc) {
       if (code != 0 && result == 0) {
         result = code;
         if (!stopping) {
-          std::fprintf(stderr, "kdx-worker: a rank exited with %d; stopping the others\n", code);
+          spdlog::error("a rank exited with {}; stopping the others", code);
           stopping = true;
           deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
           for (pid_t c : g_children)

@@ -30,6 +30,7 @@ BertConfig bert_config_from_hf(const nlohmann::json& j, const std::string& where
   c.attention_dropout = j.value("attention_probs_dropout_prob", 0.1);
   c.layer_norm_eps = j.value("layer_norm_eps", 1e-12);
   c.activation = j.value("hidden_act", std::string("gelu"));
+  c.initializer_range = j.value("initializer_range", 0.02);
   if (c.activation != "gelu" && c.activation != "relu" && c.activation != "gelu_new")
     throw Error(where + ": hidden_act \"" + c.activation +
                 "\" is not supported (gelu, gelu_new, relu)");
@@ -51,7 +52,8 @@ nlohmann::json bert_config_to_hf(const BertConfig& c) {
           {"hidden_dropout_prob", c.dropout},
           {"attention_probs_dropout_prob", c.attention_dropout},
           {"layer_norm_eps", c.layer_norm_eps},
-          {"hidden_act", c.activation}};
+          {"hidden_act", c.activation},
+          {"initializer_range", c.initializer_range}};
 }
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
@@ -66,7 +68,7 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
       torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
   for (auto* e : {&word_embeddings, &position_embeddings, &token_type_embeddings})
-    torch::nn::init::normal_((*e)->weight, 0.0, 0.02);
+    torch::nn::init::normal_((*e)->weight, 0.0, c.initializer_range);
 }
 
 torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& ids) {
@@ -81,9 +83,9 @@ namespace {
 // Modules that only exist to reproduce Hugging Face's parameter names.
 struct Holder : torch::nn::Module {};
 
-torch::nn::Linear linear(int in, int out) {
+torch::nn::Linear linear(int in, int out, double std) {
   auto l = torch::nn::Linear(in, out);
-  torch::nn::init::normal_(l->weight, 0.0, 0.02);
+  torch::nn::init::normal_(l->weight, 0.0, std);
   torch::nn::init::zeros_(l->bias);
   return l;
 }
@@ -96,15 +98,18 @@ BertLayerImpl::BertLayerImpl(const BertConfig& cfg) : c(cfg) {
   attention_output = attention->register_module("output", std::make_shared<Holder>());
   intermediate = register_module("intermediate", std::make_shared<Holder>());
   output = register_module("output", std::make_shared<Holder>());
-  query = attention_self->register_module("query", linear(c.hidden, c.hidden));
-  key = attention_self->register_module("key", linear(c.hidden, c.hidden));
-  value = attention_self->register_module("value", linear(c.hidden, c.hidden));
-  attn_dense = attention_output->register_module("dense", linear(c.hidden, c.hidden));
+  query = attention_self->register_module("query", linear(c.hidden, c.hidden, c.initializer_range));
+  key = attention_self->register_module("key", linear(c.hidden, c.hidden, c.initializer_range));
+  value = attention_self->register_module("value", linear(c.hidden, c.hidden, c.initializer_range));
+  attn_dense =
+      attention_output->register_module("dense", linear(c.hidden, c.hidden, c.initializer_range));
   attn_norm = attention_output->register_module(
       "LayerNorm",
       torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));
-  inter_dense = intermediate->register_module("dense", linear(c.hidden, c.intermediate));
-  out_dense = output->register_module("dense", linear(c.intermediate, c.hidden));
+  inter_dense =
+      intermediate->register_module("dense", linear(c.hidden, c.intermediate, c.initializer_range));
+  out_dense =
+      output->register_module("dense", linear(c.intermediate, c.hidden, c.initializer_range));
   out_norm = output->register_module(
       "LayerNorm",
       torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));
@@ -152,7 +157,7 @@ BertTaggerImpl::BertTaggerImpl(const BertConfig& c, int cols, int cls) {
   classes = cls;
   bert = register_module("bert", BertModel(c));
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
-  classifier = register_module("classifier", linear(c.hidden, cols * cls));
+  classifier = register_module("classifier", linear(c.hidden, cols * cls, c.initializer_range));
 }
 
 torch::Tensor BertTaggerImpl::forward(const torch::Tensor& ids, const torch::Tensor& mask) {

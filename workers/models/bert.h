@@ -20,6 +20,11 @@ struct BertConfig {
   double attention_dropout = 0.1;
   double layer_norm_eps = 1e-12;
   std::string activation = "gelu";
+  // Standard deviation of the normal initialisation of every weight matrix and embedding
+  // (Hugging Face's initializer_range). BERT's 0.02 suits large models trained long; small
+  // models trained from scratch for minutes learn their attention faster with ~0.05 (see
+  // the pretrain stage in the README).
+  double initializer_range = 0.02;
 };
 
 // Hugging Face config.json <-> BertConfig. Throws kdx::Error naming the missing field.

@@ -45,11 +45,12 @@ HfCheckpoint read_hf_checkpoint(const std::string& dir) {
   return ck;
 }
 
-bool load_hf_weights(BertTaggerImpl& tagger, const HfCheckpoint& ck, const std::string& where) {
+bool load_hf_weights(torch::nn::Module& model, const HfCheckpoint& ck, const std::string& where,
+                     const std::string& head_prefix) {
   torch::NoGradGuard g;
   std::vector<std::string> missing;
   bool classifier = false;
-  for (auto& item : tagger.named_parameters()) {
+  for (auto& item : model.named_parameters()) {
     std::string name = item.key();
     std::vector<std::string> candidates = {name};
     if (starts_with(name, "bert.")) candidates.push_back(name.substr(5));
@@ -61,7 +62,7 @@ bool load_hf_weights(BertTaggerImpl& tagger, const HfCheckpoint& ck, const std::
     const torch::Tensor* src = nullptr;
     for (auto& c : candidates)
       if (ck.tensors.count(c)) src = &ck.tensors.at(c);
-    bool is_classifier = starts_with(name, "classifier.");
+    bool is_classifier = starts_with(name, head_prefix);
     if (!src) {
       if (!is_classifier) missing.push_back(name);
       continue;
@@ -80,19 +81,26 @@ bool load_hf_weights(BertTaggerImpl& tagger, const HfCheckpoint& ck, const std::
   return classifier;
 }
 
+void write_weights(torch::nn::Module& module, const std::string& path) {
+  std::map<std::string, RawTensor> out;
+  auto add = [&](const std::string& name, const torch::Tensor& value) {
+    bool integral = value.scalar_type() == torch::kInt64;
+    auto t =
+        value.detach().to(torch::kCPU).to(integral ? torch::kInt64 : torch::kFloat32).contiguous();
+    RawTensor r;
+    r.dtype = integral ? "I64" : "F32";
+    r.shape = t.sizes().vec();
+    r.bytes.assign(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.nbytes()));
+    out[name] = std::move(r);
+  };
+  for (auto& item : module.named_parameters()) add(item.key(), item.value());
+  for (auto& item : module.named_buffers()) add(item.key(), item.value());
+  write_safetensors(path, out);
+}
+
 void save_hf_checkpoint(BertTaggerImpl& tagger, const std::string& dir) {
   ::mkdir(dir.c_str(), 0755);
-  std::map<std::string, RawTensor> out;
-  for (auto& item : tagger.named_parameters()) {
-    auto t = item.value().detach().to(torch::kCPU).contiguous().to(torch::kFloat32);
-    RawTensor r;
-    r.dtype = "F32";
-    r.shape = t.sizes().vec();
-    r.bytes.assign(reinterpret_cast<const char*>(t.data_ptr<float>()),
-                   static_cast<size_t>(t.numel()) * 4);
-    out[item.key()] = std::move(r);
-  }
-  write_safetensors(dir + "/model.safetensors", out);
+  write_weights(tagger, dir + "/model.safetensors");
   auto cfg = bert_config_to_hf(tagger.bert->config);
   cfg["num_labels"] = tagger.columns * tagger.classes;
   write_file_atomic(dir + "/config.json", cfg.dump(2) + "\n");

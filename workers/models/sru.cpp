@@ -11,7 +11,8 @@ inline float sigmoid(float x) {
   return 1.f / (1.f + std::exp(-x));
 }
 
-// Strides of the [B, T, 2, D, K] layout for one chain (b, dir, d).
+// Strides of the [B, T, 2, D, K] layout for one chain (b, dir, d). The shared highway input
+// x [B, T, 2, D] and the outputs h, c [B, T, 2, D] have the same index.
 struct Layout {
   int64_t T, D, K;
   bool own_highway;  // K == 4
@@ -21,14 +22,13 @@ struct Layout {
   int64_t h(int64_t b, int64_t t, int64_t dir, int64_t d) const {
     return ((b * T + t) * 2 + dir) * D + d;
   }
-  int64_t x(int64_t b, int64_t t, int64_t d) const { return (b * T + t) * D + d; }
 };
 
 class SruFunction : public torch::autograd::Function<SruFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor U,
                                torch::Tensor x, torch::Tensor v, torch::Tensor b,
-                               torch::Tensor lengths) {
+                               torch::Tensor lengths, double scale_x) {
     U = U.contiguous();
     v = v.contiguous();
     b = b.contiguous();
@@ -41,6 +41,7 @@ class SruFunction : public torch::autograd::Function<SruFunction> {
     const float* px = L.own_highway ? nullptr : x.data_ptr<float>();
     const int64_t* pl = lengths.data_ptr<int64_t>();
     float *ph = h.data_ptr<float>(), *pc = c_all.data_ptr<float>();
+    const float s = static_cast<float>(scale_x);
     at::parallel_for(0, B * 2 * L.D, 32, [&](int64_t begin, int64_t end) {
       for (int64_t k = begin; k < end; ++k) {
         int64_t bi = k / (2 * L.D), dir = (k / L.D) % 2, d = k % L.D, len = pl[bi];
@@ -51,17 +52,18 @@ class SruFunction : public torch::autograd::Function<SruFunction> {
         for (int64_t step = 0; step < len; ++step) {
           int64_t t = dir ? len - 1 - step : step;
           const float* u = pu + L.u(bi, t, dir, d);
-          float xh = L.own_highway ? u[3] : px[L.x(bi, t, d)];
+          int64_t i = L.h(bi, t, dir, d);
+          float xh = L.own_highway ? u[3] : s * px[i];
           float f = sigmoid(u[1] + vf * c + bf);
           float r = sigmoid(u[2] + vr * c + br);
           c = f * c + (1.f - f) * u[0];
-          int64_t i = L.h(bi, t, dir, d);
           pc[i] = c;
           ph[i] = r * c + (1.f - r) * xh;
         }
       }
     });
     ctx->save_for_backward({U, x, v, b, lengths, c_all});
+    ctx->saved_data["scale_x"] = scale_x;
     return h;
   }
 
@@ -70,6 +72,7 @@ class SruFunction : public torch::autograd::Function<SruFunction> {
     auto saved = ctx->get_saved_variables();
     auto U = saved[0], x = saved[1], v = saved[2], b = saved[3], lengths = saved[4],
          c_all = saved[5];
+    const float s = static_cast<float>(ctx->saved_data["scale_x"].toDouble());
     auto dh = grads[0].contiguous();
     const int64_t B = U.size(0);
     Layout L{U.size(1), U.size(3), U.size(4), U.size(4) == 4};
@@ -85,11 +88,10 @@ class SruFunction : public torch::autograd::Function<SruFunction> {
     float* pdu = dU.data_ptr<float>();
     float* pdx = L.own_highway ? nullptr : dx.data_ptr<float>();
     float *pdv = dv_part.data_ptr<float>(), *pdb = db_part.data_ptr<float>();
-    // dx is shared by both directions: each direction's chains add into it, so split the
-    // work by batch row only when x is shared (no two threads touch the same row).
-    int64_t chains_per_row = 2 * L.D;
-    at::parallel_for(0, B, 1, [&](int64_t rb, int64_t re) {
-      for (int64_t k = rb * chains_per_row; k < re * chains_per_row; ++k) {
+    // Every chain owns its cells of dU and dx (each direction reads its own half of x), so
+    // chains run in parallel without sharing a write.
+    at::parallel_for(0, B * 2 * L.D, 32, [&](int64_t begin, int64_t end) {
+      for (int64_t k = begin; k < end; ++k) {
         int64_t bi = k / (2 * L.D), dir = (k / L.D) % 2, d = k % L.D, len = pl[bi];
         float vf = pv[(dir * 2) * L.D + d], vr = pv[(dir * 2 + 1) * L.D + d];
         float bf = pb[(dir * 2) * L.D + d], br = pb[(dir * 2 + 1) * L.D + d];
@@ -100,7 +102,7 @@ class SruFunction : public torch::autograd::Function<SruFunction> {
           float c_prev = step > 0 ? pc[L.h(bi, prev_t, dir, d)] : 0.f;
           int64_t ui = L.u(bi, t, dir, d), i = L.h(bi, t, dir, d);
           const float* u = pu + ui;
-          float xh = L.own_highway ? u[3] : px[L.x(bi, t, d)];
+          float xh = L.own_highway ? u[3] : s * px[i];
           float f = sigmoid(u[1] + vf * c_prev + bf);
           float r = sigmoid(u[2] + vr * c_prev + br);
           float c = pc[i];
@@ -115,7 +117,7 @@ class SruFunction : public torch::autograd::Function<SruFunction> {
           if (L.own_highway)
             du[3] = g * (1.f - r);
           else
-            pdx[L.x(bi, t, d)] += g * (1.f - r);
+            pdx[i] = g * (1.f - r) * s;
           dc_next = dc * f + df_pre * vf + dr_pre * vr;
           dvf += df_pre * c_prev;
           dvr += dr_pre * c_prev;
@@ -129,34 +131,47 @@ class SruFunction : public torch::autograd::Function<SruFunction> {
         pdb[o + L.D] = dbr;
       }
     });
-    return {dU, dx, dv_part.sum(0), db_part.sum(0), torch::Tensor()};
+    return {dU, dx, dv_part.sum(0), db_part.sum(0), torch::Tensor(), torch::Tensor()};
   }
 };
+
+// Uniform with variance 1/fan_in, the reference's choice for SRU projections.
+void init_uniform_var(torch::Tensor w, int64_t fan_in) {
+  double r = std::sqrt(3.0 / static_cast<double>(fan_in));
+  w.uniform_(-r, r);
+}
+
+void init_xavier(torch::Tensor w) {
+  double r = std::sqrt(6.0 / static_cast<double>(w.size(0) + w.size(1)));
+  w.uniform_(-r, r);
+}
 
 }  // namespace
 
 torch::Tensor sru_bidirectional(const torch::Tensor& U, const torch::Tensor& x,
                                 const torch::Tensor& v, const torch::Tensor& b,
-                                const torch::Tensor& lengths) {
+                                const torch::Tensor& lengths, double scale_x) {
   if (!U.device().is_cpu() || U.scalar_type() != torch::kFloat32)
-    return sru_bidirectional_naive(U, x, v, b, lengths);
+    return sru_bidirectional_naive(U, x, v, b, lengths, scale_x);
   auto xx = U.size(4) == 4 ? torch::zeros({0}, U.options()) : x;
-  return SruFunction::apply(U, xx, v, b, lengths.to(torch::kCPU).to(torch::kInt64).contiguous());
+  return SruFunction::apply(U, xx, v, b, lengths.to(torch::kCPU).to(torch::kInt64).contiguous(),
+                            scale_x);
 }
 
 torch::Tensor sru_bidirectional_naive(const torch::Tensor& U, const torch::Tensor& x,
                                       const torch::Tensor& v, const torch::Tensor& b,
-                                      const torch::Tensor& lengths) {
+                                      const torch::Tensor& lengths, double scale_x) {
   const int64_t B = U.size(0), T = U.size(1), D = U.size(3);
   bool own = U.size(4) == 4;
   auto len = lengths.to(U.device()).to(torch::kInt64);
   auto valid = (torch::arange(T, len.options()).unsqueeze(0) < len.unsqueeze(1))
                    .to(U.dtype())
                    .unsqueeze(2);  // [B, T, 1]
+  auto x_halves = own ? torch::Tensor() : x.reshape({B, T, 2, D}) * scale_x;
   std::vector<torch::Tensor> dirs;
   for (int dir = 0; dir < 2; ++dir) {
-    auto u = U.select(2, dir);           // [B, T, D, K]
-    auto xh = own ? u.select(3, 3) : x;  // [B, T, D]
+    auto u = U.select(2, dir);                                 // [B, T, D, K]
+    auto xh = own ? u.select(3, 3) : x_halves.select(2, dir);  // [B, T, D]
     // Direction 1 reads each row backwards from its own last valid step: index t -> len-1-t.
     torch::Tensor idx;
     if (dir == 1) {
@@ -186,46 +201,68 @@ torch::Tensor sru_bidirectional_naive(const torch::Tensor& U, const torch::Tenso
   return torch::stack(dirs, 2);  // [B, T, 2, D]
 }
 
-SruLayerImpl::SruLayerImpl(int in, int hid, int attn)
-    : input(in), hidden(hid), attention_dim(attn) {
-  project_highway = input != hidden;
-  const int kk = project_highway ? 4 : 3;  // x~, f', r' (+ highway projection)
+SruLayerImpl::SruLayerImpl(int in, int hid, SruOptions opt) : input(in), hidden(hid), options(opt) {
+  blocks = input == 2 * hidden ? 3 : 4;
+  scale_x = options.rescale ? std::sqrt(1.0 + 2.0 * std::exp(options.highway_bias)) : 1.0;
   auto linear = [](int a, int b) {
     return torch::nn::Linear(torch::nn::LinearOptions(a, b).bias(false));
   };
-  if (attention_dim > 0) {
-    q = register_module("q", linear(input, attention_dim));
-    k = register_module("k", linear(attention_dim, attention_dim));
-    vproj = register_module("v_proj", linear(attention_dim, attention_dim));
-    o = register_module("o", linear(attention_dim, 2 * hidden * kk));
-    norm =
-        register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({attention_dim})));
-    alpha = register_parameter("alpha", torch::ones({1}));
+  torch::NoGradGuard no_grad;
+  torch::nn::Linear out{nullptr};  // the matrix that produces U
+  if (options.attention_dim > 0) {
+    const int a = options.attention_dim;
+    q = register_module("q", linear(input, a));
+    key = register_module("k", linear(a, a));
+    value = register_module("v_proj", linear(a, a));
+    o = register_module("o", linear(a, 2 * hidden * blocks));
+    norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({a})));
+    // Rezero: the attention's contribution starts at 0, so the layer starts as an SRU with a
+    // low-rank input projection (the reference's rezero_init_alpha).
+    alpha = register_parameter("alpha", torch::zeros({1}));
+    for (auto& m : {q, key, value, o}) init_xavier(m->weight);
+    out = o;
   } else {
-    W = register_module("W", linear(input, 2 * hidden * kk));
+    W = register_module("W", linear(input, 2 * hidden * blocks));
+    init_uniform_var(W->weight, input);
+    out = W;
   }
-  v = register_parameter("v", torch::zeros({2, 2, hidden}));
-  b = register_parameter("b", torch::zeros({2, 2, hidden}));
+  // Rows of the U matrix, viewed as [direction, unit, block, input]: the reference scales the
+  // x~ block for dropout, the gate blocks by sqrt(1/2) (v adds variance to their inputs) and,
+  // with rescale, the projected highway block by s.
+  auto w = out->weight.view({2, hidden, blocks, out->weight.size(1)});
+  if (options.dropout > 0) w.select(2, 0).mul_(std::sqrt(1.0 - options.dropout));
+  w.select(2, 1).mul_(std::sqrt(0.5));
+  w.select(2, 2).mul_(std::sqrt(0.5));
+  if (blocks == 4 && options.rescale) w.select(2, 3).mul_(scale_x);
+  // v: E = 0, Var = 1/2 (uniform(-sqrt 3, sqrt 3) scaled by sqrt(1/2)).
+  v = register_parameter("v",
+                         torch::empty({2, 2, hidden}).uniform_(-std::sqrt(1.5), std::sqrt(1.5)));
+  auto bias = torch::zeros({2, 2, hidden});
+  bias.select(1, 1).fill_(options.highway_bias);
+  b = register_parameter("b", bias);
+}
+
+torch::Tensor SruLayerImpl::project(const torch::Tensor& x, const torch::Tensor& mask) {
+  auto B = x.size(0), T = x.size(1);
+  torch::Tensor U;
+  if (options.attention_dim > 0) {
+    auto z = q(x);
+    auto kz = key(z), vz = value(z);
+    auto scores = torch::matmul(z, kz.transpose(1, 2)) /
+                  std::sqrt(static_cast<double>(options.attention_dim));
+    scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e4);
+    auto a = torch::matmul(torch::softmax(scores, -1), vz);
+    U = o(norm(z + alpha * a));
+  } else {
+    U = W(x);
+  }
+  return U.view({B, T, 2, hidden, blocks});
 }
 
 torch::Tensor SruLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask,
                                     const torch::Tensor& lengths) {
   auto B = x.size(0), T = x.size(1);
-  int kk = project_highway ? 4 : 3;
-  torch::Tensor U;
-  if (attention_dim > 0) {
-    auto qx = q(x);
-    auto kx = k(qx), vx = vproj(qx);
-    auto scores =
-        torch::matmul(qx, kx.transpose(1, 2)) / std::sqrt(static_cast<double>(attention_dim));
-    scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e4);
-    auto a = torch::matmul(torch::softmax(scores, -1), vx);
-    U = o(norm(qx + alpha * a));
-  } else {
-    U = W(x);
-  }
-  U = U.view({B, T, 2, hidden, kk});
-  return sru_bidirectional(U, x, v, b, lengths).view({B, T, 2 * hidden});
+  return sru_bidirectional(project(x, mask), x, v, b, lengths, scale_x).view({B, T, 2 * hidden});
 }
 
 }  // namespace kdx::models

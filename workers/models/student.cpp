@@ -11,6 +11,9 @@ StudentConfig student_config_from_json(const nlohmann::json& j) {
   if (c.arch != "lstm" && c.arch != "sru" && c.arch != "srupp")
     throw Error("unknown student architecture '" + c.arch + "' (expected lstm, sru, srupp)");
   c.vocab_size = j.at("vocab_size").get<int>();
+  c.input_vocab = j.value("input_vocab", 0);
+  c.highway_bias = j.value("highway_bias", 0.0);
+  c.rescale = j.value("rescale", false);
   c.emb = j.value("emb", c.emb);
   c.hidden = j.value("hidden", c.hidden);
   c.layers = j.value("layers", c.layers);
@@ -23,11 +26,19 @@ StudentConfig student_config_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json student_config_to_json(const StudentConfig& c) {
-  return {{"arch", c.arch},       {"vocab_size", c.vocab_size},
-          {"emb", c.emb},         {"hidden", c.hidden},
-          {"layers", c.layers},   {"proj", c.proj},
-          {"dropout", c.dropout}, {"teacher_hidden", c.teacher_hidden},
-          {"columns", c.columns}, {"classes", c.classes}};
+  return {{"arch", c.arch},
+          {"vocab_size", c.vocab_size},
+          {"emb", c.emb},
+          {"hidden", c.hidden},
+          {"layers", c.layers},
+          {"proj", c.proj},
+          {"dropout", c.dropout},
+          {"teacher_hidden", c.teacher_hidden},
+          {"columns", c.columns},
+          {"classes", c.classes},
+          {"input_vocab", c.input_vocab},
+          {"highway_bias", c.highway_bias},
+          {"rescale", c.rescale}};
 }
 
 StudentTaggerImpl::StudentTaggerImpl(const StudentConfig& c) : config(c) {
@@ -50,16 +61,23 @@ StudentTaggerImpl::StudentTaggerImpl(const StudentConfig& c) : config(c) {
     }
   } else {
     sru = register_module("sru", torch::nn::ModuleList());
-    int attn = c.arch == "srupp" ? (c.proj > 0 ? c.proj : c.hidden) : 0;
+    SruOptions o;
+    o.attention_dim = c.arch == "srupp" ? (c.proj > 0 ? c.proj : c.hidden) : 0;
+    o.highway_bias = c.highway_bias;
+    o.rescale = c.rescale;
+    o.dropout = c.dropout;  // every layer's output is dropped out (before the next or the head)
     for (int i = 0; i < c.layers; ++i)
-      sru->push_back(SruLayer(i == 0 ? c.emb : 2 * c.hidden, c.hidden, attn));
+      sru->push_back(SruLayer(i == 0 ? c.emb : 2 * c.hidden, c.hidden, o));
   }
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
   head = register_module("head", torch::nn::Linear(2 * c.hidden, c.columns * c.classes));
+  if (c.input_vocab > 0)
+    vocab_map = register_buffer("vocab_map", torch::zeros({c.input_vocab}, torch::kInt64));
 }
 
 torch::Tensor StudentTaggerImpl::embed(const torch::Tensor& ids) {
-  auto x = embedding(ids);
+  auto rows = vocab_map.defined() ? vocab_map.index_select(0, ids.reshape({-1})).view_as(ids) : ids;
+  auto x = embedding(rows);
   if (emb_proj) x = emb_proj(x);
   return x;
 }

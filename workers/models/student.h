@@ -11,13 +11,19 @@ namespace kdx::models {
 
 struct StudentConfig {
   std::string arch = "lstm";  // lstm | sru | srupp
-  int vocab_size = 0;
+  int vocab_size = 0;         // embedding rows
+  // > 0: the model reads token ids of a larger (the teacher's) vocabulary of this size and
+  // maps them to its own rows through `vocab_map` (a trimmed vocabulary); 0: ids are rows.
+  int input_vocab = 0;
   int emb = 128;
   int hidden = 128;
   int layers = 1;
   int proj = 0;  // SRU++ attention size; 0 = hidden
   double dropout = 0.1;
-  int teacher_hidden = 0;  // > 0: embeddings sized like the teacher's, then projected to `emb`
+  double highway_bias = 0.0;  // SRU/SRU++: initial reset-gate bias
+  bool rescale = false;       // SRU/SRU++: scale the highway input
+  // Models of kdx 0.1 only: embeddings sized like the teacher's, then projected to `emb`.
+  int teacher_hidden = 0;
   int columns = 1, classes = 3;
 };
 StudentConfig student_config_from_json(const nlohmann::json& j);
@@ -41,6 +47,7 @@ class StudentTaggerImpl : public TaggerImpl {
   torch::nn::ModuleList sru{nullptr};
   torch::nn::Dropout dropout{nullptr};
   torch::nn::Linear head{nullptr};
+  torch::Tensor vocab_map;  // [input_vocab] int64 -> embedding row; undefined without trimming
 
  private:
   torch::Tensor embed(const torch::Tensor& ids);

@@ -10,6 +10,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/strings.h"
+#include "workers/models/hf_checkpoint.h"
 #include "workers/models/safetensors.h"
 
 namespace kdx::training {
@@ -25,33 +26,47 @@ void fsync_file(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// Parameters, then buffers (the student's vocabulary map is an int64 buffer).
+std::vector<std::pair<std::string, torch::Tensor>> weight_tensors(torch::nn::Module& module) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& item : module.named_parameters()) out.emplace_back(item.key(), item.value());
+  for (auto& item : module.named_buffers()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+}  // namespace
+
 void save_weights(torch::nn::Module& module, const std::string& path) {
-  std::map<std::string, models::RawTensor> out;
-  for (auto& item : module.named_parameters()) {
-    auto t = item.value().detach().to(torch::kCPU).to(torch::kFloat32).contiguous();
-    models::RawTensor r;
-    r.dtype = "F32";
-    r.shape = t.sizes().vec();
-    r.bytes.assign(reinterpret_cast<const char*>(t.data_ptr<float>()),
-                   static_cast<size_t>(t.numel()) * 4);
-    out[item.key()] = std::move(r);
-  }
-  models::write_safetensors(path, out);
+  models::write_weights(module, path);
 }
 
 void load_weights(torch::nn::Module& module, const std::string& path) {
   if (!file_exists(path)) throw Error(path + ": no such weights file");
   auto raw = models::read_safetensors(path);
   torch::NoGradGuard g;
-  for (auto& item : module.named_parameters()) {
-    auto it = raw.find(item.key());
-    if (it == raw.end()) throw Error(path + ": missing tensor " + item.key());
-    auto values = models::to_float32(it->second, path + ": " + item.key());
-    auto src = torch::from_blob(values.data(), it->second.shape, torch::kFloat32);
-    if (src.sizes() != item.value().sizes())
-      throw Error(path + ": tensor " + item.key() + " has shape " + c10::str(src.sizes()) +
-                  ", the model expects " + c10::str(item.value().sizes()));
-    item.value().copy_(src);
+  for (auto& [name, value] : weight_tensors(module)) {
+    auto it = raw.find(name);
+    if (it == raw.end()) throw Error(path + ": missing tensor " + name);
+    auto& r = it->second;
+    torch::Tensor src;
+    std::vector<float> values;
+    if (value.scalar_type() == torch::kInt64) {
+      int64_t n = 1;
+      for (auto d : r.shape) n *= d;
+      if (r.dtype != "I64" || r.bytes.size() != static_cast<size_t>(n) * 8)
+        throw Error(path + ": tensor " + name + " must be I64 with " + std::to_string(n) +
+                    " elements");
+      src = torch::from_blob(const_cast<char*>(r.bytes.data()), r.shape, torch::kInt64);
+    } else {
+      values = models::to_float32(r, path + ": " + name);
+      src = torch::from_blob(values.data(), r.shape, torch::kFloat32);
+    }
+    if (src.sizes() != value.sizes())
+      throw Error(path + ": tensor " + name + " has shape " + c10::str(src.sizes()) +
+                  ", the model expects " + c10::str(value.sizes()));
+    value.copy_(src);
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/sha256.h"
 #include "workers/data/readers.h"
 
@@ -20,6 +21,8 @@ void read_documents(const RunSpec& spec, Prepared& p) {
     else
       p.train_docs.push_back(std::move(all[i]));
   }
+  for (auto& f : spec.unlabeled)
+    for (auto& d : data::read_texts(f)) p.unlabeled_docs.push_back(std::move(d));
   if (spec.files.count("test")) {
     p.test_docs = data::read_dataset(spec.format, spec.files.at("test"));
     int max_test = spec.params.value("max_test_docs", 0);
@@ -44,7 +47,18 @@ std::vector<std::string> dataset_types(const RunSpec& spec,
 void encode_all(const RunSpec& spec, Prepared& p) {
   int window = spec.param_int("window");
   p.train = data::encode_dataset(p.train_docs, *p.tokenizer, p.scheme, window);
+  data::append_unlabelled(p.train, p.unlabeled_docs, *p.tokenizer, window);
   p.dev = data::encode_dataset(p.dev_docs, *p.tokenizer, p.scheme, window);
+  spdlog::info(
+      "data: {} training documents ({} windows, {} of them unlabelled), {} dev, {} test",
+      p.train_docs.size(), p.train.examples.size(),
+      p.train.examples.size() -
+          [&] {
+            size_t n = 0;
+            for (auto& ex : p.train.examples) n += ex.labelled;
+            return n;
+          }(),
+      p.dev_docs.size(), p.test_docs.size());
   p.test = data::encode_dataset(p.test_docs, *p.tokenizer, p.scheme, window);
 }
 
@@ -68,6 +82,9 @@ std::string logits_key(const RunSpec& spec, const std::string& teacher_dir) {
   material += sha256_file_hex(teacher_dir + "/vocab.txt") + "\n";
   material += read_file(teacher_dir + "/tokenizer_config.json") + "\n";
   for (auto& f : spec.files.at("train")) material += sha256_file_hex(f) + "\n";
+  // Unlabelled text changes the cache (its windows follow the labelled ones); a cache
+  // without it keeps the key of kdx 0.1.
+  for (auto& f : spec.unlabeled) material += "unlabeled " + sha256_file_hex(f) + "\n";
   material += spec.params.value("tagging", std::string()) + "\n";
   material += std::to_string(spec.params.value("window", 0)) + "\n";
   material += std::to_string(spec.params.value("max_train_docs", 0)) + "\n";

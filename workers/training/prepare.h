@@ -14,6 +14,7 @@ namespace kdx::training {
 
 struct Prepared {
   std::vector<data::Document> train_docs, dev_docs, test_docs;
+  std::vector<data::Document> unlabeled_docs;  // the run's unlabeled files (KD only)
   std::vector<std::string> types;
   std::unique_ptr<data::Tokenizer> tokenizer;
   data::TagScheme scheme;
@@ -26,7 +27,8 @@ void read_documents(const RunSpec& spec, Prepared& p);
 // Entity types: RuNNE's ners.txt, RuREBus's fixed eight, else those in the training data.
 std::vector<std::string> dataset_types(const RunSpec& spec,
                                        const std::vector<data::Document>& train);
-// Tokenizes and encodes all three splits with `p.tokenizer` and `p.scheme`.
+// Tokenizes and encodes all three splits with `p.tokenizer` and `p.scheme`; unlabelled
+// documents are appended to `p.train` as distillation-only examples.
 void encode_all(const RunSpec& spec, Prepared& p);
 
 // Teacher-side tokenizer files in a checkpoint directory: vocab.txt + tokenizer_config.json.

@@ -31,21 +31,44 @@ RunSpec read_run_spec(const std::string& path) {
   s.id = str("id");
   s.experiment = str("experiment");
   s.stage = str("stage");
-  if (s.stage != "teacher" && s.stage != "logits" && s.stage != "student")
-    throw Error(path + ": field \"stage\": '" + s.stage + "' is not teacher, logits or student");
+  if (s.stage != "pretrain" && s.stage != "teacher" && s.stage != "logits" && s.stage != "student")
+    throw Error(path + ": field \"stage\": '" + s.stage +
+                "' is not pretrain, teacher, logits or student");
   s.run_dir = str("run_dir");
   s.teacher_dir = j.value("teacher_dir", "");
   s.logits_dir = j.value("logits_dir", "");
-  auto& ds = field(j, "dataset", path);
-  s.dataset = ds.value("name", "");
-  s.format = ds.value("format", "");
-  for (auto split : {"train", "dev", "test"})
-    if (ds.contains(split)) s.files[split] = ds[split].get<std::vector<std::string>>();
-  if (!s.files.count("train")) throw Error(path + ": dataset has no train files");
+  s.pretrain_dir = j.value("pretrain_dir", "");
+  auto strings = [&](const nlohmann::json& v, const std::string& name) {
+    if (!v.is_array()) throw Error(path + ": field \"" + name + "\" must be a list of paths");
+    std::vector<std::string> out;
+    for (auto& e : v) {
+      if (!e.is_string()) throw Error(path + ": field \"" + name + "\" must be a list of paths");
+      out.push_back(e.get<std::string>());
+    }
+    return out;
+  };
+  if (j.contains("unlabeled")) s.unlabeled = strings(j["unlabeled"], "unlabeled");
+  if (s.stage == "pretrain") {
+    s.corpus = strings(field(j, "corpus", path), "corpus");
+    if (s.corpus.empty()) throw Error(path + ": field \"corpus\" is empty");
+    if (j.contains("test_splits") && j["test_splits"].is_array())
+      for (auto& t : j["test_splits"])
+        s.test_splits.push_back(
+            {t.value("dataset", ""), t.value("format", ""),
+             strings(t.value("files", nlohmann::json::array()), "test_splits")});
+  } else {
+    auto& ds = field(j, "dataset", path);
+    if (!ds.is_object()) throw Error(path + ": field \"dataset\" must be an object");
+    s.dataset = ds.value("name", "");
+    s.format = ds.value("format", "");
+    for (auto split : {"train", "dev", "test"})
+      if (ds.contains(split)) s.files[split] = strings(ds[split], std::string("dataset.") + split);
+    if (!s.files.count("train")) throw Error(path + ": dataset has no train files");
+  }
   s.params = field(j, "params", path);
   if (!s.params.is_object()) throw Error(path + ": field \"params\" must be an object");
   if (j.contains("resources")) s.cpus = j["resources"].value("cpus", 1);
-  if (s.stage != "teacher" && s.teacher_dir.empty())
+  if (s.stage != "teacher" && s.stage != "pretrain" && s.teacher_dir.empty())
     throw Error(path + ": a " + s.stage + " run needs \"teacher_dir\"");
   return s;
 }

@@ -11,11 +11,19 @@ namespace kdx::training {
 
 struct RunSpec {
   std::string path;                   // of run.json
-  std::string id, experiment, stage;  // stage: teacher | logits | student
+  std::string id, experiment, stage;  // stage: pretrain | teacher | logits | student
   std::string run_dir, teacher_dir, logits_dir;
+  std::string pretrain_dir;  // a teacher's pretrained encoder (the pretrain run), else empty
   std::string dataset, format;
   std::map<std::string, std::vector<std::string>> files;  // train / dev / test -> absolute paths
-  nlohmann::json params;                                  // resolved stage parameters
+  std::vector<std::string> unlabeled;  // logits and KD students: unlabelled text to distil on
+  std::vector<std::string> corpus;     // pretrain: the text to pretrain on
+  struct TestSplit {
+    std::string dataset, format;
+    std::vector<std::string> files;
+  };
+  std::vector<TestSplit> test_splits;  // pretrain: every test split of the experiment
+  nlohmann::json params;               // resolved stage parameters
   int cpus = 1;
 
   // Typed parameter access; throws kdx::Error "run.json: params.<key>: ..." when absent or

@@ -6,17 +6,24 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "workers/data/readers.h"
+#include "workers/data/test_leak.h"
 #include "workers/data/vocab_builder.h"
 #include "workers/data/writers.h"
 #include "workers/evaluation/latency.h"
 #include "workers/evaluation/predict.h"
 #include "workers/models/bert.h"
+#include "workers/models/bert_mlm.h"
 #include "workers/models/hf_checkpoint.h"
 #include "workers/models/safetensors.h"
 #include "workers/models/student.h"
 #include "workers/training/checkpoint.h"
 #include "workers/training/logits_cache.h"
+#include "workers/training/mlm_task.h"
+#include "workers/training/oracle.h"
 #include "workers/training/prepare.h"
+#include "workers/training/student_init.h"
+#include "workers/training/tagging_task.h"
 #include "workers/training/trainer.h"
 
 namespace kdx::training {
@@ -41,14 +48,24 @@ TrainerOptions trainer_options(const RunSpec& spec, const StageOptions& so) {
   o.checkpoint_dir = spec.run_dir + "/checkpoint";
   o.best_weights = spec.run_dir + "/best.safetensors";
   o.metrics_path = spec.run_dir + "/metrics.jsonl";
+  o.progress_path = spec.run_dir + "/progress.json";
+  o.stage = spec.stage;
   o.max_steps = so.max_steps;
   o.quiet = so.quiet;
+  return o;
+}
+
+Objective objective_of(const RunSpec& spec) {
+  Objective o;
   if (spec.params.contains("loss")) {
     auto& l = spec.params["loss"];
     o.ce_weight = l.value("ce_weight", 1.0);
     o.kd_weight = l.value("kd_weight", 0.0);
-    o.kd_loss = l.value("kd_loss", std::string("mse"));
+    o.kd_loss = l.value("kd_loss", std::string("kl"));
     o.temperature = l.value("temperature", 1.0);
+    if (!known_kd_loss(o.kd_loss))
+      throw Error(spec.path + ": params.loss.kd_loss: '" + o.kd_loss +
+                  "' is not one of: kl, mse, mse_prob");
   }
   return o;
 }
@@ -100,13 +117,15 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
   metrics["allreduce_ms_per_step"] = trainer.allreduce_ms_per_step();
   metrics["steps"] = state.step;
   metrics["epochs"] = state.epoch;
-  metrics["best_dev_f1"] = state.best_dev_f1;
+  metrics["best_dev_f1"] = state.best_score;
+  metrics["best_epoch"] = state.best_epoch;
   metrics["train_seconds"] = state.elapsed_s;
-  nlohmann::json result = {{"status", "ok"},
-                           {"stage", spec.stage},
-                           {"run", spec.id},
-                           {"metrics", metrics},
-                           {"files", files}};
+  nlohmann::json warnings = nlohmann::json::array();
+  if (state.best_score == 0)
+    warnings.push_back("dev F1 was 0 in every epoch (" + std::to_string(state.epoch) +
+                       "): the model never found a dev entity; try another lr or more epochs");
+  nlohmann::json result = {{"status", "ok"},     {"stage", spec.stage},  {"run", spec.id},
+                           {"metrics", metrics}, {"warnings", warnings}, {"files", files}};
   write_file_atomic(spec.run_dir + "/result.json", result.dump(2) + "\n");
 }
 
@@ -142,7 +161,8 @@ void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   models::Tagger tagger;
   p.scheme = data::make_scheme(spec.param_string("tagging"), p.types);
   torch::manual_seed(static_cast<uint64_t>(spec.param_int("seed")));
-  std::string init = spec.params.value("init_from", std::string());
+  std::string init =
+      spec.pretrain_dir.empty() ? spec.params.value("init_from", std::string()) : spec.pretrain_dir;
   if (!init.empty()) {
     auto ck = models::read_hf_checkpoint(init);
     p.tokenizer = load_tokenizer(init);
@@ -163,6 +183,7 @@ void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const Stage
     c.intermediate = spec.param_int("ffn");
     c.dropout = c.attention_dropout = spec.param_double("dropout");
     c.max_position = std::max(512, spec.param_int("window"));
+    c.initializer_range = spec.params.value("init_range", 0.02);
     if (c.hidden % c.heads != 0)
       throw Error(spec.path + ": params.hidden must be a multiple of params.heads");
     tagger = std::make_shared<models::BertTaggerImpl>(c, p.scheme.columns(), p.scheme.classes());
@@ -171,7 +192,8 @@ void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   encode_all(spec, p);
   TrainData td{&p.train,    &p.dev, &p.dev_docs, nullptr, p.tokenizer->vocab().pad(),
                spec.format, p.types};
-  Trainer trainer(tagger, trainer_options(spec, so), td, reducer);
+  TaggingTask task(tagger, td, Objective{});
+  Trainer trainer(tagger, task, trainer_options(spec, so), reducer);
   auto state = trainer.run();
   if (reducer.rank != 0) return;
   struct stat st;
@@ -205,6 +227,7 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   keyed.params["tagging"] = tagging;
   int window = keyed.params["window"];
   p.train = data::encode_dataset(p.train_docs, *p.tokenizer, p.scheme, window);
+  data::append_unlabelled(p.train, p.unlabeled_docs, *p.tokenizer, window);
   if (reducer.rank != 0) return;
   teacher->eval();
   bool fp16 = spec.params.value("precision", std::string("fp16")) == "fp16";
@@ -212,7 +235,23 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   LogitsWriter w(spec.run_dir + "/logits.bin", key, teacher->columns * teacher->classes, fp16);
   int pad = p.tokenizer->vocab().pad();
   long rows = 0;
-  for (size_t start = 0; start < p.train.examples.size(); start += 32) {
+  std::string source = spec.params.value("source", std::string("teacher"));
+  if (source != "teacher" && source != "oracle")
+    throw Error(spec.path + ": params.source: '" + source + "' is not teacher or oracle");
+  if (source == "oracle" && !p.unlabeled_docs.empty())
+    throw Error(spec.path +
+                ": an oracle cache is made from gold tags, and unlabeled text has "
+                "none: drop the dataset's unlabeled files or use source: teacher");
+  if (source == "oracle") {
+    std::mt19937_64 rng(static_cast<uint64_t>(spec.params.value("seed", 1)));
+    double margin = spec.params.value("oracle_margin", 4.0);
+    double noise = spec.params.value("oracle_noise", 0.0);
+    for (auto& ex : p.train.examples) {
+      w.add(ex.ids, oracle_logits(ex, p.scheme.columns(), p.scheme.classes(), margin, noise, rng));
+      rows += static_cast<long>(ex.ids.size());
+    }
+  }
+  for (size_t start = 0; source == "teacher" && start < p.train.examples.size(); start += 32) {
     std::vector<int> idx;
     for (size_t i = start; i < std::min(p.train.examples.size(), start + 32); ++i)
       idx.push_back(static_cast<int>(i));
@@ -228,9 +267,11 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   }
   w.commit();
   nlohmann::json metrics = {{"examples", p.train.examples.size()},
+                            {"unlabeled_docs", p.unlabeled_docs.size()},
                             {"rows", rows},
                             {"size_mb", file_mb(spec.run_dir + "/logits.bin")},
                             {"key", key},
+                            {"source", source},
                             {"precision", fp16 ? "fp16" : "fp32"}};
   nlohmann::json result = {{"status", "ok"},
                            {"stage", "logits"},
@@ -259,34 +300,12 @@ void run_student(const RunSpec& spec, distributed::Reducer& reducer, const Stage
     throw Error(spec.path + ": params.tagging '" + spec.param_string("tagging") +
                 "' does not match the teacher's output layout");
 
-  models::StudentConfig c;
-  c.arch = spec.param_string("arch");
-  c.vocab_size = static_cast<int>(p.tokenizer->vocab().size());
-  c.emb = spec.param_int("emb");
-  c.hidden = spec.param_int("hidden");
-  c.layers = spec.param_int("layers");
-  c.proj = spec.param_int("proj");
-  c.dropout = spec.param_double("dropout");
-  c.columns = p.scheme.columns();
-  c.classes = p.scheme.classes();
-  int teacher_hidden =
-      teacher_desc.contains("bert") ? teacher_desc["bert"].value("hidden_size", 0) : 0;
-  if (spec.param_bool("init_embedding")) c.teacher_hidden = teacher_hidden;
-  torch::manual_seed(static_cast<uint64_t>(spec.param_int("seed")));
-  auto student = std::make_shared<models::StudentTaggerImpl>(c);
-  if (c.teacher_hidden > 0) {
-    auto raw = models::read_safetensors(spec.teacher_dir + "/model.safetensors");
-    auto it = raw.find("bert.embeddings.word_embeddings.weight");
-    if (it == raw.end())
-      throw Error(spec.teacher_dir + "/model.safetensors: no word embeddings to initialise from");
-    auto values = models::to_float32(it->second, it->first);
-    torch::NoGradGuard g;
-    student->embedding->weight.copy_(
-        torch::from_blob(values.data(), it->second.shape, torch::kFloat32));
-  }
+  auto student = make_student(spec, p, spec.teacher_dir);
+  const auto& c = student->config;
   TrainerOptions opt = trainer_options(spec, so);
+  Objective objective = objective_of(spec);
   std::unique_ptr<LogitsCache> cache;
-  if (opt.kd_weight != 0) {
+  if (objective.kd_weight != 0) {
     if (spec.logits_dir.empty())
       throw Error(spec.path + ": loss.kd_weight is not 0 but the run has no logits_dir");
     cache = std::make_unique<LogitsCache>(spec.logits_dir + "/logits.bin",
@@ -298,7 +317,8 @@ void run_student(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   }
   TrainData td{&p.train,    &p.dev, &p.dev_docs, cache.get(), p.tokenizer->vocab().pad(),
                spec.format, p.types};
-  Trainer trainer(student, opt, td, reducer);
+  TaggingTask task(student, td, objective);
+  Trainer trainer(student, task, opt, reducer);
   auto state = trainer.run();
   if (reducer.rank != 0) return;
   struct stat st;
@@ -306,11 +326,90 @@ void run_student(const RunSpec& spec, distributed::Reducer& reducer, const Stage
     load_weights(*student, spec.run_dir + "/best.safetensors");
   write_model_files(*student, spec.run_dir, p.types);
   save_tokenizer(*p.tokenizer, spec.run_dir);
-  finish(spec, *student, p, so, {{"arch", c.arch}, {"kd_weight", opt.kd_weight}}, trainer, state);
+  finish(spec, *student, p, so, {{"arch", c.arch}, {"kd_weight", objective.kd_weight}}, trainer,
+         state);
+}
+
+void run_pretrain(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& so) {
+  std::vector<data::Document> corpus;
+  for (auto& f : spec.corpus)
+    for (auto& d : data::read_texts(f)) corpus.push_back(std::move(d));
+  if (corpus.empty()) throw Error(spec.path + ": the pretraining corpus has no documents");
+  std::vector<data::TestSplit> tests;
+  for (auto& t : spec.test_splits) tests.push_back({t.dataset, t.format, t.files});
+  if (auto leak = data::find_test_leak(spec.corpus, tests))
+    throw Error(spec.path + ": corpus: " + leak->message());
+
+  std::string init = spec.params.value("init_from", std::string());
+  std::unique_ptr<data::Tokenizer> tokenizer;
+  models::BertConfig c;
+  std::optional<models::HfCheckpoint> ck;
+  if (!init.empty()) {
+    ck = models::read_hf_checkpoint(init);
+    c = ck->config;
+    tokenizer = load_tokenizer(init);
+  } else {
+    data::TokenizerOptions to;
+    to.lowercase = spec.param_bool("lowercase");
+    tokenizer = std::make_unique<data::Tokenizer>(
+        data::build_vocab(corpus, static_cast<size_t>(spec.param_int("vocab_size")), to), to);
+    c.vocab_size = static_cast<int>(tokenizer->vocab().size());
+    c.hidden = spec.param_int("hidden");
+    c.layers = spec.param_int("layers");
+    c.heads = spec.param_int("heads");
+    c.intermediate = spec.param_int("ffn");
+    c.max_position = std::max(512, spec.param_int("window"));
+    c.initializer_range = spec.params.value("init_range", 0.02);
+    if (c.hidden % c.heads != 0)
+      throw Error(spec.path + ": params.hidden must be a multiple of params.heads");
+  }
+  c.dropout = c.attention_dropout = spec.param_double("dropout");
+  if (tokenizer->vocab().id("[MASK]") < 0)
+    throw Error((init.empty() ? spec.path : init + "/vocab.txt") +
+                ": the vocabulary has no [MASK] token, which masked-language pretraining needs");
+  torch::manual_seed(static_cast<uint64_t>(spec.param_int("seed")));
+  auto model = models::BertMlm(c);
+  if (ck) models::load_hf_weights(*model, *ck, init, "cls.");
+  if (reducer.rank == 0) save_tokenizer(*tokenizer, spec.run_dir);
+
+  auto data =
+      make_mlm_data(corpus, *tokenizer, spec.param_int("window"), spec.param_int("heldout_every"));
+  MlmOptions mo;
+  mo.mask_prob = spec.param_double("mask_prob");
+  mo.whole_word = spec.param_bool("whole_word_mask");
+  mo.seed = static_cast<uint64_t>(spec.param_int("seed"));
+  MlmTask task(model, data, mo);
+  Trainer trainer(model.ptr(), task, trainer_options(spec, so), reducer);
+  auto state = trainer.run();
+  if (reducer.rank != 0) return;
+  if (file_exists(spec.run_dir + "/best.safetensors"))
+    load_weights(*model, spec.run_dir + "/best.safetensors");
+  models::save_mlm_checkpoint(*model, spec.run_dir);
+  nlohmann::json metrics = {{"mlm_accuracy", state.best_score},
+                            {"corpus_docs", corpus.size()},
+                            {"train_windows", data.train.size()},
+                            {"heldout_windows", data.heldout.size()},
+                            {"train_tokens_per_epoch", data.train_tokens()},
+                            {"vocab_size", c.vocab_size},
+                            {"params", models::parameter_count(*model->bert)},
+                            {"train_tokens_per_s", trainer.tokens_per_second()},
+                            {"allreduce_ms_per_step", trainer.allreduce_ms_per_step()},
+                            {"steps", state.step},
+                            {"epochs", state.epoch},
+                            {"best_epoch", state.best_epoch},
+                            {"train_seconds", state.elapsed_s}};
+  nlohmann::json result = {{"status", "ok"},
+                           {"stage", "pretrain"},
+                           {"run", spec.id},
+                           {"metrics", metrics},
+                           {"warnings", nlohmann::json::array()},
+                           {"files", {{"model", spec.run_dir + "/model.safetensors"}}}};
+  write_file_atomic(spec.run_dir + "/result.json", result.dump(2) + "\n");
 }
 
 void run_stage(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& so) {
   ::mkdir(spec.run_dir.c_str(), 0755);
+  if (spec.stage == "pretrain") return run_pretrain(spec, reducer, so);
   if (spec.stage == "teacher") return run_teacher(spec, reducer, so);
   if (spec.stage == "logits") return run_logits(spec, reducer, so);
   return run_student(spec, reducer, so);

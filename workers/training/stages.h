@@ -1,4 +1,4 @@
-// The three stages a run.json can ask for. Each reads the run's inputs, trains or
+// The four stages a run.json can ask for. Each reads the run's inputs, trains or
 // computes, and (rank 0 only) writes its artefacts and, last, result.json.
 #pragma once
 
@@ -14,6 +14,7 @@ struct StageOptions {
   int max_steps = 0;  // tests: stop early
 };
 
+void run_pretrain(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& options);
 void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& options);
 void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& options);
 void run_student(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& options);

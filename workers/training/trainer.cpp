@@ -10,9 +10,10 @@
 #include <fstream>
 #include <random>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/strings.h"
-#include "workers/evaluation/predict.h"
 #include "workers/training/checkpoint.h"
 
 namespace kdx::training {
@@ -31,20 +32,16 @@ std::vector<int> epoch_order(size_t examples, uint64_t seed, int epoch) {
   return order;
 }
 
-Trainer::Trainer(models::Tagger tagger, TrainerOptions options, TrainData data,
+Trainer::Trainer(std::shared_ptr<torch::nn::Module> model, Task& task, TrainerOptions options,
                  distributed::Reducer& reducer)
-    : tagger_(std::move(tagger)), opt_(std::move(options)), data_(data), reducer_(reducer) {
+    : model_(std::move(model)), task_(task), opt_(std::move(options)), reducer_(reducer) {
   optimizer_ = std::make_unique<torch::optim::AdamW>(
-      tagger_->parameters(), torch::optim::AdamWOptions(opt_.lr).weight_decay(opt_.weight_decay));
-  long per_epoch =
-      (static_cast<long>(data_.train->examples.size()) + opt_.batch_size - 1) / opt_.batch_size;
+      model_->parameters(), torch::optim::AdamWOptions(opt_.lr).weight_decay(opt_.weight_decay));
+  long per_epoch = (static_cast<long>(task_.size()) + opt_.batch_size - 1) / opt_.batch_size;
   total_steps_ = per_epoch * opt_.epochs;
   // KDX_BUCKET_MB: gradient bucket size for the all-reduce; 0 = one all-reduce per parameter.
   if (const char* mb = std::getenv("KDX_BUCKET_MB"))
     bucket_bytes_ = static_cast<size_t>(std::atof(mb) * (1 << 20));
-  if (opt_.kd_weight != 0 && !data_.teacher)
-    throw Error("kd_weight is " + std::to_string(opt_.kd_weight) +
-                " but no teacher logits cache was given");
 }
 
 double Trainer::lr_at(long step) const {
@@ -55,69 +52,33 @@ double Trainer::lr_at(long step) const {
   return opt_.lr * std::max(0.0, std::min(1.0, left));
 }
 
-double Trainer::train_step(const std::vector<int>& global_batch, long step, bool& stop) {
-  const auto& train = *data_.train;
-  const int cols = train.scheme.columns(), classes = train.scheme.classes();
-  // Normalisers from the whole global batch, which every rank knows: the summed gradients
-  // of N ranks then equal one rank's gradient on the whole batch.
-  double tag_cells = 0, tokens = 0;
-  for (int e : global_batch) {
-    auto& ex = train.examples[static_cast<size_t>(e)];
-    tokens += static_cast<double>(ex.ids.size());
-    for (int t : ex.tags) tag_cells += t != data::kIgnoreTag;
-  }
+double Trainer::train_step(const std::vector<int>& global_batch, long step, int epoch,
+                           std::vector<std::pair<std::string, double>>& terms, bool& stop) {
   std::vector<int> mine;
   for (size_t i = static_cast<size_t>(reducer_.rank); i < global_batch.size();
        i += static_cast<size_t>(reducer_.world))
     mine.push_back(global_batch[i]);
-
   torch::manual_seed(opt_.seed * 7919ULL +
                      static_cast<uint64_t>(step) * static_cast<uint64_t>(reducer_.world) +
                      static_cast<uint64_t>(reducer_.rank));
+  auto l = task_.loss(global_batch, mine, step, epoch);
   double local_loss = 0;
-  if (!mine.empty()) {
-    auto b = data::make_batch(train, mine, data_.pad_id);
-    auto ids = torch::from_blob(b.ids.data(), {b.size, b.len}, torch::kInt64);
-    auto mask = torch::from_blob(b.mask.data(), {b.size, b.len}, torch::kInt64);
-    auto tags = torch::from_blob(b.tags.data(), {b.size * b.len * cols}, torch::kInt64);
-    auto logits = tagger_->forward(ids, mask);  // [b, T, cols * classes]
-    auto ce = torch::nll_loss(torch::log_softmax(logits.reshape({-1, classes}), -1), tags, {},
-                              at::Reduction::Sum, data::kIgnoreTag) /
-              tag_cells;
-    auto loss = opt_.ce_weight * ce;
-    if (opt_.kd_weight != 0) {
-      std::vector<torch::Tensor> rows;
-      for (int r = 0; r < b.size; ++r) {
-        auto& ex = train.examples[static_cast<size_t>(mine[static_cast<size_t>(r)])];
-        auto t = data_.teacher->get(static_cast<size_t>(mine[static_cast<size_t>(r)]), ex.ids);
-        rows.push_back(torch::constant_pad_nd(t, {0, 0, 0, b.len - t.size(0)}));
-      }
-      auto teacher = torch::stack(rows);  // [b, T, cols * classes]
-      auto m = mask.to(torch::kFloat32).unsqueeze(-1);
-      torch::Tensor kd;
-      if (opt_.kd_loss == "kl") {
-        double T = opt_.temperature;
-        auto s = torch::log_softmax(logits.view({b.size, b.len, cols, classes}) / T, -1);
-        auto p = torch::softmax(teacher.view({b.size, b.len, cols, classes}) / T, -1);
-        auto kl = (p * (torch::log(p + 1e-12) - s)).sum(-1).sum(-1, true);  // [b, T, 1]
-        kd = (kl * m).sum() * (T * T) / (tokens * cols);
-      } else {
-        kd = ((logits - teacher).pow(2) * m).sum() / (tokens * cols * classes);
-      }
-      loss = loss + opt_.kd_weight * kd;
-    }
-    loss.backward();
-    local_loss = loss.item<double>();
+  if (l.total.defined()) {
+    l.total.backward();
+    local_loss = l.total.item<double>();
   }
-  auto params = tagger_->parameters();
+  auto params = model_->parameters();
   auto t0 = std::chrono::steady_clock::now();
   distributed::sync_gradients(reducer_, params, bucket_bytes_);
   sync_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ++sync_steps_;
-  auto reduced =
-      distributed::allreduce_scalars(reducer_, {local_loss, g_stop_signal.load() ? 1.0 : 0.0});
+  std::vector<double> scalars = {local_loss, g_stop_signal.load() ? 1.0 : 0.0};
+  for (auto& t : l.terms) scalars.push_back(t.second);
+  auto reduced = distributed::allreduce_scalars(reducer_, scalars);
   double global_loss = reduced[0];
   stop = reduced[1] > 0;
+  terms = l.terms;
+  for (size_t i = 0; i < terms.size(); ++i) terms[i].second = reduced[2 + i];
   if (!std::isfinite(global_loss)) return global_loss;
   if (opt_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, opt_.grad_clip);
   for (auto& g : optimizer_->param_groups())
@@ -127,34 +88,50 @@ double Trainer::train_step(const std::vector<int>& global_batch, long step, bool
   return global_loss;
 }
 
-double Trainer::evaluate_dev() {
-  if (!data_.dev || data_.dev->examples.empty()) return -1;
-  auto pred = evaluation::predict(*tagger_, *data_.dev, data_.pad_id);
-  return evaluation::score(data_.format, *data_.dev_gold, pred, data_.types).mention.f1;
+void Trainer::write_progress(const TrainingState& s, double tokens_per_s, double eta_s,
+                             double loss) {
+  if (reducer_.rank != 0 || opt_.progress_path.empty()) return;
+  nlohmann::json p = {
+      {"stage", opt_.stage},
+      {"epoch", s.epoch + 1},
+      {"epochs", opt_.epochs},
+      {"step", s.step},
+      {"total_steps", total_steps_},
+      {"tokens_per_s", tokens_per_s},
+      {"eta_s", eta_s},
+      {"loss", std::isfinite(loss) ? nlohmann::json(loss) : nlohmann::json()},
+      {"best_score", s.best_score >= 0 ? nlohmann::json(s.best_score) : nlohmann::json()},
+      {"updated",
+       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()}};
+  try {
+    write_file_atomic(opt_.progress_path, p.dump() + "\n");
+  } catch (const Error& e) {
+    spdlog::debug("progress.json not written: {}", e.what());  // progress is best effort
+  }
 }
 
 void Trainer::write_checkpoint(const TrainingState& s) {
   if (reducer_.rank != 0 || opt_.checkpoint_dir.empty()) return;
-  save_checkpoint(opt_.checkpoint_dir, *tagger_, *optimizer_, s);
+  save_checkpoint(opt_.checkpoint_dir, *model_, *optimizer_, s);
 }
 
 TrainingState Trainer::run() {
   TrainingState s;
   if (!opt_.checkpoint_dir.empty()) {
-    if (auto resumed = load_checkpoint(opt_.checkpoint_dir, *tagger_, *optimizer_)) {
+    if (auto resumed = load_checkpoint(opt_.checkpoint_dir, *model_, *optimizer_)) {
       s = *resumed;
-      if (reducer_.rank == 0 && !opt_.quiet)
-        std::fprintf(stderr, "kdx-worker: resuming from %s at epoch %d, step %ld\n",
-                     opt_.checkpoint_dir.c_str(), s.epoch + 1, s.step);
+      if (!opt_.quiet)
+        spdlog::info("resuming from {} at epoch {}, step {}", opt_.checkpoint_dir, s.epoch + 1,
+                     s.step);
     }
   }
-  distributed::sync_parameters(reducer_, tagger_->parameters());
-  tagger_->train();
-  const long n = static_cast<long>(data_.train->examples.size());
+  distributed::sync_parameters(reducer_, model_->parameters());
+  model_->train();
+  const long n = static_cast<long>(task_.size());
   const long per_epoch = (n + opt_.batch_size - 1) / opt_.batch_size;
   const bool tty = ::isatty(STDERR_FILENO) && reducer_.rank == 0 && !opt_.quiet;
   auto started = std::chrono::steady_clock::now();
-  double last_print = 0;
+  double last_print = 0, last_progress = -1e9;
   long tokens_here = 0, steps_here = 0;
   auto elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -163,12 +140,14 @@ TrainingState Trainer::run() {
   while (!s.finished && s.epoch < opt_.epochs) {
     auto order = epoch_order(static_cast<size_t>(n), opt_.seed, s.epoch);
     double loss_sum = 0;
+    std::vector<std::pair<std::string, double>> term_sums;
     int loss_n = 0;
     for (long k = s.batch_in_epoch; k < per_epoch; ++k) {
       std::vector<int> batch(order.begin() + k * opt_.batch_size,
                              order.begin() + std::min(n, (k + 1) * opt_.batch_size));
       bool stop = false;
-      double loss = train_step(batch, s.step, stop);
+      std::vector<std::pair<std::string, double>> terms;
+      double loss = train_step(batch, s.step, s.epoch, terms, stop);
       if (!std::isfinite(loss))
         throw Error("loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") + " at step " +
                     std::to_string(s.step + 1) + " (epoch " + std::to_string(s.epoch + 1) +
@@ -177,8 +156,7 @@ TrainingState Trainer::run() {
                          ? std::string()
                          : "; the last good checkpoint is kept in " + opt_.checkpoint_dir));
       long batch_tokens = 0;
-      for (int e : batch)
-        batch_tokens += static_cast<long>(data_.train->examples[static_cast<size_t>(e)].ids.size());
+      for (int e : batch) batch_tokens += task_.tokens(static_cast<size_t>(e));
       s.tokens += batch_tokens;
       tokens_here += batch_tokens;
       ++s.step;
@@ -186,22 +164,36 @@ TrainingState Trainer::run() {
       s.batch_in_epoch = static_cast<int>(k + 1);
       s.last_loss = loss;
       loss_sum += loss;
+      if (term_sums.empty())
+        term_sums = terms;
+      else
+        for (size_t i = 0; i < terms.size(); ++i) term_sums[i].second += terms[i].second;
       ++loss_n;
       double t = elapsed();
       tokens_per_s_ = t > 0 ? static_cast<double>(tokens_here) / t : 0;
+      const double per_step = t / static_cast<double>(std::max<long>(1, steps_here));
+      const double eta = per_step * static_cast<double>(total_steps_ - s.step);
+      if (t - last_progress > 2) {
+        write_progress(s, tokens_per_s_, eta, loss);
+        last_progress = t;
+      }
       if (reducer_.rank == 0 && !opt_.quiet && (tty ? t - last_print > 0.2 : t - last_print > 30)) {
-        long done = s.step, total = total_steps_;
-        double per_step = t / static_cast<double>(std::max<long>(1, steps_here));
         char loss_text[32];
         std::snprintf(loss_text, sizeof loss_text, "%.4f", loss);
-        std::string line =
-            "epoch " + std::to_string(s.epoch + 1) + "/" + std::to_string(opt_.epochs) + " step " +
-            std::to_string(done) + "/" + std::to_string(total) + " " +
-            std::to_string(static_cast<long>(tokens_per_s_)) + " tok/s loss " + loss_text +
-            " ETA " + format_duration(per_step * static_cast<double>(total - done));
-        std::fprintf(stderr, tty ? "\r\033[K%s" : "%s\n", line.c_str());
+        std::string line = "epoch " + std::to_string(s.epoch + 1) + "/" +
+                           std::to_string(opt_.epochs) + " step " + std::to_string(s.step) + "/" +
+                           std::to_string(total_steps_) + " " +
+                           std::to_string(static_cast<long>(tokens_per_s_)) + " tok/s loss " +
+                           loss_text + " ETA " + format_duration(eta);
+        // A terminal gets a bar redrawn in place; a log file gets a timestamped line.
+        if (tty)
+          std::fprintf(stderr, "\r\033[K%s", line.c_str());
+        else
+          spdlog::info("{}", line);
         last_print = t;
       }
+      if (spdlog::should_log(spdlog::level::trace))
+        spdlog::trace("step {} loss {:.5f} lr {:.3g}", s.step, loss, lr_at(s.step - 1));
       if (stop) {
         // Every rank saw the same flag in the step's all-reduce: all stop after this step.
         s.elapsed_s += elapsed();
@@ -216,27 +208,43 @@ TrainingState Trainer::run() {
       }
     }
     if (tty) std::fprintf(stderr, "\n");
-    double dev_f1 = evaluate_dev();
-    bool improved = dev_f1 > s.best_dev_f1 || dev_f1 < 0;
-    if (improved) {
-      s.best_dev_f1 = dev_f1;
+    auto ev = task_.evaluate();
+    // Ties go to the later epoch: with equal held-out scores the longer-trained weights are
+    // kept, and a run whose dev F1 stays 0 does not keep its first, barely trained, epoch.
+    bool improved = ev.score < 0 || ev.score > s.best_score + 1e-12;
+    if (improved || ev.score >= s.best_score) {
+      s.best_score = std::max(ev.score, s.best_score);
       s.best_step = s.step;
-      s.epochs_without_improvement = 0;
+      s.best_epoch = s.epoch + 1;
       if (reducer_.rank == 0 && !opt_.best_weights.empty())
-        save_weights(*tagger_, opt_.best_weights);
-    } else {
-      ++s.epochs_without_improvement;
+        save_weights(*model_, opt_.best_weights);
     }
+    // Patience counts only once the score has left 0: a model that has not yet found a single
+    // dev entity is still learning, not converged (small students often need a few epochs).
+    if (improved || s.best_score <= 0)
+      s.epochs_without_improvement = 0;
+    else
+      ++s.epochs_without_improvement;
     if (reducer_.rank == 0 && !opt_.metrics_path.empty()) {
-      nlohmann::json m = {{"epoch", s.epoch + 1},
-                          {"step", s.step},
-                          {"train_loss", loss_n ? loss_sum / loss_n : 0.0},
-                          {"dev_f1", dev_f1 >= 0 ? nlohmann::json(dev_f1) : nlohmann::json()},
-                          {"lr", lr_at(std::max<long>(0, s.step - 1))},
-                          {"tokens_per_s", tokens_per_s_},
-                          {"elapsed_s", s.elapsed_s + elapsed()}};
+      double steps = loss_n ? loss_n : 1;
+      nlohmann::json m = {
+          {"epoch", s.epoch + 1}, {"step", s.step}, {"train_loss", loss_sum / steps}};
+      for (auto& [name, sum] : term_sums) m[name] = sum / steps;
+      for (auto& [name, value] : ev.fields.items()) m[name] = value;
+      m["lr"] = lr_at(std::max<long>(0, s.step - 1));
+      m["tokens_per_s"] = tokens_per_s_;
+      m["elapsed_s"] = s.elapsed_s + elapsed();
       std::ofstream(opt_.metrics_path, std::ios::app) << m.dump() << "\n";
-      if (!opt_.quiet) std::fprintf(stderr, "kdx-worker: %s\n", m.dump().c_str());
+    }
+    if (!opt_.quiet) {
+      std::string fields;
+      for (auto& [name, sum] : term_sums)
+        fields += fmt::format(" {} {:.4f}", name, sum / std::max(1, loss_n));
+      for (auto& [name, value] : ev.fields.items())
+        if (value.is_number()) fields += fmt::format(" {} {:.4f}", name, value.get<double>());
+      spdlog::info("epoch {}/{} done: step {} loss {:.4f}{} ({:.0f} tok/s){}", s.epoch + 1,
+                   opt_.epochs, s.step, loss_sum / std::max(1, loss_n), fields, tokens_per_s_,
+                   improved && ev.score >= 0 ? ", best so far" : "");
     }
     ++s.epoch;
     s.batch_in_epoch = 0;
@@ -248,6 +256,10 @@ TrainingState Trainer::run() {
     steps_here = 0;
     last_print = 0;
     write_checkpoint(s);
+    write_progress(s, tokens_per_s_, 0, s.last_loss);
+    if (s.finished && !opt_.quiet && s.epoch < opt_.epochs)
+      spdlog::info("early stop after epoch {}: no held-out gain in {} epochs (best: epoch {})",
+                   s.epoch, opt_.patience, s.best_epoch);
   }
   return s;
 }

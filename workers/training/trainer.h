@@ -1,17 +1,15 @@
-// The training loop shared by teacher and students: AdamW, linear warm-up and decay,
-// gradient clipping, CE on gold tags plus an optional distillation term against cached
-// teacher logits, dev-set early stopping, checkpoints every N steps and on a stop signal,
-// metrics.jsonl per epoch. Data-parallel through a Reducer; only rank 0 writes files.
+// The training loop shared by every stage: AdamW, linear warm-up and decay, gradient
+// clipping, early stopping on the task's held-out score, checkpoints every N steps and on a
+// stop signal, metrics.jsonl per epoch. What is learned comes from a Task (tagging or MLM
+// pretraining). Data-parallel through a Reducer; only rank 0 writes files.
 #pragma once
 
 #include <atomic>
 #include <string>
 #include <vector>
 
-#include "workers/data/encode.h"
 #include "workers/distributed/reducer.h"
-#include "workers/models/tagger.h"
-#include "workers/training/logits_cache.h"
+#include "workers/training/task.h"
 #include "workers/training/training_state.h"
 
 namespace kdx::training {
@@ -20,30 +18,22 @@ namespace kdx::training {
 extern std::atomic<int> g_stop_signal;
 
 struct TrainerOptions {
-  int epochs = 3;
+  int epochs = 3;       // the cap; early stopping may end sooner
   int batch_size = 16;  // global, over all ranks
   double lr = 1e-3, weight_decay = 0.01, grad_clip = 1.0;
   int warmup_steps = 0;
-  int patience = 0;  // 0 = no early stopping
+  int patience = 0;  // epochs without a held-out gain before stopping; 0 = run every epoch
   int checkpoint_every = 200;
   uint64_t seed = 1;
-  double ce_weight = 1.0, kd_weight = 0.0, temperature = 1.0;
-  std::string kd_loss = "mse";  // mse | kl
-  std::string checkpoint_dir;   // empty = no checkpoints
-  std::string best_weights;     // where the best dev-F1 weights go (empty = none)
-  std::string metrics_path;     // metrics.jsonl (empty = none)
-  int max_steps = 0;            // stop after this many optimizer steps (tests); 0 = no limit
+  std::string checkpoint_dir;  // empty = no checkpoints
+  std::string best_weights;    // where the best held-out weights go (empty = none)
+  std::string metrics_path;    // metrics.jsonl (empty = none)
+  // progress.json, rewritten every few seconds while training (empty = none): where `kdx
+  // status` reads a running run's epoch, step, speed and ETA without touching the registry.
+  std::string progress_path;
+  std::string stage;  // for progress.json
+  int max_steps = 0;  // stop after this many optimizer steps (tests); 0 = no limit
   bool quiet = false;
-};
-
-struct TrainData {
-  const data::EncodedDataset* train = nullptr;
-  const data::EncodedDataset* dev = nullptr;  // may be empty
-  const std::vector<data::Document>* dev_gold = nullptr;
-  const LogitsCache* teacher = nullptr;  // required when kd_weight != 0
-  int pad_id = 0;
-  std::string format;
-  std::vector<std::string> types;
 };
 
 // Thrown after the checkpoint is written when a stop signal arrived.
@@ -55,7 +45,7 @@ struct StopRequested : std::runtime_error {
 
 class Trainer {
  public:
-  Trainer(models::Tagger tagger, TrainerOptions options, TrainData data,
+  Trainer(std::shared_ptr<torch::nn::Module> model, Task& task, TrainerOptions options,
           distributed::Reducer& reducer);
   // Resumes from the checkpoint directory when it holds one. Throws kdx::Error on a NaN loss
   // (the last good checkpoint is kept) and StopRequested on a signal.
@@ -67,16 +57,17 @@ class Trainer {
   }
 
  private:
-  // Returns the global loss; sets `stop` when any rank has seen a stop signal, so that all
-  // ranks stop after the same step.
-  double train_step(const std::vector<int>& global_batch, long step, bool& stop);
+  // Returns the global loss and fills `terms` with the global loss parts; sets `stop` when
+  // any rank has seen a stop signal, so that all ranks stop after the same step.
+  double train_step(const std::vector<int>& global_batch, long step, int epoch,
+                    std::vector<std::pair<std::string, double>>& terms, bool& stop);
   double lr_at(long step) const;
-  double evaluate_dev();
   void write_checkpoint(const TrainingState& s);
+  void write_progress(const TrainingState& s, double tokens_per_s, double eta_s, double loss);
 
-  models::Tagger tagger_;
+  std::shared_ptr<torch::nn::Module> model_;
+  Task& task_;
   TrainerOptions opt_;
-  TrainData data_;
   distributed::Reducer& reducer_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   long total_steps_ = 0;

@@ -11,8 +11,9 @@ nlohmann::json TrainingState::to_json() const {
           {"step", step},
           {"tokens", tokens},
           {"elapsed_s", elapsed_s},
-          {"best_dev_f1", best_dev_f1},
+          {"best_score", best_score},
           {"best_step", best_step},
+          {"best_epoch", best_epoch},
           {"epochs_without_improvement", epochs_without_improvement},
           {"last_loss", last_loss},
           {"finished", finished}};
@@ -27,8 +28,9 @@ TrainingState TrainingState::from_json(const nlohmann::json& j, const std::strin
   s.step = j.at("step");
   s.tokens = j.at("tokens");
   s.elapsed_s = j.at("elapsed_s");
-  s.best_dev_f1 = j.at("best_dev_f1");
+  s.best_score = j.at("best_score");
   s.best_step = j.at("best_step");
+  s.best_epoch = j.at("best_epoch");
   s.epochs_without_improvement = j.at("epochs_without_improvement");
   s.last_loss = j.at("last_loss");
   s.finished = j.at("finished");

@@ -9,14 +9,15 @@
 namespace kdx::training {
 
 struct TrainingState {
-  static constexpr int kVersion = 1;
+  static constexpr int kVersion = 2;
   int epoch = 0;           // current epoch (0-based)
   int batch_in_epoch = 0;  // batches of this epoch already done
   long step = 0;           // optimizer steps done
   long tokens = 0;         // training tokens seen
   double elapsed_s = 0;    // training time before this process
-  double best_dev_f1 = -1;
+  double best_score = -1;  // best held-out score (dev F1, MLM accuracy); -1 = none
   long best_step = -1;
+  int best_epoch = 0;  // 1-based epoch whose weights are kept; 0 = none yet
   int epochs_without_improvement = 0;
   double last_loss = 0;
   bool finished = false;

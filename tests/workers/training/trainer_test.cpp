@@ -9,6 +9,7 @@
 #include "workers/data/vocab_builder.h"
 #include "workers/models/student.h"
 #include "workers/training/checkpoint.h"
+#include "workers/training/tagging_task.h"
 
 namespace kdx::training {
 namespace {
@@ -80,9 +81,10 @@ TEST_P(LearnsToyNer, ReachesHighDevF1) {
   Toy toy;
   auto tagger = toy.student(GetParam());
   auto dist = distributed::make_single_process();
-  Trainer t(tagger, quick(12), toy.data(), *dist);
+  TaggingTask task(tagger, toy.data(), {});
+  Trainer t(tagger, task, quick(12), *dist);
   auto s = t.run();
-  EXPECT_GT(s.best_dev_f1, 0.95) << GetParam();
+  EXPECT_GT(s.best_score, 0.95) << GetParam();
   EXPECT_EQ(s.step, 12 * static_cast<long>((toy.train.examples.size() + 7) / 8));
 }
 
@@ -94,18 +96,21 @@ TEST(Trainer, ResumeReachesTheSameWeights) {
   auto dist = distributed::make_single_process();
   test::TempDir dir;
   auto straight = toy.student("sru");
-  Trainer(straight, quick(3), toy.data(), *dist).run();
+  TaggingTask straight_task(straight, toy.data(), {});
+  Trainer(straight, straight_task, quick(3), *dist).run();
 
   auto opts = quick(3);
   opts.checkpoint_dir = dir.file("ckpt");
   long per_epoch = static_cast<long>((toy.train.examples.size() + 7) / 8);
   opts.max_steps = per_epoch + 3;  // stops inside epoch 2, checkpoint written
   auto first = toy.student("sru");
-  auto s1 = Trainer(first, opts, toy.data(), *dist).run();
+  TaggingTask first_task(first, toy.data(), {});
+  auto s1 = Trainer(first, first_task, opts, *dist).run();
   EXPECT_EQ(s1.step, per_epoch + 3);
   opts.max_steps = 0;
   auto resumed = toy.student("sru");  // fresh weights: everything must come from the checkpoint
-  auto s2 = Trainer(resumed, opts, toy.data(), *dist).run();
+  TaggingTask resumed_task(resumed, toy.data(), {});
+  auto s2 = Trainer(resumed, resumed_task, opts, *dist).run();
   EXPECT_EQ(s2.step, 3 * per_epoch);
   for (auto& p : straight->named_parameters())
     EXPECT_LT((p.value() - resumed->named_parameters()[p.key()]).abs().max().item<float>(), 1e-6)
@@ -121,7 +126,8 @@ TEST(Trainer, NanLossStopsWithClearErrorAndKeepsCheckpoint) {
   opts.checkpoint_every = 1;
   auto tagger = toy.student("lstm");
   opts.max_steps = 3;
-  Trainer(tagger, opts, toy.data(), *dist).run();
+  TaggingTask task(tagger, toy.data(), {});
+  Trainer(tagger, task, opts, *dist).run();
   opts.max_steps = 0;
   {
     torch::NoGradGuard g;
@@ -130,7 +136,9 @@ TEST(Trainer, NanLossStopsWithClearErrorAndKeepsCheckpoint) {
   // A fresh trainer would resume the good checkpoint; poison the checkpoint's weights instead.
   save_weights(*tagger, dir.file("ckpt/model-3.safetensors"));
   try {
-    Trainer(toy.student("lstm"), opts, toy.data(), *dist).run();
+    auto fresh = toy.student("lstm");
+    TaggingTask fresh_task(fresh, toy.data(), {});
+    Trainer(fresh, fresh_task, opts, *dist).run();
     FAIL() << "expected a NaN error";
   } catch (const Error& e) {
     EXPECT_EQ(

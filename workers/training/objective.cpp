@@ -1,0 +1,48 @@
+#include "workers/training/objective.h"
+
+#include "common/error.h"
+#include "workers/data/encode.h"
+
+namespace kdx::training {
+
+bool known_kd_loss(const std::string& name) {
+  return name == "mse" || name == "mse_prob" || name == "kl";
+}
+
+LossTerms compute_objective(const Objective& o, const torch::Tensor& logits,
+                            const torch::Tensor& teacher, const torch::Tensor& tags,
+                            const torch::Tensor& kd_cells_mask, int classes, double ce_cells,
+                            double kd_cells) {
+  LossTerms out;
+  auto flat = logits.reshape({-1, classes});
+  auto flat_tags = tags.reshape({-1});
+  if (ce_cells > 0)
+    out.ce = torch::nll_loss(torch::log_softmax(flat, -1), flat_tags, {}, at::Reduction::Sum,
+                             data::kIgnoreTag) /
+             ce_cells;
+  else
+    out.ce = flat.sum() * 0;  // keeps the graph (and so the all-reduce) uniform
+  out.total = o.ce_weight * out.ce;
+  if (o.kd_weight == 0 || !teacher.defined()) return out;
+  if (!known_kd_loss(o.kd_loss)) throw Error("unknown kd_loss '" + o.kd_loss + "'");
+  auto s = flat;
+  auto t = teacher.reshape({-1, classes}).to(s.dtype());
+  auto m = kd_cells_mask.reshape({-1}).to(s.dtype());
+  torch::Tensor per_cell;  // [cells]
+  if (o.kd_loss == "kl") {
+    double T = o.temperature;
+    auto log_s = torch::log_softmax(s / T, -1);
+    auto log_p = torch::log_softmax(t / T, -1);
+    per_cell = (log_p.exp() * (log_p - log_s)).sum(-1) * (T * T);
+  } else if (o.kd_loss == "mse_prob") {
+    double T = o.temperature;
+    per_cell = (torch::softmax(s / T, -1) - torch::softmax(t / T, -1)).pow(2).mean(-1) * (T * T);
+  } else {
+    per_cell = (s - t).pow(2).mean(-1);
+  }
+  out.kd = kd_cells > 0 ? (per_cell * m).sum() / kd_cells : per_cell.sum() * 0;
+  out.total = out.total + o.kd_weight * out.kd;
+  return out;
+}
+
+}  // namespace kdx::training

@@ -1,0 +1,104 @@
+#include "workers/training/student_init.h"
+
+#include <algorithm>
+#include <set>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "workers/models/safetensors.h"
+
+namespace kdx::training {
+
+std::vector<int64_t> trimmed_vocabulary(const std::vector<const data::EncodedDataset*>& sets,
+                                        const data::Vocab& vocab) {
+  std::vector<char> seen(vocab.size(), 0);
+  for (auto* set : sets)
+    for (auto& ex : set->examples)
+      for (int id : ex.ids)
+        if (id >= 0 && static_cast<size_t>(id) < seen.size()) seen[static_cast<size_t>(id)] = 1;
+  for (const char* special : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}) {
+    int id = vocab.id(special);
+    if (id >= 0) seen[static_cast<size_t>(id)] = 1;
+  }
+  std::vector<int64_t> kept;
+  for (size_t i = 0; i < seen.size(); ++i)
+    if (seen[i]) kept.push_back(static_cast<int64_t>(i));
+  return kept;
+}
+
+torch::Tensor vocabulary_map(const std::vector<int64_t>& kept, const data::Vocab& vocab) {
+  int unk = vocab.unk();
+  auto row_of_unk = std::lower_bound(kept.begin(), kept.end(), unk);
+  if (unk < 0 || row_of_unk == kept.end() || *row_of_unk != unk)
+    throw Error("trimmed vocabulary: [UNK] is not kept");
+  auto map =
+      torch::full({static_cast<int64_t>(vocab.size())}, row_of_unk - kept.begin(), torch::kInt64);
+  auto* m = map.data_ptr<int64_t>();
+  for (size_t row = 0; row < kept.size(); ++row) m[kept[row]] = static_cast<int64_t>(row);
+  return map;
+}
+
+torch::Tensor embedding_from_teacher(const torch::Tensor& teacher_rows, int emb) {
+  torch::NoGradGuard g;
+  auto rows = teacher_rows.to(torch::kFloat64);
+  const int64_t H = rows.size(1);
+  if (emb == H) return teacher_rows.to(torch::kFloat32).clone();
+  auto scale = rows.std().item<double>();
+  if (emb > H) {
+    auto extra = torch::randn({rows.size(0), emb - H}, torch::kFloat64) * scale * 0.1;
+    return torch::cat({rows, extra}, 1).to(torch::kFloat32);
+  }
+  auto centred = rows - rows.mean(0, true);
+  auto cov = torch::matmul(centred.t(), centred) / static_cast<double>(rows.size(0));
+  auto eig = torch::linalg_eigh(cov);  // ascending eigenvalues
+  auto top = std::get<1>(eig).narrow(1, H - emb, emb).flip(1);
+  auto out = torch::matmul(centred, top);
+  double out_scale = out.std().item<double>();
+  if (out_scale > 0) out = out * (scale / out_scale);
+  return out.to(torch::kFloat32);
+}
+
+std::shared_ptr<models::StudentTaggerImpl> make_student(const RunSpec& spec, const Prepared& p,
+                                                        const std::string& teacher_dir) {
+  models::StudentConfig c;
+  c.arch = spec.param_string("arch");
+  c.emb = spec.param_int("emb");
+  c.hidden = spec.param_int("hidden");
+  c.layers = spec.param_int("layers");
+  c.proj = spec.param_int("proj");
+  c.dropout = spec.param_double("dropout");
+  c.highway_bias = spec.params.value("highway_bias", 0.0);
+  c.rescale = spec.params.value("rescale", false);
+  c.columns = p.scheme.columns();
+  c.classes = p.scheme.classes();
+  const auto& vocab = p.tokenizer->vocab();
+  std::vector<int64_t> kept;
+  if (spec.params.value("vocab", std::string("full")) == "trimmed") {
+    kept = trimmed_vocabulary({&p.train}, vocab);
+    c.vocab_size = static_cast<int>(kept.size());
+    c.input_vocab = static_cast<int>(vocab.size());
+    spdlog::info("vocabulary trimmed to the training text: {} of {} wordpieces", kept.size(),
+                 vocab.size());
+  } else {
+    c.vocab_size = static_cast<int>(vocab.size());
+  }
+  torch::manual_seed(static_cast<uint64_t>(spec.param_int("seed")));
+  auto student = std::make_shared<models::StudentTaggerImpl>(c);
+  if (!kept.empty()) student->vocab_map.copy_(vocabulary_map(kept, vocab));
+  if (spec.param_bool("init_embedding")) {
+    torch::NoGradGuard no_grad;
+    auto raw = models::read_safetensors(teacher_dir + "/model.safetensors");
+    auto it = raw.find("bert.embeddings.word_embeddings.weight");
+    if (it == raw.end())
+      throw Error(teacher_dir + "/model.safetensors: no word embeddings to initialise from");
+    auto values = models::to_float32(it->second, it->first);
+    auto rows = torch::from_blob(values.data(), it->second.shape, torch::kFloat32);
+    if (!kept.empty()) rows = rows.index_select(0, torch::tensor(kept, torch::kInt64));
+    student->embedding->weight.copy_(embedding_from_teacher(rows, c.emb));
+    spdlog::debug("embeddings initialised from the teacher's ({} -> {} dimensions)",
+                  it->second.shape.at(1), c.emb);
+  }
+  return student;
+}
+
+}  // namespace kdx::training
