@@ -180,6 +180,21 @@ void reconcile_all(Registry& reg) {
   }
 }
 
+// PENDING local runs with no scheduler alive to start them (the one that had them was killed
+// or stopped): says so; the caller's scheduler takes them over. Returns how many.
+int say_orphans(const std::string& registry, const std::string& experiment) {
+  if (local_scheduler_running(registry)) return 0;
+  Registry reg(registry);
+  int n = 0;
+  for (auto& r : reg.runs(experiment))
+    n += r.state == state::kPending && (r.executor == "local" || r.executor.empty());
+  if (n)
+    std::cout << n << " pending run" << (n == 1 ? " was" : "s were")
+              << " left without a scheduler (it was stopped or killed); scheduling "
+              << (n == 1 ? "it" : "them") << " now\n";
+  return n;
+}
+
 int default_jobs() {
   long n = ::sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? static_cast<int>(n) : 1;
@@ -352,6 +367,9 @@ int kdx_main(int argc, char** argv) {
         return 0;
       }
       std::string ex = dry_run ? "local" : pick_executor(executor);
+      if (ex == "slurm")
+        for (auto& r : plan.runs)
+          check_slurm_results_dir(r.run_dir.substr(0, r.run_dir.rfind('/')));
       SubmitSummary sum;
       {
         Registry reg(g.registry);
@@ -363,6 +381,7 @@ int kdx_main(int argc, char** argv) {
         std::cout << ", " << sum.failed << " failed earlier (kdx resubmit --failed -e "
                   << spec.experiment << ")";
       std::cout << "\n";
+      if (ex == "local" && sum.active > 0) say_orphans(g.registry, spec.experiment);
       std::cout.flush();
       if (sum.created == 0 && sum.active == 0) return 0;
       if (ex == "slurm") return submit_to_slurm(g.registry, spec.experiment, hold, wait);
@@ -439,8 +458,9 @@ int kdx_main(int argc, char** argv) {
         t.commit();
       }
       std::cout << "resubmitted " << n << " run" << (n == 1 ? "" : "s") << "\n";
+      int orphans = say_orphans(g.registry, experiment);
       std::cout.flush();
-      if (n == 0) return 0;
+      if (n == 0 && orphans == 0) return 0;
       if (on_slurm) {
         int rc = submit_to_slurm(g.registry, experiment, false, wait);
         if (on_slurm == n) return rc;

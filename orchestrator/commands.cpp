@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/strings.h"
 #include "orchestrator/registry.h"
 #include "orchestrator/report.h"
@@ -58,9 +59,10 @@ std::vector<std::string> load_types(const std::string& format, const std::string
 
 std::vector<data::Document> read_for_eval(const std::string& format,
                                           const std::vector<std::string>& files,
-                                          const std::set<std::string>& types) {
-  if (format == "runne") return data::read_runne(files, types, false);
-  if (format == "rurebus") return data::read_brat(files, types, false);
+                                          const std::set<std::string>& types,
+                                          std::vector<std::string>* span_warnings = nullptr) {
+  if (format == "runne") return data::read_runne(files, types, false, span_warnings);
+  if (format == "rurebus") return data::read_brat(files, types, false, span_warnings);
   return data::read_conll(files);
 }
 
@@ -75,7 +77,9 @@ int run_eval() {
   std::set<std::string> known(types.begin(), types.end());
   auto gold = read_for_eval(opt.format, opt.gold, known);
   // Predictions are validated by the scorer (unknown types are its error, with its wording).
-  auto pred = read_for_eval(opt.format, opt.pred, {});
+  std::vector<std::string> warnings;
+  auto pred = read_for_eval(opt.format, opt.pred, {}, &warnings);
+  for (auto& w : warnings) spdlog::warn("{}", w);
   auto scores = opt.format == "runne" ? data::score_runne(gold, pred, types)
                                       : data::score_exact(gold, pred, types);
   if (opt.json) {

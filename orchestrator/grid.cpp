@@ -5,7 +5,7 @@
 #include <set>
 
 #include "common/error.h"
-#include "orchestrator/params.h"
+#include "common/params.h"
 
 namespace kdx {
 

@@ -14,9 +14,11 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/json_io.h"
 #include "common/strings.h"
 #include "orchestrator/process.h"
 #include "orchestrator/resources.h"
+#include "orchestrator/result_schema.h"
 #include "orchestrator/run_state.h"
 #include "orchestrator/submit.h"
 
@@ -87,28 +89,11 @@ void judge(AttemptRecord& a, const RunRecord& run, const ExitStatus& exit, nlohm
   bool timed_out = a.raw_state == "TIMEOUT_SIGNALLED";
   std::string err_tail = last_line(attempt_log(run.run_dir, a.number, "log"));
   if (exit.exit_code && *exit.exit_code == 0) {
-    std::string path = run.run_dir + "/result.json";
-    std::ifstream in(path);
-    if (!in) {
-      a.state = state::kFailed;
-      a.raw_state = "exit 0";
-      a.reason = "worker exited 0 but wrote no " + path;
-      return;
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    result = nlohmann::json::parse(ss.str(), nullptr, false);
-    if (result.is_discarded() || !result.is_object()) {
-      a.state = state::kFailed;
-      a.raw_state = "exit 0";
-      a.reason = path + ": not a JSON object";
-      result = nullptr;
-      return;
-    }
-    std::string status = result.value("status", "ok");
-    a.state = status == "ok" ? state::kCompleted : state::kFailed;
+    std::string error;
+    result = read_result(run.run_dir, run.id, error);
     a.raw_state = "exit 0";
-    a.reason = status == "ok" ? "" : "result.json status: " + status;
+    a.state = result.is_null() ? state::kFailed : state::kCompleted;
+    if (result.is_null()) a.reason = "worker exited 0 but " + error;
     return;
   }
   if (exit.signal) {
@@ -258,15 +243,20 @@ bool launch(Registry& reg, const RunRecord& run) {
   }
 }
 
-// An exclusive lock per registry: one scheduler launches, any others watch.
+// An exclusive lock per registry: one scheduler launches, any others watch and take over
+// when it ends (the kernel releases the lock of a killed process too).
 class SchedulerLock {
  public:
   explicit SchedulerLock(const std::string& registry_path) {
     fd_ = ::open((registry_path + ".scheduler.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    held_ = fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+    try_take();
   }
   ~SchedulerLock() {
     if (fd_ >= 0) ::close(fd_);
+  }
+  bool try_take() {
+    if (!held_) held_ = fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+    return held_;
   }
   bool held() const { return held_; }
 
@@ -276,6 +266,14 @@ class SchedulerLock {
 };
 
 }  // namespace
+
+bool local_scheduler_running(const std::string& registry_path) {
+  int fd = ::open((registry_path + ".scheduler.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  ::close(fd);
+  return !free;
+}
 
 int run_local(Registry& reg, const LocalOptions& opt) {
   SchedulerLock lock(reg.path());
@@ -287,11 +285,15 @@ int run_local(Registry& reg, const LocalOptions& opt) {
     auto runs = reg.runs(opt.experiment);
     std::map<std::string, std::string> state_of;
     for (auto& r : runs) state_of[r.id] = r.state;
-    int running = 0;
-    for (auto& r : runs)
-      if (r.state == state::kRunning) ++running;
-    if (lock.held()) {
-      for (auto& r : runs) {
+    if (lock.try_take()) {
+      // The scheduler serves every experiment of the registry under one --jobs limit: runs
+      // of an experiment whose own scheduler was stopped are not left waiting.
+      auto all = opt.experiment.empty() ? runs : reg.runs();
+      for (auto& r : all) state_of[r.id] = r.state;
+      int running = 0;
+      for (auto& r : all)
+        if (r.state == state::kRunning && (r.executor == "local" || r.executor.empty())) ++running;
+      for (auto& r : all) {
         if (r.state != state::kPending || (r.executor != "local" && !r.executor.empty())) continue;
         bool ready = true;
         std::string blocker;

@@ -28,9 +28,14 @@ struct LocalOptions {
   std::function<void(const Progress&)> on_progress;
 };
 
-// Schedules until no PENDING or RUNNING local run is left. When another scheduler holds the
-// registry's lock, it only watches. Returns the number of runs that did not complete.
+// Schedules until no PENDING or RUNNING local run of `options.experiment` is left, launching
+// the pending runs of every experiment of the registry meanwhile. When another scheduler holds
+// the registry's lock, it watches, and takes over when that one ends. Returns the number of
+// runs of the experiment that did not complete.
 int run_local(Registry& reg, const LocalOptions& options);
+
+// Whether some process is scheduling this registry's local runs now.
+bool local_scheduler_running(const std::string& registry_path);
 
 // Ingests finished attempts, marks lost ones, enforces time limits. Safe to call from any
 // kdx process at any time: each attempt is ingested once.

@@ -3,9 +3,9 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/params.h"
 #include "common/sha256.h"
 #include "orchestrator/grid.h"
-#include "orchestrator/params.h"
 
 namespace kdx {
 

@@ -13,6 +13,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_io.h"
 #include "orchestrator/registry.h"
 
 namespace kdx {
@@ -61,6 +62,10 @@ Launched launch_detached(const LaunchSpec& spec) {
   if (sup < 0) throw Error(std::string("launch: fork: ") + std::strerror(errno));
   if (sup == 0) {
     ::close(info[0]);
+    // The supervisor outlives kdx: it must not keep kdx's descriptors (the registry, and the
+    // scheduler's lock, whose flock would otherwise stay held while this worker runs).
+    if (info[1] > 3) ::close_range(3, static_cast<unsigned>(info[1]) - 1, 0);
+    ::close_range(static_cast<unsigned>(info[1]) + 1, ~0U, 0);
     ::setsid();  // survives kdx's terminal and kdx itself
     for (auto& [k, v] : spec.env) ::setenv(k.c_str(), v.c_str(), 1);
     int exec_err[2];
@@ -113,7 +118,7 @@ std::optional<ExitStatus> read_exit_status(const std::string& exit_path) {
   if (!in) return std::nullopt;
   std::stringstream ss;
   ss << in.rdbuf();
-  auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+  auto j = parse_json(ss.str());
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   ExitStatus s;
   if (j.contains("exit_code")) s.exit_code = j["exit_code"].get<int>();

@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_io.h"
 #include "orchestrator/run_state.h"
 
 namespace kdx {
@@ -92,7 +93,7 @@ class Stmt {
 
 nlohmann::json parse_or_null(const std::string& s) {
   if (s.empty()) return nullptr;
-  return nlohmann::json::parse(s, nullptr, false);
+  return parse_json(s);
 }
 
 const char* kRunColumns =
@@ -208,13 +209,18 @@ int Registry::schema_version() {
 }
 
 void Registry::migrate() {
-  int v = schema_version();
-  while (v < kSchemaVersion) {
+  for (;;) {
+    // The version is read under the write lock: two kdx processes opening a new registry at
+    // once must not both create its tables.
     Transaction t(*this);
+    int v = schema_version();
+    if (v >= kSchemaVersion) {
+      t.commit();
+      return;
+    }
     exec(kMigrations[v]);
     exec("PRAGMA user_version=" + std::to_string(v + 1));
     t.commit();
-    ++v;
   }
 }
 

@@ -6,8 +6,9 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_io.h"
+#include "common/params.h"
 #include "common/strings.h"
-#include "orchestrator/params.h"
 #include "orchestrator/run_state.h"
 
 namespace kdx {
@@ -79,7 +80,7 @@ Curve read_curve(const RunRecord& r, const nlohmann::json& params_flat) {
   std::ifstream in(r.run_dir + "/metrics.jsonl");
   std::string line;
   while (std::getline(in, line)) {
-    auto m = nlohmann::json::parse(line, nullptr, false);
+    auto m = parse_json(line);
     if (!m.is_object() || !m.contains("epoch") || !m["epoch"].is_number()) continue;
     auto num = [&](const char* k) {
       return m.contains(k) && m[k].is_number() ? m[k].get<double>() : std::nan("");

@@ -14,10 +14,12 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_io.h"
 #include "common/strings.h"
 #include "orchestrator/command.h"
 #include "orchestrator/local_executor.h"
 #include "orchestrator/resources.h"
+#include "orchestrator/result_schema.h"
 #include "orchestrator/run_state.h"
 #include "orchestrator/submit.h"
 
@@ -49,11 +51,6 @@ CommandOutput slurm_call(const std::vector<std::string>& argv, double timeout_s,
     wait *= 2;
   }
   return r;
-}
-
-bool safe_path(const std::string& p) {
-  static const std::regex re("[A-Za-z0-9_./+-]+");
-  return std::regex_match(p, re);
 }
 
 std::string self_dir() {
@@ -154,6 +151,18 @@ int max_array_size(double timeout_s) {
   return 1001;
 }
 
+bool safe_path(const std::string& p) {
+  static const std::regex re("[A-Za-z0-9_./+-]+");
+  return std::regex_match(p, re);
+}
+
+void check_slurm_results_dir(const std::string& dir) {
+  if (!safe_path(dir))
+    throw Error("results directory " + dir +
+                " holds characters that are not safe in #SBATCH lines (letters, digits, "
+                "'_', '.', '/', '+', '-'); use a plain path for --registry");
+}
+
 SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
                                const SlurmOptions& opt) {
   SlurmSubmitReport rep;
@@ -210,10 +219,8 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
       std::string exp = members.front().experiment, dataset = members.front().dataset;
       std::string base_dir = members.front().run_dir.substr(0, members.front().run_dir.rfind('/'));
       std::string slurm_dir = base_dir + "/slurm";
+      check_slurm_results_dir(base_dir);
       make_dirs(slurm_dir + "/logs");
-      if (!safe_path(slurm_dir))
-        throw Error("results directory " + slurm_dir +
-                    " holds characters that are not safe in #SBATCH lines; use a plain path");
       int nodes = res.value("nodes", 1), gpus = res.value("gpus_per_node", 0),
           ranks = params.value("ranks", 1);
       int tasks_per_node = gpus > 0 ? gpus : std::max(1, (ranks + nodes - 1) / nodes);
@@ -433,14 +440,11 @@ SlurmPollReport reconcile_slurm(Registry& reg, const SlurmOptions& opt) {
     a.raw_state = raw;
     nlohmann::json result;
     if (final_state == state::kCompleted) {
-      std::ifstream in(run->run_dir + "/result.json");
-      std::stringstream ss;
-      ss << in.rdbuf();
-      result = nlohmann::json::parse(ss.str(), nullptr, false);
-      if (!result.is_object() || result.value("status", "") != "ok") {
+      std::string error;
+      result = read_result(run->run_dir, run->id, error);
+      if (result.is_null()) {
         final_state = state::kFailed;
-        a.reason = "Slurm says COMPLETED but " + run->run_dir + "/result.json is missing or not ok";
-        result = nullptr;
+        a.reason = "Slurm says COMPLETED but " + error;
       }
     } else {
       std::string tail = last_log_line(run->run_dir + "/logs/slurm-" + tag + ".out");

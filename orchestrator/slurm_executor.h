@@ -28,6 +28,10 @@ struct SlurmSubmitReport {
 
 // Submits every PENDING run of `experiment` (all experiments when empty) that has no
 // active attempt. Throws kdx::Error with sbatch's own message when a submission is refused.
+// Throws kdx::Error when run directories under `dir` cannot be named in an sbatch script
+// (checked before any run is registered, so a refused submit changes nothing).
+void check_slurm_results_dir(const std::string& dir);
+
 SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
                                const SlurmOptions& options);
 

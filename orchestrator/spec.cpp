@@ -8,8 +8,8 @@
 #include <regex>
 
 #include "common/atomic_file.h"
+#include "common/params.h"
 #include "common/strings.h"
-#include "orchestrator/params.h"
 #include "orchestrator/yaml_reader.h"
 #include "workers/data/test_leak.h"
 
@@ -308,8 +308,11 @@ class SpecParser {
     y_.check_keys(n, path, {"samples", "seed", "params"});
     if (!n["samples"]) y_.fail(n, at(path, "samples"), "missing (required)");
     if (!n["params"]) y_.fail(n, at(path, "params"), "missing (required)");
-    r.samples = static_cast<int>(y_.get_int(n["samples"], at(path, "samples")));
-    if (r.samples < 1) y_.fail(n["samples"], at(path, "samples"), "must be at least 1");
+    long samples = y_.get_int(n["samples"], at(path, "samples"));
+    if (samples < 1 || samples > 1000000)
+      y_.fail(n["samples"], at(path, "samples"),
+              "must be between 1 and 1000000, got " + std::to_string(samples));
+    r.samples = static_cast<int>(samples);
     if (n["seed"]) r.seed = static_cast<uint64_t>(y_.get_int(n["seed"], at(path, "seed")));
     auto params = n["params"];
     y_.expect_map(params, at(path, "params"));
@@ -406,16 +409,20 @@ class SpecParser {
                   {"nodes", "gpus_per_node", "cpus", "mem", "time", "partition", "account", "qos",
                    "array_throttle"});
     Resources r;
-    auto positive = [&](const char* key, int& out, int min) {
+    // Checked as 64-bit values before they become ints (4294967297 CPUs must not wrap to 1).
+    auto bounded = [&](const char* key, int& out, long min, long max) {
       if (!n[key]) return;
       long v = y_.get_int(n[key], at(path, key));
-      if (v < min) y_.fail(n[key], at(path, key), "must be at least " + std::to_string(min));
+      if (v < min || v > max)
+        y_.fail(n[key], at(path, key),
+                "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                    ", got " + std::to_string(v));
       out = static_cast<int>(v);
     };
-    positive("nodes", r.nodes, 1);
-    positive("gpus_per_node", r.gpus_per_node, 0);
-    positive("cpus", r.cpus, 1);
-    positive("array_throttle", r.array_throttle, 0);
+    bounded("nodes", r.nodes, 1, 100000);
+    bounded("gpus_per_node", r.gpus_per_node, 0, 64);
+    bounded("cpus", r.cpus, 1, 4096);
+    bounded("array_throttle", r.array_throttle, 0, 1000000);
     if (n["mem"]) {
       r.mem = y_.get_string(n["mem"], at(path, "mem"));
       if (parse_mem_mb(r.mem) < 0)

@@ -13,7 +13,20 @@
 namespace kdx {
 namespace {}  // namespace
 
+void check_run_dir(const std::string& run_dir) {
+  // A run directory (or its logs/) that is a symbolic link would have kdx write run.json and
+  // logs, and delete a stale result.json, wherever the link points.
+  for (auto p : {run_dir, run_dir + "/logs"}) {
+    struct stat st;
+    if (::lstat(p.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+      throw Error(p +
+                  ": is a symbolic link; kdx writes run directories only where they are "
+                  "(remove the link and submit again)");
+  }
+}
+
 void materialize_run(const RunRecord& run, bool durable) {
+  check_run_dir(run.run_dir);
   make_dirs(run.run_dir + "/logs");
   write_file_atomic(run.run_dir + "/run.json", run.run_json.dump(2) + "\n", durable);
 }

@@ -26,6 +26,9 @@ SubmitSummary register_plan(Registry& reg, const Plan& plan, const Spec& spec,
 
 // Creates the run directory (and logs/) and writes run.json from the registry row.
 // durable=false skips the per-file fsync; the caller then calls sync_filesystem() once.
+// Throws kdx::Error when the run directory or its logs/ is a symbolic link.
+void check_run_dir(const std::string& run_dir);
+
 void materialize_run(const RunRecord& run, bool durable = true);
 
 // run.json with the worker section (command, env, setup) the executor needs.

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <map>
 
 #include "common/strings.h"
 
@@ -14,6 +15,50 @@ YamlReader::YamlReader(std::string file, std::string text)
   } catch (const YAML::ParserException& e) {
     SourceLocation loc{file_, e.mark.line + 1, e.mark.column + 1};
     throw_at(loc, "invalid YAML: " + e.msg, &text_);
+  } catch (const YAML::Exception& e) {
+    SourceLocation loc{file_, e.mark.line + 1, e.mark.column + 1};
+    throw_at(loc, "invalid YAML: " + e.msg, &text_);
+  }
+  long budget = kMaxValues;
+  check_structure(root_, "", 0, budget);
+}
+
+// Before anything reads the document: aliases make a small file stand for a huge tree
+// (each use of an anchor is the whole subtree again), so the walk that every later step
+// repeats is bounded here; a key may appear once per mapping, as a plain scalar.
+void YamlReader::check_structure(const YAML::Node& node, const std::string& path, int depth,
+                                 long& budget) const {
+  if (--budget < 0)
+    fail(node, path,
+         "the document expands to more than " + std::to_string(kMaxValues) +
+             " values (YAML aliases repeat their anchor's whole subtree); write it out");
+  if (depth > kMaxDepth)
+    fail(node, path, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  if (node.IsSequence()) {
+    size_t i = 0;
+    for (auto&& item : node)
+      check_structure(item, path + "[" + std::to_string(i++) + "]", depth + 1, budget);
+  } else if (node.IsMap()) {
+    std::map<std::string, YAML::Node> seen;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!it->first.IsScalar())
+        fail(it->first, path,
+             "a key must be a plain name, not " + std::string(it->first.IsMap()        ? "a mapping"
+                                                              : it->first.IsSequence() ? "a list"
+                                                                                       : "empty"));
+      std::string key = it->first.Scalar();
+      std::string kpath = path.empty() ? key : path + "." + key;
+      if (auto prev = seen.find(key); prev != seen.end()) {
+        auto first = where(prev->second);
+        fail(it->first, kpath,
+             "duplicate key (first at line " + std::to_string(first.line) + ", column " +
+                 std::to_string(first.column) + ")");
+      }
+      seen.emplace(key, it->first);
+      check_structure(it->second, kpath, depth + 1, budget);
+    }
+  } else if (node.IsScalar() && node.Scalar().find('\0') != std::string::npos) {
+    fail(node, path, "contains a NUL character");
   }
 }
 

@@ -1,5 +1,7 @@
 // Typed access to a YAML document that turns every mismatch into
-// "file:line:col: key.path: message" plus the offending line.
+// "file:line:col: key.path: message" plus the offending line. The document is checked
+// when read: bounded size after alias expansion and depth, unique keys, plain-name keys,
+// no NUL characters.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -33,9 +35,14 @@ class YamlReader {
   nlohmann::json to_json(const YAML::Node& node, const std::string& path) const;
 
   const std::string& file() const { return file_; }
+  // Bounds on the document, checked when it is read.
+  static constexpr long kMaxValues = 200000;
+  static constexpr int kMaxDepth = 64;
   const std::string& text() const { return text_; }
 
  private:
+  void check_structure(const YAML::Node& node, const std::string& path, int depth,
+                       long& budget) const;
   std::string file_;
   std::string text_;
   YAML::Node root_;

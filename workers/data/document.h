@@ -3,14 +3,16 @@
 // datasets' offsets mean), never bytes; `end` is exclusive.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace kdx::data {
 
 struct Entity {
-  int start = 0;
-  int end = 0;  // exclusive
+  // 64-bit: a prediction file may hold any offset, and must be scored, not wrapped.
+  int64_t start = 0;
+  int64_t end = 0;  // exclusive
   std::string type;
   bool operator==(const Entity& o) const {
     return start == o.start && end == o.end && type == o.type;

@@ -10,6 +10,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_io.h"
 #include "common/strings.h"
 #include "workers/data/zip_archive.h"
 
@@ -20,15 +21,28 @@ std::string where(const std::string& file, int line) {
   return file + ":" + std::to_string(line);
 }
 
-void check_span(const Entity& e, size_t text_len, const std::string& at) {
-  if (e.start < 0 || e.end < 0) throw Error(at + ": negative offset in entity " + e.type);
+// Empty when the span fits the text, else why not.
+std::string span_problem(const Entity& e, size_t text_len, const std::string& at) {
+  if (e.start < 0 || e.end < 0)
+    return at + ": negative offset in entity " + e.type + " [" + std::to_string(e.start) + ", " +
+           std::to_string(e.end) + ")";
   if (e.end <= e.start)
-    throw Error(at + ": entity " + e.type + " ends (" + std::to_string(e.end) +
-                ") before it starts (" + std::to_string(e.start) + ")");
-  if (static_cast<size_t>(e.end) > text_len)
-    throw Error(at + ": entity " + e.type + " [" + std::to_string(e.start) + ", " +
-                std::to_string(e.end) + ") lies outside the text (" + std::to_string(text_len) +
-                " characters)");
+    return at + ": entity " + e.type + " ends (" + std::to_string(e.end) + ") before it starts (" +
+           std::to_string(e.start) + ")";
+  if (static_cast<uint64_t>(e.end) > text_len)
+    return at + ": entity " + e.type + " [" + std::to_string(e.start) + ", " +
+           std::to_string(e.end) + ") lies outside the text (" + std::to_string(text_len) +
+           " characters)";
+  return {};
+}
+
+// Training data: an error. Predictions: kept (the scorer counts it as a false positive).
+void check_span(const Entity& e, size_t text_len, const std::string& at,
+                std::vector<std::string>* warnings) {
+  auto problem = span_problem(e, text_len, at);
+  if (problem.empty()) return;
+  if (!warnings) throw Error(problem);
+  warnings->push_back(problem + "; scored as a false positive");
 }
 
 void check_type(const std::string& type, const std::set<std::string>& types,
@@ -64,7 +78,8 @@ std::vector<std::string> list_dir_recursive(const std::string& dir) {
 
 // Parses one .ann file's T lines.
 std::vector<Entity> parse_ann(const std::string& content, const std::string& name, size_t text_len,
-                              const std::set<std::string>& types) {
+                              const std::set<std::string>& types,
+                              std::vector<std::string>* warnings) {
   std::vector<Entity> out;
   std::istringstream in(content);
   std::string line;
@@ -86,13 +101,13 @@ std::vector<Entity> parse_ann(const std::string& content, const std::string& nam
       // Discontinuous spans ("a b;c d") are covered from the first start to the last end.
       auto first = mid.find(' ');
       auto ranges = split(mid.substr(first + 1), ';');
-      e.start = std::stoi(split(ranges.front(), ' ').at(0));
-      e.end = std::stoi(split(ranges.back(), ' ').at(1));
+      e.start = std::stoll(split(ranges.front(), ' ').at(0));
+      e.end = std::stoll(split(ranges.back(), ' ').at(1));
     } catch (const std::exception&) {
       throw Error(at + ": cannot parse offsets '" + mid + "' (expected '<type> <start> <end>')");
     }
     check_type(e.type, types, at);
-    check_span(e, text_len, at);
+    check_span(e, text_len, at, warnings);
     out.push_back(e);
   }
   return out;
@@ -113,7 +128,8 @@ std::set<std::string> runne_types_near(const std::string& file) {
 }
 
 std::vector<Document> read_runne(const std::vector<std::string>& files,
-                                 const std::set<std::string>& types, bool require_text) {
+                                 const std::set<std::string>& types, bool require_text,
+                                 std::vector<std::string>* span_warnings) {
   struct Partial {
     Document doc;
     bool has_text = false;
@@ -130,7 +146,7 @@ std::vector<Document> read_runne(const std::vector<std::string>& files,
       if (trim(line).empty()) continue;
       std::string at = where(file, ln);
       decode_utf8(line, at);  // a clear encoding error before JSON's own
-      auto j = nlohmann::json::parse(line, nullptr, false);
+      auto j = parse_json(line);
       if (j.is_discarded() || !j.is_object()) throw Error(at + ": not a JSON object");
       if (!j.contains("id")) throw Error(at + ": missing field \"id\"");
       std::string id = j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump();
@@ -146,15 +162,22 @@ std::vector<Document> read_runne(const std::vector<std::string>& files,
         if (!j["ners"].is_array()) throw Error(at + ": field \"ners\" must be a list");
         p.raw.clear();
         for (auto& n : j["ners"]) {
-          if (!n.is_array() || n.size() != 3 || !n[0].is_number_integer() ||
-              !n[1].is_number_integer() || !n[2].is_string())
-            throw Error(at + ": field \"ners\": each entity must be [start, end, \"TYPE\"], got " +
+          // Offsets within +/- 2^62: every sum below stays inside 64 bits.
+          auto offset = [](const nlohmann::json& v) {
+            return v.is_number_integer() && v.get<int64_t>() > -(int64_t{1} << 62) &&
+                   v.get<int64_t>() < (int64_t{1} << 62);
+          };
+          if (!n.is_array() || n.size() != 3 || !offset(n[0]) || !offset(n[1]) || !n[2].is_string())
+            throw Error(at +
+                        ": field \"ners\": each entity must be [start, end, \"TYPE\"] with "
+                        "integer offsets, got " +
                         n.dump());
-          Entity e{n[0].get<int>(), n[1].get<int>() + 1,
+          Entity e{n[0].get<int64_t>(), n[1].get<int64_t>() + 1,
                    n[2].get<std::string>()};  // end inclusive in the file
-          if (n[1].get<int>() < n[0].get<int>())
-            throw Error(at + ": entity " + e.type + " ends (" + std::to_string(n[1].get<int>()) +
-                        ") before it starts (" + std::to_string(e.start) + ")");
+          if (!span_warnings && n[1].get<int64_t>() < n[0].get<int64_t>())
+            throw Error(at + ": entity " + e.type + " ends (" +
+                        std::to_string(n[1].get<int64_t>()) + ") before it starts (" +
+                        std::to_string(e.start) + ")");
           check_type(e.type, types, at);
           p.raw.emplace_back(e, at);
         }
@@ -169,7 +192,12 @@ std::vector<Document> read_runne(const std::vector<std::string>& files,
                   " has entities but no text in any of the files (add the file with its "
                   "\"sentences\", e.g. test.jsonl)");
     for (auto& [e, at] : p.raw) {
-      if (p.has_text) check_span(e, p.doc.text.size(), at);
+      if (p.has_text)
+        check_span(e, p.doc.text.size(), at, span_warnings);
+      else if (span_warnings && e.end <= e.start)
+        span_warnings->push_back(at + ": entity " + e.type +
+                                 " ends before it starts; scored "
+                                 "as a false positive");
       p.doc.entities.push_back(e);
     }
     out.push_back(std::move(p.doc));
@@ -202,7 +230,8 @@ const std::set<std::string>& rurebus_types() {
 }
 
 std::vector<Document> read_brat(const std::vector<std::string>& sources,
-                                const std::set<std::string>& types, bool require_pairs) {
+                                const std::set<std::string>& types, bool require_pairs,
+                                std::vector<std::string>* span_warnings) {
   std::vector<Document> out;
   for (auto& src : sources) {
     std::unique_ptr<ZipArchive> zip;
@@ -233,7 +262,7 @@ std::vector<Document> read_brat(const std::vector<std::string>& sources,
         std::string content = read(base + ".ann");
         decode_utf8(content, label(base + ".ann"));  // validates the encoding
         size_t limit = txt ? d.text.size() : static_cast<size_t>(-1) / 2;
-        d.entities = parse_ann(content, label(base + ".ann"), limit, types);
+        d.entities = parse_ann(content, label(base + ".ann"), limit, types, span_warnings);
       }
       out.push_back(std::move(d));
     }

@@ -13,8 +13,12 @@ namespace kdx::data {
 // RuNNE: lines {"id", "sentences", "ners": [[start, last_char_inclusive, TYPE], ...]}.
 // Several files merge by id, so test.jsonl (texts) and test_with_answers.jsonl (entities)
 // read together. `types` empty = accept any type.
+// `span_warnings` given (predictions): an entity whose span is impossible (ends before it
+// starts, negative, past the text) is kept and reported there instead of being an error, as
+// the shared task's scorer counts it (a false positive), not refuses the file.
 std::vector<Document> read_runne(const std::vector<std::string>& files,
-                                 const std::set<std::string>& types = {}, bool require_text = true);
+                                 const std::set<std::string>& types = {}, bool require_text = true,
+                                 std::vector<std::string>* span_warnings = nullptr);
 // The type list shipped beside a RuNNE file (ners.txt in the same folder); empty if absent.
 std::set<std::string> runne_types_near(const std::string& file);
 
@@ -23,7 +27,8 @@ std::set<std::string> runne_types_near(const std::string& file);
 // without .ann is an error; for predictions an .ann may come alone (spans are then not
 // checked against a text).
 std::vector<Document> read_brat(const std::vector<std::string>& sources,
-                                const std::set<std::string>& types = {}, bool require_pairs = true);
+                                const std::set<std::string>& types = {}, bool require_pairs = true,
+                                std::vector<std::string>* span_warnings = nullptr);
 
 // CoNLL: "token<TAB>tag" lines, blank line between sentences, BIO or IOB2 tags; each
 // sentence becomes a document whose text joins tokens with single spaces.

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/json_io.h"
 #include "workers/data/document.h"
 
 namespace kdx::data {
@@ -15,9 +16,12 @@ utf8proc_category_t category(char32_t c) {
   return utf8proc_category(static_cast<utf8proc_int32_t>(c));
 }
 
+// Hugging Face's cleaning maps Zs to spaces, and its final str.split() also splits on the
+// line and paragraph separators (Zl U+2028, Zp U+2029).
 bool is_whitespace(char32_t c) {
   if (c == U' ' || c == U'\t' || c == U'\n' || c == U'\r') return true;
-  return category(c) == UTF8PROC_CATEGORY_ZS;
+  auto cat = category(c);
+  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
 }
 
 bool is_control(char32_t c) {
@@ -119,7 +123,7 @@ std::vector<Word> basic_tokenize(const std::u32string& text, const TokenizerOpti
       char32_t c = norm[k];
       if (is_punctuation(c)) {
         flush();
-        words.push_back({std::u32string(1, c), origin[k], origin[k] + 1});
+        words.push_back({std::u32string(1, c), origin[k], origin[k] + 1, {origin[k]}});
         continue;
       }
       if (!open) {
@@ -127,6 +131,7 @@ std::vector<Word> basic_tokenize(const std::u32string& text, const TokenizerOpti
         open = true;
       }
       cur.text.push_back(c);
+      cur.origin.push_back(origin[k]);
       cur.end = origin[k] + 1;
     }
     flush();
@@ -135,7 +140,10 @@ std::vector<Word> basic_tokenize(const std::u32string& text, const TokenizerOpti
 }
 
 Tokenizer::Tokenizer(Vocab vocab, TokenizerOptions options)
-    : vocab_(std::move(vocab)), options_(options) {}
+    : vocab_(std::move(vocab)), options_(options) {
+  for (const char* t : {"[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"})
+    if (vocab_.id(t) >= 0) specials_.emplace_back(decode_utf8(t, "special token"), vocab_.id(t));
+}
 
 void Tokenizer::wordpiece(const Word& w, std::vector<Token>& out) const {
   int unk = vocab_.unk();
@@ -143,9 +151,8 @@ void Tokenizer::wordpiece(const Word& w, std::vector<Token>& out) const {
     out.push_back({unk, w.start, w.end});
     return;
   }
-  // Character positions of the normalised word map linearly onto [start, end) only when
-  // lengths agree (no accent stripping changed them); otherwise pieces share the word's span.
-  bool aligned = static_cast<int>(w.text.size()) == w.end - w.start;
+  // Each piece spans the original characters its normalised characters came from (stripped
+  // accents or a changed case must not make every piece claim the whole word).
   std::vector<Token> pieces;
   size_t start = 0;
   while (start < w.text.size()) {
@@ -165,17 +172,41 @@ void Tokenizer::wordpiece(const Word& w, std::vector<Token>& out) const {
       out.push_back({unk, w.start, w.end});
       return;
     }
-    int s = aligned ? w.start + static_cast<int>(start) : w.start;
-    int e = aligned ? w.start + static_cast<int>(end) : w.end;
+    int s = w.origin.empty() ? w.start : w.origin[start];
+    int e = w.origin.empty() ? w.end : w.origin[end - 1] + 1;
     pieces.push_back({found, s, e});
     start = end;
   }
   out.insert(out.end(), pieces.begin(), pieces.end());
 }
 
+void Tokenizer::tokenize_span(const std::u32string& text, int begin, int end,
+                              std::vector<Token>& out) const {
+  if (begin >= end) return;
+  for (auto w : basic_tokenize(
+           text.substr(static_cast<size_t>(begin), static_cast<size_t>(end - begin)), options_)) {
+    w.start += begin;
+    w.end += begin;
+    for (auto& o : w.origin) o += begin;
+    wordpiece(w, out);
+  }
+}
+
 std::vector<Token> Tokenizer::tokenize(const std::u32string& text) const {
   std::vector<Token> out;
-  for (auto& w : basic_tokenize(text, options_)) wordpiece(w, out);
+  int from = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != U'[') continue;
+    for (auto& [t, id] : specials_) {
+      if (text.compare(i, t.size(), t) != 0) continue;
+      tokenize_span(text, from, static_cast<int>(i), out);
+      out.push_back({id, static_cast<int>(i), static_cast<int>(i + t.size())});
+      from = static_cast<int>(i + t.size());
+      i += t.size() - 1;
+      break;
+    }
+  }
+  tokenize_span(text, from, static_cast<int>(text.size()), out);
   return out;
 }
 
@@ -191,7 +222,7 @@ TokenizerOptions tokenizer_options_from_dir(const std::string& dir) {
     struct stat st;
     std::string path = dir + name;
     if (::stat(path.c_str(), &st) != 0) continue;
-    auto j = nlohmann::json::parse(read_file(path), nullptr, false);
+    auto j = parse_json(read_file(path));
     if (!j.is_object()) continue;
     if (j.contains("do_lower_case") && j["do_lower_case"].is_boolean()) {
       o.lowercase = j["do_lower_case"].get<bool>();

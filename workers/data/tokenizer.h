@@ -30,12 +30,16 @@ struct Token {
 struct Word {
   std::u32string text;  // normalised
   int start = 0, end = 0;
+  std::vector<int> origin;  // per character of `text`, its position in the original text
 };
 std::vector<Word> basic_tokenize(const std::u32string& text, const TokenizerOptions& options);
 
 class Tokenizer {
  public:
   Tokenizer(Vocab vocab, TokenizerOptions options);
+  // Special tokens written in the text ([CLS], [SEP], [PAD], [UNK], [MASK] when the vocabulary
+  // has them) stay whole, as Hugging Face's tokenizer keeps them; every other stretch of text
+  // goes through basic tokenization and WordPiece.
   std::vector<Token> tokenize(const std::u32string& text) const;
   // The pieces as strings ("##" continuation included), for tests and debugging.
   std::vector<std::string> pieces(const std::u32string& text) const;
@@ -44,8 +48,10 @@ class Tokenizer {
 
  private:
   void wordpiece(const Word& w, std::vector<Token>& out) const;
+  void tokenize_span(const std::u32string& text, int begin, int end, std::vector<Token>& out) const;
   Vocab vocab_;
   TokenizerOptions options_;
+  std::vector<std::pair<std::u32string, int>> specials_;  // text, id
 };
 
 // Reads tokenizer settings from a Hugging Face checkpoint directory (tokenizer_config.json,

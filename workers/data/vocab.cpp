@@ -19,8 +19,9 @@ Vocab load_vocab(const std::string& path) {
   for (auto& l : lines) {
     std::string t = l;
     if (!t.empty() && t.back() == '\r') t.pop_back();
-    // Duplicates keep their first id, as Hugging Face's loader does for lookups.
-    if (!v.ids.count(t)) v.ids[t] = static_cast<int>(v.tokens.size());
+    // A token listed twice maps to its last line, as in Hugging Face's load_vocab (a dict
+    // filled line by line).
+    v.ids[t] = static_cast<int>(v.tokens.size());
     v.tokens.push_back(t);
   }
   if (v.tokens.empty()) throw Error(path + ": empty vocabulary");

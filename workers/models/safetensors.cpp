@@ -5,6 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_io.h"
 
 namespace kdx::models {
 
@@ -18,7 +19,7 @@ std::map<std::string, RawTensor> read_safetensors(const std::string& path) {
   if (n > data.size() - 8)
     throw Error(path + ": not a safetensors file (header length " + std::to_string(n) +
                 " exceeds the file)");
-  auto header = nlohmann::json::parse(data.substr(8, n), nullptr, false);
+  auto header = parse_json(data.substr(8, n));
   if (!header.is_object()) throw Error(path + ": safetensors header is not a JSON object");
   std::map<std::string, RawTensor> out;
   size_t base = 8 + n;

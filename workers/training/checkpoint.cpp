@@ -9,6 +9,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_io.h"
 #include "common/strings.h"
 #include "workers/models/hf_checkpoint.h"
 #include "workers/models/safetensors.h"
@@ -99,11 +100,18 @@ std::optional<TrainingState> load_checkpoint(const std::string& dir, torch::nn::
                                              torch::optim::Optimizer& optimizer) {
   std::string state_path = dir + "/state.json";
   if (!file_exists(state_path)) return std::nullopt;
-  auto j = nlohmann::json::parse(read_file(state_path), nullptr, false);
+  auto j = parse_json(read_file(state_path));
   if (!j.is_object()) throw Error(state_path + ": corrupt checkpoint state (not JSON)");
   auto state = TrainingState::from_json(j, state_path);
-  load_weights(module, dir + "/" + j.at("model_file").get<std::string>());
-  std::string optim = dir + "/" + j.at("optimizer_file").get<std::string>();
+  // File names only (written by save_checkpoint): never a path out of the directory.
+  auto file_field = [&](const char* k) {
+    if (!j.contains(k) || !j[k].is_string() || j[k].get<std::string>().empty() ||
+        j[k].get<std::string>().find('/') != std::string::npos || j[k].get<std::string>()[0] == '.')
+      throw Error(state_path + ": field \"" + std::string(k) + "\" must be a file name");
+    return j[k].get<std::string>();
+  };
+  load_weights(module, dir + "/" + file_field("model_file"));
+  std::string optim = dir + "/" + file_field("optimizer_file");
   if (!file_exists(optim)) throw Error(optim + ": checkpoint optimizer state missing");
   torch::load(optimizer, optim);
   return state;

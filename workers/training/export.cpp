@@ -4,6 +4,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_io.h"
 #include "workers/data/encode.h"
 #include "workers/evaluation/predict.h"
 #include "workers/models/student.h"
@@ -23,7 +24,7 @@ void export_model(const std::string& run_dir, const std::string& out) {
   for (auto f :
        {"model.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "types.json"})
     write_file_atomic(out + "/" + f, read_file(run_dir + "/" + f));
-  auto run = nlohmann::json::parse(read_file(run_dir + "/run.json"));
+  auto run = read_json_file(run_dir + "/run.json");
   nlohmann::json enc = {{"tagging", run["params"].value("tagging", "per_type_bio")},
                         {"window", run["params"].value("window", 128)},
                         {"format", run["dataset"].value("format", "")}};
@@ -32,15 +33,14 @@ void export_model(const std::string& run_dir, const std::string& out) {
 
 ExportedModel load_exported(const std::string& dir) {
   ExportedModel m;
-  auto desc = nlohmann::json::parse(read_file(dir + "/model.json"), nullptr, false);
+  auto desc = parse_json(read_file(dir + "/model.json"));
   if (!desc.is_object()) throw Error(dir + "/model.json: not valid JSON");
   m.tagger = models::make_tagger(desc);
   load_weights(*m.tagger, dir + "/model.safetensors");
   m.tagger->eval();
   m.tokenizer = load_tokenizer(dir);
-  auto types =
-      nlohmann::json::parse(read_file(dir + "/types.json")).get<std::vector<std::string>>();
-  auto enc = nlohmann::json::parse(read_file(dir + "/encoding.json"));
+  auto types = read_json_file(dir + "/types.json").get<std::vector<std::string>>();
+  auto enc = read_json_file(dir + "/encoding.json");
   m.scheme = data::make_scheme(enc.value("tagging", "per_type_bio"), types);
   m.window = enc.value("window", 128);
   return m;

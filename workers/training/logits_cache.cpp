@@ -10,6 +10,8 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_io.h"
+#include "workers/training/logits_header.h"
 
 namespace kdx::training {
 namespace {
@@ -60,33 +62,29 @@ LogitsCache::LogitsCache(const std::string& path, const std::string& expected_ke
   map_size_ = static_cast<size_t>(st.st_size);
   void* m = map_size_ ? ::mmap(nullptr, map_size_, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
   ::close(fd);
-  if (m == MAP_FAILED || map_size_ < 16 || std::memcmp(m, kMagic, 8) != 0) {
-    if (m != MAP_FAILED) ::munmap(m, map_size_);
-    throw Error(path + ": not a kdx logits cache");
-  }
+  if (m == MAP_FAILED) throw Error(path + ": not a kdx logits cache (empty or unreadable)");
   map_ = static_cast<const char*>(m);
-  uint64_t n;
-  std::memcpy(&n, map_ + 8, 8);
-  if (16 + n > map_size_) throw Error(path + ": truncated logits cache");
-  auto h = nlohmann::json::parse(std::string(map_ + 16, n), nullptr, false);
-  if (!h.is_object()) throw Error(path + ": corrupt logits cache header");
-  if (h["key"] != expected_key)
-    throw Error(path + ": stale teacher logits cache: it was made for key " +
-                h["key"].get<std::string>().substr(0, 16) + "..., this run expects " +
-                expected_key.substr(0, 16) +
+  LogitsHeader h;
+  try {
+    h = parse_logits_header(map_, map_size_, path);
+  } catch (...) {
+    ::munmap(const_cast<char*>(map_), map_size_);  // a throwing constructor runs no destructor
+    map_ = nullptr;
+    throw;
+  }
+  if (h.key != expected_key) {
+    ::munmap(const_cast<char*>(map_), map_size_);
+    map_ = nullptr;
+    throw Error(path + ": stale teacher logits cache: it was made for key " + h.key.substr(0, 16) +
+                "..., this run expects " + expected_key.substr(0, 16) +
                 "... (teacher, vocabulary, data or encoding changed); re-run the logits stage");
-  width_ = h["width"];
-  fp16_ = h["dtype"] == "fp16";
-  offsets_ = h["offsets"].get<std::vector<int64_t>>();
-  lengths_ = h["lengths"].get<std::vector<int64_t>>();
-  int64_t rows = h["rows"];
-  ids_start_ = 16 + n;
-  data_start_ = ids_start_ + static_cast<size_t>(rows) * 4;
-  size_t need =
-      data_start_ + static_cast<size_t>(rows) * static_cast<size_t>(width_) * (fp16_ ? 2 : 4);
-  if (need != map_size_)
-    throw Error(path + ": truncated logits cache (" + std::to_string(map_size_) +
-                " bytes, expected " + std::to_string(need) + ")");
+  }
+  width_ = h.width;
+  fp16_ = h.fp16;
+  offsets_ = std::move(h.offsets);
+  lengths_ = std::move(h.lengths);
+  ids_start_ = h.ids_start;
+  data_start_ = h.data_start;
 }
 
 LogitsCache::~LogitsCache() {

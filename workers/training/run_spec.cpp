@@ -2,6 +2,8 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_io.h"
+#include "common/params.h"
 
 namespace kdx::training {
 namespace {
@@ -15,7 +17,7 @@ const nlohmann::json& field(const nlohmann::json& j, const std::string& key,
 }  // namespace
 
 RunSpec read_run_spec(const std::string& path) {
-  auto j = nlohmann::json::parse(read_file(path), nullptr, false);
+  auto j = parse_json(read_file(path));
   if (!j.is_object()) throw Error(path + ": not a JSON object");
   RunSpec s;
   s.path = path;
@@ -67,16 +69,29 @@ RunSpec read_run_spec(const std::string& path) {
   }
   s.params = field(j, "params", path);
   if (!s.params.is_object()) throw Error(path + ": field \"params\" must be an object");
+  // The same table kdx validated the experiment with: a run.json edited by hand (or by a
+  // newer kdx) cannot hand the worker a value it would crash or silently misbehave on.
+  validate_params(params_of_stage(s.stage), s.params, path);
   if (j.contains("resources")) s.cpus = j["resources"].value("cpus", 1);
   if (s.stage != "teacher" && s.stage != "pretrain" && s.teacher_dir.empty())
     throw Error(path + ": a " + s.stage + " run needs \"teacher_dir\"");
   return s;
 }
 
+int64_t RunSpec::param_int64(const std::string& key) const {
+  if (!params.contains(key) || !params[key].is_number())
+    throw Error(path + ": params." + key + ": missing or not a number");
+  return params[key].is_number_float() ? static_cast<int64_t>(params[key].get<double>())
+                                       : params[key].get<int64_t>();
+}
+
 int RunSpec::param_int(const std::string& key) const {
   if (!params.contains(key) || !params[key].is_number())
     throw Error(path + ": params." + key + ": missing or not a number");
-  return params[key].get<int>();
+  int64_t v = param_int64(key);
+  if (v < INT32_MIN || v > INT32_MAX)
+    throw Error(path + ": params." + key + ": " + std::to_string(v) + " does not fit");
+  return static_cast<int>(v);
 }
 double RunSpec::param_double(const std::string& key) const {
   if (!params.contains(key) || !params[key].is_number())

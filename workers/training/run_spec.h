@@ -29,6 +29,7 @@ struct RunSpec {
   // Typed parameter access; throws kdx::Error "run.json: params.<key>: ..." when absent or
   // mistyped.
   int param_int(const std::string& key) const;
+  int64_t param_int64(const std::string& key) const;
   double param_double(const std::string& key) const;
   std::string param_string(const std::string& key) const;
   bool param_bool(const std::string& key) const;

@@ -6,6 +6,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_io.h"
 #include "workers/data/readers.h"
 #include "workers/data/test_leak.h"
 #include "workers/data/vocab_builder.h"
@@ -44,7 +45,7 @@ TrainerOptions trainer_options(const RunSpec& spec, const StageOptions& so) {
   o.warmup_steps = spec.param_int("warmup_steps");
   o.patience = spec.param_int("patience");
   o.checkpoint_every = spec.param_int("checkpoint_every");
-  o.seed = static_cast<uint64_t>(spec.param_int("seed"));
+  o.seed = static_cast<uint64_t>(spec.param_int64("seed"));
   o.checkpoint_dir = spec.run_dir + "/checkpoint";
   o.best_weights = spec.run_dir + "/best.safetensors";
   o.metrics_path = spec.run_dir + "/metrics.jsonl";
@@ -130,14 +131,14 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
 }
 
 std::vector<std::string> read_types(const std::string& dir) {
-  auto j = nlohmann::json::parse(read_file(dir + "/types.json"), nullptr, false);
+  auto j = parse_json(read_file(dir + "/types.json"));
   if (!j.is_array()) throw Error(dir + "/types.json: not a JSON list");
   return j.get<std::vector<std::string>>();
 }
 
 // The finished teacher of a teacher_dir: its tagger, with weights.
 models::Tagger load_teacher(const std::string& dir) {
-  auto desc = nlohmann::json::parse(read_file(dir + "/model.json"), nullptr, false);
+  auto desc = parse_json(read_file(dir + "/model.json"));
   if (!desc.is_object()) throw Error(dir + "/model.json: not valid JSON");
   auto tagger = models::make_tagger(desc);
   load_weights(*tagger, dir + "/model.safetensors");
@@ -160,7 +161,7 @@ void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   p.types = dataset_types(spec, p.train_docs);
   models::Tagger tagger;
   p.scheme = data::make_scheme(spec.param_string("tagging"), p.types);
-  torch::manual_seed(static_cast<uint64_t>(spec.param_int("seed")));
+  torch::manual_seed(static_cast<uint64_t>(spec.param_int64("seed")));
   std::string init =
       spec.pretrain_dir.empty() ? spec.params.value("init_from", std::string()) : spec.pretrain_dir;
   if (!init.empty()) {
@@ -208,8 +209,7 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   // The teacher's own window, tagging and training subset: the logits must align with
   // the examples its students (which share these settings) will see.
   RunSpec keyed = spec;
-  auto teacher_run =
-      nlohmann::json::parse(read_file(spec.teacher_dir + "/run.json"), nullptr, false);
+  auto teacher_run = parse_json(read_file(spec.teacher_dir + "/run.json"));
   nlohmann::json tp = teacher_run.is_object() && teacher_run.contains("params")
                           ? teacher_run["params"]
                           : nlohmann::json::object();
@@ -243,7 +243,7 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
                 ": an oracle cache is made from gold tags, and unlabeled text has "
                 "none: drop the dataset's unlabeled files or use source: teacher");
   if (source == "oracle") {
-    std::mt19937_64 rng(static_cast<uint64_t>(spec.params.value("seed", 1)));
+    std::mt19937_64 rng(static_cast<uint64_t>(spec.params.value("seed", int64_t{1})));
     double margin = spec.params.value("oracle_margin", 4.0);
     double noise = spec.params.value("oracle_noise", 0.0);
     for (auto& ex : p.train.examples) {
@@ -293,8 +293,7 @@ void run_student(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   p.tokenizer = load_tokenizer(spec.teacher_dir);
   p.scheme = data::make_scheme(spec.param_string("tagging"), p.types);
   encode_all(spec, p);
-  auto teacher_desc =
-      nlohmann::json::parse(read_file(spec.teacher_dir + "/model.json"), nullptr, false);
+  auto teacher_desc = parse_json(read_file(spec.teacher_dir + "/model.json"));
   if (teacher_desc.value("columns", 0) != p.scheme.columns() ||
       teacher_desc.value("classes", 0) != p.scheme.classes())
     throw Error(spec.path + ": params.tagging '" + spec.param_string("tagging") +
@@ -367,7 +366,7 @@ void run_pretrain(const RunSpec& spec, distributed::Reducer& reducer, const Stag
   if (tokenizer->vocab().id("[MASK]") < 0)
     throw Error((init.empty() ? spec.path : init + "/vocab.txt") +
                 ": the vocabulary has no [MASK] token, which masked-language pretraining needs");
-  torch::manual_seed(static_cast<uint64_t>(spec.param_int("seed")));
+  torch::manual_seed(static_cast<uint64_t>(spec.param_int64("seed")));
   auto model = models::BertMlm(c);
   if (ck) models::load_hf_weights(*model, *ck, init, "cls.");
   if (reducer.rank == 0) save_tokenizer(*tokenizer, spec.run_dir);
@@ -377,7 +376,7 @@ void run_pretrain(const RunSpec& spec, distributed::Reducer& reducer, const Stag
   MlmOptions mo;
   mo.mask_prob = spec.param_double("mask_prob");
   mo.whole_word = spec.param_bool("whole_word_mask");
-  mo.seed = static_cast<uint64_t>(spec.param_int("seed"));
+  mo.seed = static_cast<uint64_t>(spec.param_int64("seed"));
   MlmTask task(model, data, mo);
   Trainer trainer(model.ptr(), task, trainer_options(spec, so), reducer);
   auto state = trainer.run();

@@ -82,7 +82,7 @@ std::shared_ptr<models::StudentTaggerImpl> make_student(const RunSpec& spec, con
   } else {
     c.vocab_size = static_cast<int>(vocab.size());
   }
-  torch::manual_seed(static_cast<uint64_t>(spec.param_int("seed")));
+  torch::manual_seed(static_cast<uint64_t>(spec.param_int64("seed")));
   auto student = std::make_shared<models::StudentTaggerImpl>(c);
   if (!kept.empty()) student->vocab_map.copy_(vocabulary_map(kept, vocab));
   if (spec.param_bool("init_embedding")) {

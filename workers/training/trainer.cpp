@@ -129,6 +129,10 @@ TrainingState Trainer::run() {
   model_->train();
   const long n = static_cast<long>(task_.size());
   const long per_epoch = (n + opt_.batch_size - 1) / opt_.batch_size;
+  if (s.batch_in_epoch > per_epoch)
+    throw Error(opt_.checkpoint_dir + "/state.json: batch " + std::to_string(s.batch_in_epoch) +
+                " of an epoch of " + std::to_string(per_epoch) +
+                " batches: the checkpoint belongs to other data or another batch size");
   const bool tty = ::isatty(STDERR_FILENO) && reducer_.rank == 0 && !opt_.quiet;
   auto started = std::chrono::steady_clock::now();
   double last_print = 0, last_progress = -1e9;

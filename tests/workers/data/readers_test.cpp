@@ -70,9 +70,10 @@ TEST(RunneReader, Errors) {
             latin1 + ":1: invalid UTF-8 at byte 27 (the file must be UTF-8)");
   auto shape =
       dir.write("f.jsonl", "{\"id\": 1, \"sentences\": \"abcd\", \"ners\": [[0, \"T\"]]}\n");
-  EXPECT_EQ(
-      error_of([&] { read_runne({shape}); }),
-      shape + ":1: field \"ners\": each entity must be [start, end, \"TYPE\"], got [0,\"T\"]");
+  EXPECT_EQ(error_of([&] { read_runne({shape}); }),
+            shape +
+                ":1: field \"ners\": each entity must be [start, end, \"TYPE\"] with integer "
+                "offsets, got [0,\"T\"]");
 }
 
 TEST(BratReader, FolderPairsAndErrors) {

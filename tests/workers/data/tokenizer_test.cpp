@@ -113,3 +113,51 @@ TEST(VocabBuilder, CoversCorpusWithoutUnk) {
 
 }  // namespace
 }  // namespace kdx::data
+
+namespace kdx::data {
+namespace {
+
+// Differences from Hugging Face's BertTokenizer that a comparison on real text found.
+TEST(TokenizerLikeHuggingFace, LineAndParagraphSeparatorsSplitWords) {
+  Tokenizer t(vocab_of({"мир", "труд"}), {});
+  EXPECT_EQ(t.pieces(u("мир\u2028труд\u2029мир")),
+            (std::vector<std::string>{"мир", "труд", "мир"}));
+}
+
+TEST(TokenizerLikeHuggingFace, SpecialTokensInTheTextStayWhole) {
+  Tokenizer t(vocab_of({"мир", "[", "]", "cls", "mask"}), {true, -1, true, 100});
+  auto text = u("мир [CLS]мир[MASK] [cls]");
+  auto toks = t.tokenize(text);
+  EXPECT_EQ(t.pieces(text),
+            (std::vector<std::string>{"мир", "[CLS]", "мир", "[MASK]", "[", "cls", "]"}));
+  ASSERT_EQ(toks.size(), 7u);
+  EXPECT_EQ(toks[1].id, t.vocab().cls());
+  EXPECT_EQ(toks[1].start, 4);
+  EXPECT_EQ(toks[1].end, 9);
+  EXPECT_EQ(toks[3].start, 12);
+  EXPECT_EQ(toks[3].end, 18);
+}
+
+TEST(TokenizerLikeHuggingFace, DuplicateVocabularyLinesMapToTheLastLine) {
+  test::TempDir dir;
+  auto path = dir.write("vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\nмир\n##а\nмир\n");
+  auto v = load_vocab(path);
+  EXPECT_EQ(v.size(), 7u);
+  EXPECT_EQ(v.id("мир"), 6);
+}
+
+// A stress mark (U+0301) is stripped when lower-casing; each piece keeps its own span.
+TEST(TokenizerLikeHuggingFace, PiecesKeepTheirOwnSpansWhenNormalisationChangesLength) {
+  Tokenizer t(vocab_of({"моло", "##ко"}), {true, -1, true, 100});
+  auto text = u("Молоко\u0301 есть");  // "Молоко́": 7 code points, 6 after normalisation
+  auto toks = t.tokenize(text);
+  ASSERT_GE(toks.size(), 2u);
+  EXPECT_EQ(t.vocab().tokens[static_cast<size_t>(toks[0].id)], "моло");
+  EXPECT_EQ(toks[0].start, 0);
+  EXPECT_EQ(toks[0].end, 4);
+  EXPECT_EQ(toks[1].start, 4);
+  EXPECT_EQ(toks[1].end, 6);  // the stripped mark belongs to no piece
+}
+
+}  // namespace
+}  // namespace kdx::data

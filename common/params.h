@@ -1,5 +1,6 @@
-// The parameters each stage accepts, with their types: the one table that both the
-// spec parser (unknown key / wrong type errors) and the planner's normalisation use.
+// The parameters each stage accepts, with their types and ranges: the one table that the
+// spec parser (unknown key / wrong type / out of range), the planner's normalisation and
+// the worker (reading run.json) all use, so a value kdx accepts is one the worker can run.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -16,16 +17,25 @@ struct ParamDef {
   std::vector<std::string> choices;  // String: allowed values, empty = any
   std::vector<ParamDef> fields;      // Object: its keys
   std::string help;
+  double min = -1e300, max = 1e300;  // Int and Float: the allowed closed range
 };
 
 const std::vector<ParamDef>& teacher_params();
 const std::vector<ParamDef>& student_params();
 const std::vector<ParamDef>& logits_params();
 const std::vector<ParamDef>& pretrain_params();
+// The table of a stage (pretrain | teacher | logits | student); throws kdx::Error otherwise.
+const std::vector<ParamDef>& params_of_stage(const std::string& stage);
+
+// Every key of `params` known, typed and in range (nested objects too); throws kdx::Error
+// "<where>: params.<key>: <message>" for the first that is not. Unknown keys are errors.
+void validate_params(const std::vector<ParamDef>& defs, const nlohmann::json& params,
+                     const std::string& where);
 
 // Looks up a dotted path ("loss.kd_weight"); nullptr when unknown.
 const ParamDef* find_param(const std::vector<ParamDef>& defs, const std::string& dotted);
-// Empty when `value` fits `def`, else a message such as "expected an integer, got a list".
+// Empty when `value` fits `def` (type, choices, range), else a message such as "expected an
+// integer, got a list" or "must be between 1 and 4096, got 0".
 std::string check_param(const ParamDef& def, const nlohmann::json& value);
 std::string type_name(ParamType t);
 std::string known_names(const std::vector<ParamDef>& defs);

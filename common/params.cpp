@@ -1,7 +1,9 @@
-#include "orchestrator/params.h"
+#include "common/params.h"
 
 #include <cmath>
+#include <cstdio>
 
+#include "common/error.h"
 #include "common/strings.h"
 
 namespace kdx {
@@ -11,21 +13,39 @@ using P = ParamType;
 
 std::vector<ParamDef> training_params() {
   return {
-      {"epochs", P::Int, {}, {}, "passes over the training set"},
-      {"batch_size", P::Int, {}, {}, "sequences per optimizer step (global, over all ranks)"},
-      {"lr", P::Float, {}, {}, "AdamW peak learning rate"},
-      {"weight_decay", P::Float, {}, {}, "AdamW weight decay"},
-      {"warmup_steps", P::Int, {}, {}, "linear warm-up steps, then linear decay"},
-      {"grad_clip", P::Float, {}, {}, "gradient norm clip, 0 = off"},
-      {"patience", P::Int, {}, {}, "early stopping: epochs without dev improvement"},
-      {"seed", P::Int, {}, {}, "seed of every RNG of the run"},
-      {"window", P::Int, {}, {}, "max tokens per window"},
+      {"epochs", P::Int, {}, {}, "passes over the training set", 1, 100000},
+      {"batch_size",
+       P::Int,
+       {},
+       {},
+       "sequences per optimizer step (global, over all ranks)",
+       1,
+       65536},
+      {"lr", P::Float, {}, {}, "AdamW peak learning rate", 1e-12, 10},
+      {"weight_decay", P::Float, {}, {}, "AdamW weight decay", 0, 10},
+      {"warmup_steps", P::Int, {}, {}, "linear warm-up steps, then linear decay", 0, 1000000000.0},
+      {"grad_clip", P::Float, {}, {}, "gradient norm clip, 0 = off", 0, 1000000.0},
+      {"patience", P::Int, {}, {}, "early stopping: epochs without dev improvement", 0, 100000},
+      {"seed", P::Int, {}, {}, "seed of every RNG of the run", 0, 4e+18},
+      {"window", P::Int, {}, {}, "max tokens per window", 8, 4096},
       {"tagging", P::String, {"per_type_bio", "flat_bio"}, {}, "nested-entity encoding"},
-      {"max_train_docs", P::Int, {}, {}, "use only the first N training documents (0 = all)"},
-      {"max_test_docs", P::Int, {}, {}, "evaluate on the first N test documents (0 = all)"},
-      {"checkpoint_every", P::Int, {}, {}, "steps between checkpoints"},
-      {"threads", P::Int, {}, {}, "intra-op threads per rank (0 = all cores)"},
-      {"ranks", P::Int, {}, {}, "data-parallel ranks (processes)"},
+      {"max_train_docs",
+       P::Int,
+       {},
+       {},
+       "use only the first N training documents (0 = all)",
+       0,
+       1000000000.0},
+      {"max_test_docs",
+       P::Int,
+       {},
+       {},
+       "evaluate on the first N test documents (0 = all)",
+       0,
+       1000000000.0},
+      {"checkpoint_every", P::Int, {}, {}, "steps between checkpoints", 0, 1000000000.0},
+      {"threads", P::Int, {}, {}, "intra-op threads per rank (0 = all cores)", 0, 1024},
+      {"ranks", P::Int, {}, {}, "data-parallel ranks (processes)", 1, 4096},
   };
 }
 
@@ -36,14 +56,20 @@ const std::vector<ParamDef>& teacher_params() {
     std::vector<ParamDef> d = {
         {"arch", P::String, {"bert"}, {}, "teacher architecture"},
         {"init_from", P::String, {}, {}, "Hugging Face BERT checkpoint directory to fine-tune"},
-        {"layers", P::Int, {}, {}, "encoder layers"},
-        {"hidden", P::Int, {}, {}, "hidden size"},
-        {"heads", P::Int, {}, {}, "attention heads"},
-        {"ffn", P::Int, {}, {}, "feed-forward size"},
-        {"vocab_size", P::Int, {}, {}, "vocabulary built from the training corpus"},
+        {"layers", P::Int, {}, {}, "encoder layers", 1, 96},
+        {"hidden", P::Int, {}, {}, "hidden size", 1, 16384},
+        {"heads", P::Int, {}, {}, "attention heads", 1, 256},
+        {"ffn", P::Int, {}, {}, "feed-forward size", 1, 65536},
+        {"vocab_size", P::Int, {}, {}, "vocabulary built from the training corpus", 16, 1e7},
         {"lowercase", P::Bool, {}, {}, "lower-case and strip accents before WordPiece"},
-        {"init_range", P::Float, {}, {}, "std of the initial weights (from scratch; BERT: 0.02)"},
-        {"dropout", P::Float, {}, {}, "dropout probability"},
+        {"init_range",
+         P::Float,
+         {},
+         {},
+         "std of the initial weights (from scratch; BERT: 0.02)",
+         1e-6,
+         10},
+        {"dropout", P::Float, {}, {}, "dropout probability", 0, 0.99},
     };
     for (auto& t : training_params()) d.push_back(t);
     return d;
@@ -55,11 +81,11 @@ const std::vector<ParamDef>& student_params() {
   static const std::vector<ParamDef> defs = [] {
     std::vector<ParamDef> d = {
         {"arch", P::String, {"lstm", "sru", "srupp"}, {}, "student architecture"},
-        {"hidden", P::Int, {}, {}, "recurrent hidden size (per direction)"},
-        {"layers", P::Int, {}, {}, "recurrent layers"},
-        {"emb", P::Int, {}, {}, "embedding size"},
-        {"proj", P::Int, {}, {}, "SRU++ attention projection size"},
-        {"dropout", P::Float, {}, {}, "dropout probability"},
+        {"hidden", P::Int, {}, {}, "recurrent hidden size (per direction)", 1, 16384},
+        {"layers", P::Int, {}, {}, "recurrent layers", 1, 64},
+        {"emb", P::Int, {}, {}, "embedding size", 1, 16384},
+        {"proj", P::Int, {}, {}, "SRU++ attention projection size", 0, 16384},
+        {"dropout", P::Float, {}, {}, "dropout probability", 0, 0.99},
         {"init_embedding",
          P::Bool,
          {},
@@ -71,21 +97,21 @@ const std::vector<ParamDef>& student_params() {
          {"trimmed", "full"},
          {},
          "embedding rows: only the teacher wordpieces in the training text, or all"},
-        {"highway_bias", P::Float, {}, {}, "SRU/SRU++: initial reset-gate bias"},
+        {"highway_bias", P::Float, {}, {}, "SRU/SRU++: initial reset-gate bias", -100, 100},
         {"rescale", P::Bool, {}, {}, "SRU/SRU++: scale the highway input (reference option)"},
         {"dataset", P::String, {}, {}, "dataset name (from `datasets:`)"},
         {"loss",
          P::Object,
          {},
          {
-             {"ce_weight", P::Float, {}, {}, "weight of CE(student tags, gold)"},
-             {"kd_weight", P::Float, {}, {}, "weight of the distillation term; 0 = no KD"},
+             {"ce_weight", P::Float, {}, {}, "weight of CE(student tags, gold)", 0, 1e6},
+             {"kd_weight", P::Float, {}, {}, "weight of the distillation term; 0 = no KD", 0, 1e6},
              {"kd_loss",
               P::String,
               {"kl", "mse", "mse_prob"},
               {},
               "kl: KL at temperature; mse: logits (paper); mse_prob: tag probabilities"},
-             {"temperature", P::Float, {}, {}, "temperature of kl and mse_prob"},
+             {"temperature", P::Float, {}, {}, "temperature of kl and mse_prob", 0.01, 1000},
          },
          "loss weights"},
     };
@@ -103,17 +129,35 @@ const std::vector<ParamDef>& pretrain_params() {
          {},
          {},
          "Hugging Face BERT to continue pretraining (domain-adaptive)"},
-        {"layers", P::Int, {}, {}, "encoder layers (from scratch)"},
-        {"hidden", P::Int, {}, {}, "hidden size (from scratch)"},
-        {"heads", P::Int, {}, {}, "attention heads (from scratch)"},
-        {"ffn", P::Int, {}, {}, "feed-forward size (from scratch)"},
-        {"vocab_size", P::Int, {}, {}, "WordPiece vocabulary built from the corpus (from scratch)"},
+        {"layers", P::Int, {}, {}, "encoder layers (from scratch)", 1, 96},
+        {"hidden", P::Int, {}, {}, "hidden size (from scratch)", 1, 16384},
+        {"heads", P::Int, {}, {}, "attention heads (from scratch)", 1, 256},
+        {"ffn", P::Int, {}, {}, "feed-forward size (from scratch)", 1, 65536},
+        {"vocab_size",
+         P::Int,
+         {},
+         {},
+         "WordPiece vocabulary built from the corpus (from scratch)",
+         16,
+         1e7},
         {"lowercase", P::Bool, {}, {}, "lower-case and strip accents before WordPiece"},
-        {"init_range", P::Float, {}, {}, "std of the initial weights (from scratch; BERT: 0.02)"},
-        {"dropout", P::Float, {}, {}, "dropout probability"},
-        {"mask_prob", P::Float, {}, {}, "fraction of tokens predicted (BERT: 0.15)"},
+        {"init_range",
+         P::Float,
+         {},
+         {},
+         "std of the initial weights (from scratch; BERT: 0.02)",
+         1e-6,
+         10},
+        {"dropout", P::Float, {}, {}, "dropout probability", 0, 0.99},
+        {"mask_prob", P::Float, {}, {}, "fraction of tokens predicted (BERT: 0.15)", 0.001, 0.999},
         {"whole_word_mask", P::Bool, {}, {}, "mask all pieces of a chosen word"},
-        {"heldout_every", P::Int, {}, {}, "every N-th corpus document is held out (accuracy)"},
+        {"heldout_every",
+         P::Int,
+         {},
+         {},
+         "every N-th corpus document is held out (accuracy)",
+         0,
+         1e9},
     };
     for (auto& t : training_params())
       if (t.name != "tagging" && t.name != "max_train_docs" && t.name != "max_test_docs")
@@ -131,12 +175,41 @@ const std::vector<ParamDef>& logits_params() {
        {"teacher", "oracle"},
        {},
        "teacher: the trained teacher's logits; oracle: made from the gold tags (a control)"},
-      {"oracle_margin", P::Float, {}, {}, "oracle: +margin for the chosen class, -margin else"},
-      {"oracle_noise", P::Float, {}, {}, "oracle: fraction of cells given a wrong class"},
-      {"seed", P::Int, {}, {}, "oracle: seed of the noise"},
-      {"threads", P::Int, {}, {}, "intra-op threads"},
+      {"oracle_margin",
+       P::Float,
+       {},
+       {},
+       "oracle: +margin for the chosen class, -margin else",
+       0,
+       1000},
+      {"oracle_noise", P::Float, {}, {}, "oracle: fraction of cells given a wrong class", 0, 1},
+      {"seed", P::Int, {}, {}, "oracle: seed of the noise", 0, 4e+18},
+      {"threads", P::Int, {}, {}, "intra-op threads", 0, 1024},
   };
   return defs;
+}
+
+const std::vector<ParamDef>& params_of_stage(const std::string& stage) {
+  if (stage == "teacher") return teacher_params();
+  if (stage == "student") return student_params();
+  if (stage == "logits") return logits_params();
+  if (stage == "pretrain") return pretrain_params();
+  throw Error("unknown stage '" + stage + "'");
+}
+
+void validate_params(const std::vector<ParamDef>& defs, const nlohmann::json& params,
+                     const std::string& where) {
+  if (!params.is_object()) throw Error(where + ": params must be an object");
+  for (auto& [key, value] : params.items()) {
+    const ParamDef* d = nullptr;
+    for (auto& def : defs)
+      if (def.name == key) d = &def;
+    if (!d)
+      throw Error(where + ": params." + key +
+                  ": unknown parameter (expected one of: " + known_names(defs) + ")");
+    auto err = check_param(*d, value);
+    if (!err.empty()) throw Error(where + ": params." + key + ": " + err);
+  }
 }
 
 const ParamDef* find_param(const std::vector<ParamDef>& defs, const std::string& dotted) {
@@ -184,15 +257,35 @@ std::string describe(const nlohmann::json& v) {
 
 }  // namespace
 
+std::string format_number(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.12g", x);
+  return buf;
+}
+
+std::string check_range(const ParamDef& def, double x, const nlohmann::json& v) {
+  if (!std::isfinite(x)) return "must be a finite number, got " + v.dump();
+  if (x < def.min || x > def.max)
+    return "must be between " + format_number(def.min) + " and " + format_number(def.max) +
+           ", got " + v.dump();
+  return {};
+}
+
 std::string check_param(const ParamDef& def, const nlohmann::json& v) {
   auto wrong = [&] { return "expected " + type_name(def.type) + ", got " + describe(v); };
   switch (def.type) {
     case ParamType::Int:
-      if (v.is_number_integer() || v.is_number_unsigned()) return {};
-      if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) return {};
+      if (v.is_number_integer()) return check_range(def, static_cast<double>(v.get<int64_t>()), v);
+      if (v.is_number_unsigned())
+        return check_range(def, static_cast<double>(v.get<uint64_t>()), v);
+      if (v.is_number_float() && std::isfinite(v.get<double>()) &&
+          std::floor(v.get<double>()) == v.get<double>())
+        return check_range(def, v.get<double>(), v);
+      if (v.is_number_float() && !std::isfinite(v.get<double>()))
+        return "must be a finite number, got " + v.dump();
       return wrong();
     case ParamType::Float:
-      return v.is_number() ? std::string() : wrong();
+      return v.is_number() ? check_range(def, v.get<double>(), v) : wrong();
     case ParamType::Bool:
       return v.is_boolean() ? std::string() : wrong();
     case ParamType::String:
