@@ -38,6 +38,7 @@ const ParamDef* find_param(const std::vector<ParamDef>& defs, const std::string&
 // integer, got a list" or "must be between 1 and 4096, got 0".
 std::string check_param(const ParamDef& def, const nlohmann::json& value);
 std::string type_name(ParamType t);
+std::string format_number(double x);  // shortest round-trip-ish form for messages
 std::string known_names(const std::vector<ParamDef>& defs);
 
 // Numbers normalised so that 1, 1.0 and 1e0 hash alike: integral floats become integers.

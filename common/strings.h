@@ -21,6 +21,10 @@ std::string replace_fields(
     const std::function<std::optional<std::string>(const std::string&)>& lookup,
     const std::function<std::string(const std::string&)>& literal = nullptr);
 
+// The byte offset of the first byte that is not part of well-formed UTF-8 (overlong forms,
+// surrogates and code points above U+10FFFF included), or std::string::npos.
+size_t find_invalid_utf8(const std::string& s);
+
 // "1h02m", "3m05s", "12s": for humans, not for parsing back.
 std::string format_duration(double seconds);
 

@@ -54,6 +54,16 @@ std::vector<nlohmann::json> sample_random(const RandomSpec& random) {
 }
 
 std::vector<nlohmann::json> expand_grid(const StudentSpec& s, const std::string& file) {
+  // The size first: a few long lists multiply into more runs than memory holds.
+  double count = 1;
+  for (auto& axis : s.grid) count *= static_cast<double>(axis.values.size());
+  if (!s.zip.empty()) count *= static_cast<double>(s.zip[0].values.size());
+  if (s.random.samples > 0) count *= s.random.samples;
+  count += static_cast<double>(s.include.size());
+  if (count > kMaxGridRuns)
+    throw Error(file + ": students: the grid has " + format_number(count) +
+                " points; kdx plans at most " + std::to_string(kMaxGridRuns) +
+                " runs per experiment (split it into several experiments)");
   // Start with one empty point and multiply it by each dimension in turn.
   std::vector<nlohmann::json> points{nlohmann::json::object()};
   auto multiply = [&](const std::vector<nlohmann::json>& factors) {

@@ -12,6 +12,8 @@ namespace kdx {
 // product(grid) x zip x random samples, minus `exclude`, plus `include`; every point is
 // `fixed` deep-merged with its values. Duplicate points are kept once. Throws kdx::Error
 // when nothing is left.
+constexpr long kMaxGridRuns = 1000000;
+
 std::vector<nlohmann::json> expand_grid(const StudentSpec& students, const std::string& file);
 
 // Whether `point` matches an exclude condition (every key equal, or in the list).

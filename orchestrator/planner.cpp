@@ -47,7 +47,7 @@ nlohmann::json student_defaults() {
       {"init_embedding", false},
       {"vocab", "trimmed"},
       {"rescale", false},
-      {"loss", {{"ce_weight", 1.0}, {"kd_weight", 1.0}, {"kd_loss", "mse"}, {"temperature", 1.0}}},
+      {"loss", {{"ce_weight", 1.0}, {"kd_weight", 1.0}, {"kd_loss", "kl"}, {"temperature", 1.0}}},
       {"epochs", 30},
       {"batch_size", 16},
       {"weight_decay", 0.01},

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <thread>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -170,22 +171,33 @@ Registry::Registry(const std::string& path) : path_(path) {
     throw Error(path + ": cannot open registry: " + msg);
   }
   sqlite3_busy_timeout(db_, 10000);
-  try {
-    int v = schema_version();
-    if (v > kSchemaVersion)
-      throw Error(path + ": registry schema version " + std::to_string(v) +
-                  " is newer than this kdx supports (" + std::to_string(kSchemaVersion) +
-                  "); use a newer kdx, or another --registry");
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA foreign_keys=ON");
-    exec("PRAGMA synchronous=NORMAL");
-    migrate();
-  } catch (const Error& e) {
-    sqlite3_close(db_);
-    db_ = nullptr;
-    std::string what = e.what();
-    if (what.rfind(path, 0) == 0) throw;
-    throw Error(path + ": " + what);
+  // Set-up steps that SQLite answers with an immediate "database is locked" instead of
+  // waiting (switching a new file to WAL while another process does the same; found by
+  // the ASan build's timing) are retried: each step is idempotent.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      int v = schema_version();
+      if (v > kSchemaVersion)
+        throw Error(path + ": registry schema version " + std::to_string(v) +
+                    " is newer than this kdx supports (" + std::to_string(kSchemaVersion) +
+                    "); use a newer kdx, or another --registry");
+      exec("PRAGMA journal_mode=WAL");
+      exec("PRAGMA foreign_keys=ON");
+      exec("PRAGMA synchronous=NORMAL");
+      migrate();
+      break;
+    } catch (const Error& e) {
+      int code = sqlite3_errcode(db_) & 0xff;
+      if ((code == SQLITE_BUSY || code == SQLITE_LOCKED) && attempt < 200) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      sqlite3_close(db_);
+      db_ = nullptr;
+      std::string what = e.what();
+      if (what.rfind(path, 0) == 0) throw;
+      throw Error(path + ": " + what);
+    }
   }
 }
 

@@ -99,8 +99,9 @@ std::string render_plot(const Plot& p, double ox, double oy, bool standalone) {
     double d = (hi - lo) * 0.05;
     return std::pair{lo - d, hi + d};
   };
-  auto [x0, x1] = padded(p.x);
-  auto [y0, y1] = padded(p.y);
+  // Plain variables, not structured bindings: C++17 lambdas cannot capture bindings (clang).
+  const auto xr = padded(p.x), yr = padded(p.y);
+  const double x0 = xr.first, x1 = xr.second, y0 = yr.first, y1 = yr.second;
   auto X = [&](double v) {
     double t = p.x.log ? (std::log(v) - std::log(x0)) / (std::log(x1) - std::log(x0))
                        : (v - x0) / (x1 - x0);

@@ -1,6 +1,8 @@
 #include "orchestrator/yaml_reader.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 
@@ -10,6 +12,17 @@ namespace kdx {
 
 YamlReader::YamlReader(std::string file, std::string text)
     : file_(std::move(file)), text_(std::move(text)) {
+  // Every string of a spec ends up in JSON (run.json, run ids), which is UTF-8 only.
+  if (size_t bad = find_invalid_utf8(text_); bad != std::string::npos) {
+    size_t line_start = text_.rfind('\n', bad == 0 ? 0 : bad - 1);
+    line_start = line_start == std::string::npos || bad == 0 ? 0 : line_start + 1;
+    int line = 1 + static_cast<int>(
+                       std::count(text_.begin(), text_.begin() + static_cast<long>(bad), '\n'));
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text_[bad]));
+    SourceLocation loc{file_, line, static_cast<int>(bad - line_start) + 1};
+    throw_at(loc, std::string("not valid UTF-8 (byte ") + byte + ")", &text_);
+  }
   try {
     root_ = YAML::Load(text_);
   } catch (const YAML::ParserException& e) {

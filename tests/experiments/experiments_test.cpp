@@ -34,7 +34,7 @@ TEST(Experiments, SmokeEndToEndFromSubmitToReport) {
                       "  epochs: 1\n  max_train_docs: 16\n  max_test_docs: 4\n");
   yaml = replace_once(yaml, "  hidden: 128\n  heads: 4\n  ffn: 256\n",
                       "  hidden: 32\n  heads: 2\n  ffn: 64\n");
-  yaml = replace_once(yaml, "fixed: {epochs: 6,", "fixed: {epochs: 1, max_test_docs: 4,");
+  yaml = replace_once(yaml, "fixed: {epochs: 12,", "fixed: {epochs: 1, max_test_docs: 4,");
   yaml = replace_once(yaml, "hidden: [64, 128]", "hidden: [8, 16]");
   dir.write("smoke.yaml", yaml);
   std::vector<std::string> env = {"KDX_DATA_DIR=" + data, "OMP_NUM_THREADS=1"};
@@ -127,7 +127,8 @@ TEST(Experiments, ShippedGridsReachThePapersCompressionAgainstRubertBase) {
     models::BertModelImpl bert(rubert);  // the encoder alone, as the paper counts RuBERT
     teacher_params = models::parameter_count(bert);
   }
-  EXPECT_NEAR(static_cast<double>(teacher_params), 177.9e6, 0.2e6);
+  // 177.26M: RuBERT-base without its pooler (0.59M), which a tagger never uses.
+  EXPECT_NEAR(static_cast<double>(teacher_params), 177.26e6, 0.05e6);
 
   for (auto [file, format] :
        {std::pair{"runne_grid.yaml", "runne"}, {"rurebus_grid.yaml", "rurebus"}}) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -122,6 +123,20 @@ TEST_F(Hostile, NonScalarKeysAndNulBytesNameTheirPlace) {
             "h.yaml:3:41: datasets[0].train: contains a NUL character");
 }
 
+// Found by fuzz_spec_yaml: a byte that is not UTF-8 reached the run id's JSON and aborted
+// kdx with a JSON library exception; it is an error at its place.
+TEST_F(Hostile, InvalidUtf8IsAnErrorAtItsPlace) {
+  // "\xD2" "m": the string break keeps 'm' out of the hex escape.
+  std::string yaml = std::string(kHead) +
+                     "teacher: {layers: 1}\nstudents:\n  fixed: {arch: ls\xD2"
+                     "m}\n";
+  EXPECT_EQ(error_of(yaml),
+            "h.yaml:6:19: not valid UTF-8 (byte 0xD2)\n    fixed: {arch: ls\xD2"
+            "m}\n"
+            "                    ^");
+  EXPECT_EQ(first_line("\xFF"), "h.yaml:1:1: not valid UTF-8 (byte 0xFF)");
+}
+
 // A result.json a worker must never write, and one a careless user may: the attempt fails
 // with the reason, and every command keeps working.
 TEST_F(Hostile, BadResultJsonFailsTheRunAndTheRegistryKeepsWorking) {
@@ -198,7 +213,7 @@ TEST_F(Hostile, ImpossiblePredictedSpansAreScoredAsFalsePositives) {
 
 // Two kdx processes opening one new registry at once both create nothing twice.
 TEST_F(Hostile, ConcurrentFirstOpensOfARegistry) {
-  for (int round = 0; round < 10; ++round) {
+  for (int round = 0; round < 40; ++round) {
     std::string reg = dir_.file("r" + std::to_string(round) + ".sqlite");
     std::vector<pid_t> kids;
     for (int k = 0; k < 2; ++k) {
@@ -207,7 +222,8 @@ TEST_F(Hostile, ConcurrentFirstOpensOfARegistry) {
         try {
           Registry r(reg);
           ::_exit(r.schema_version() == Registry::kSchemaVersion ? 0 : 1);
-        } catch (...) {
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "round %d: %s\n", round, e.what());
           ::_exit(2);
         }
       }

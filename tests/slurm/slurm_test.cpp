@@ -15,20 +15,23 @@ namespace kdx {
 namespace {
 
 std::string g_cluster_dir, g_conf;
+std::vector<std::string> g_cluster_env;  // for slurm/cluster's chaos commands
+
+test::CommandResult cluster(std::vector<std::string> args) {
+  args.insert(args.begin(), KDX_SOURCE_DIR "/slurm/cluster");
+  return test::run_command(args, "", g_cluster_env);
+}
 
 class ClusterEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
     g_cluster_dir = dir_.path() + "/cluster";
     std::string port = std::to_string(17000 + (::getpid() % 400) * 60);
-    env_ = {"SLURM_LOCAL_DIR=" + g_cluster_dir,
-            "PORT_BASE=" + port,
-            "NODES=2",
-            "NODE_CPUS=2",
-            "NODE_GPUS=2",
-            "MAX_ARRAY_SIZE=5",
-            "WITH_DBD=1",
-            "MIN_JOB_AGE=600"};
+    env_ = {"SLURM_LOCAL_DIR=" + g_cluster_dir, "PORT_BASE=" + port, "NODES=2", "NODE_CPUS=2",
+            "NODE_GPUS=2", "MAX_ARRAY_SIZE=5", "WITH_DBD=1", "MIN_JOB_AGE=600",
+            // A dead node is noticed within seconds (Slurm's default is 300).
+            "SLURMD_TIMEOUT=10"};
+    g_cluster_env = env_;
     auto up = test::run_command({KDX_SOURCE_DIR "/slurm/cluster", "up"}, "", env_);
     ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
     g_conf = g_cluster_dir + "/etc/slurm.conf";
@@ -289,6 +292,110 @@ TEST_F(Slurm, StatusWorksWithSlurmdbdStopped) {
   auto r = kdx({"submit", "nodbd.yaml", "--executor", "slurm", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   for (auto& run : status("nodbd")) EXPECT_EQ(run["state"], "COMPLETED") << run.dump();
+}
+
+// Chaos: the cluster misbehaves under a running grid; nothing is lost, no state is wrong.
+
+// Accounting (sacct) unavailable: kdx must not call any run FAILED for it. (slurmdbd is
+// still stopped by the test above.)
+TEST_F(Slurm, ChaosSacctUnavailableMakesNoRunFailed) {
+  experiment("nosacct", "{hidden: 16}", "  grid: {hidden: [8, 16, 24]}\n",
+             std::string("worker: {command: ['" TOY_WORKER_BIN
+                         "', '--spec', '{run_json}'], env: {KDX_TOY_SLEEP_MS: '1500'}}\n"));
+  if (test::file_exists(g_cluster_dir + "/run/slurmdbd.pid")) cluster({"stop-dbd"});
+  ASSERT_EQ(kdx({"submit", "nosacct.yaml", "--executor", "slurm"}).exit_code, 0);
+  bool done = false;
+  for (int i = 0; i < 120 && !done; ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    auto runs = status("nosacct");
+    done = true;
+    for (auto& r : runs) {
+      EXPECT_NE(r["state"], "FAILED") << r.dump();
+      done = done && r["state"] == "COMPLETED";
+    }
+  }
+  EXPECT_TRUE(done) << status("nosacct").dump();
+  auto up = cluster({"start-dbd"});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  for (auto& r : status("nosacct")) EXPECT_EQ(r["state"], "COMPLETED") << r.dump();
+}
+
+// slurmctld restarted in the middle of a grid: the jobs, their dependencies and kdx's view
+// of them all survive; every run completes once.
+TEST_F(Slurm, ChaosSlurmctldRestartedMidGrid) {
+  experiment("ctld", "{hidden: 16}",
+             "  grid: {hidden: [8, 16, 24, 32], loss: [{kd_weight: 0}, {kd_weight: 1}]}\n",
+             std::string("worker: {command: ['" TOY_WORKER_BIN
+                         "', '--spec', '{run_json}'], env: {KDX_TOY_SLEEP_MS: '2000'}}\n"));
+  ASSERT_EQ(kdx({"submit", "ctld.yaml", "--executor", "slurm"}).exit_code, 0);
+  ASSERT_TRUE(wait_until(
+      "ctld", [](const nlohmann::json& rs) { return rs[0]["state"] == "RUNNING"; }, 60));
+  auto restart = cluster({"restart-ctld"});
+  ASSERT_EQ(restart.exit_code, 0) << restart.err;
+  auto all_done = [](const nlohmann::json& rs) {
+    for (auto& r : rs)
+      if (r["state"] != "COMPLETED") return false;
+    return true;
+  };
+  EXPECT_TRUE(wait_until("ctld", all_done, 180)) << status("ctld").dump();
+  for (auto& r : status("ctld")) {
+    EXPECT_EQ(r["state"], "COMPLETED") << r.dump();
+    EXPECT_EQ(r["attempt"], 1) << r.dump();  // nothing was submitted twice
+  }
+}
+
+// A node dies (its slurmd and every process of its jobs) while a real worker trains there:
+// Slurm requeues the job on the other node, or kdx resubmits it; either way the run resumes
+// from its checkpoint and completes.
+TEST_F(Slurm, ChaosNodeFailureResumesFromTheCheckpoint) {
+  experiment(
+      "nodefail",
+      "{layers: 1, hidden: 32, heads: 2, ffn: 64, vocab_size: 2000, epochs: 60, batch_size: 8, "
+      "max_train_docs: 40, max_test_docs: 2, checkpoint_every: 5, "
+      "resources: {cpus: 1, mem: 1G, time: '30:00'}}",
+      "  include: [{arch: sru, hidden: 8, emb: 8, epochs: 1, max_test_docs: 2, loss: {kd_weight: "
+      "0}}]\n");
+  ASSERT_EQ(kdx({"submit", "nodefail.yaml", "--executor", "slurm"}).exit_code, 0);
+  std::string teacher;
+  auto checkpointed = [&](const nlohmann::json& rs) {
+    teacher = rs[0]["id"];
+    return rs[0]["state"] == "RUNNING" &&
+           test::file_exists(
+               dir_.file("results/runs/nodefail/" + teacher + "/checkpoint/state.json"));
+  };
+  ASSERT_TRUE(wait_until("nodefail", checkpointed, 120));
+  std::string job = job_of("nodefail", "teacher");
+  std::string node = slurm({"squeue", "-h", "-j", job, "-o", "%N"}).out;
+  node = node.substr(0, node.find('\n'));
+  ASSERT_TRUE(node == "node1" || node == "node2") << node;
+  auto kill = cluster({"kill-node", node.substr(4)});
+  ASSERT_EQ(kill.exit_code, 0) << kill.err;
+  bool resubmitted = false, finished = false;
+  for (int i = 0; i < 300 && !finished; ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    // A requeued job waits ~2 minutes before it is eligible again: skip that hold-off.
+    if (slurm({"squeue", "-h", "-j", job, "-o", "%r"}).out.find("BeginTime") != std::string::npos)
+      slurm({"scontrol", "update", "JobId=" + job, "StartTime=now"});
+    auto runs = status("nodefail");
+    if (!resubmitted && (runs[0]["state"] == "FAILED" || runs[0]["state"] == "PREEMPTED")) {
+      resubmitted = true;
+      EXPECT_EQ(kdx({"resubmit", "--failed", "-e", "nodefail"}).exit_code, 0);
+    }
+    finished = true;
+    for (auto& r : runs) finished = finished && r["state"] == "COMPLETED";
+    // Dependents cancelled as unsatisfiable by a failed upstream come back with it.
+    bool cancelled = false;
+    for (auto& r : runs) cancelled = cancelled || r["state"] == "CANCELLED";
+    if (cancelled && runs[0]["state"] == "COMPLETED")
+      kdx({"resubmit", "--failed", "-e", "nodefail"});
+  }
+  auto restore = cluster({"start-node", node.substr(4)});
+  EXPECT_EQ(restore.exit_code, 0) << restore.err;
+  ASSERT_TRUE(finished) << status("nodefail").dump();
+  auto logs = test::run_command(
+      {"sh", "-c",
+       "cat " + dir_.file("results/runs/nodefail/" + teacher + "/logs/") + "slurm-*.out"});
+  EXPECT_NE(logs.out.find("kdx-worker: resuming from"), std::string::npos) << logs.out;
 }
 
 }  // namespace

@@ -201,9 +201,8 @@ TEST_F(WorkerCli, BadInputIsAClearErrorWithoutResult) {
   auto bad = run_json("bad-arch", "student", student_params("gru", 0.0));
   auto b = worker({"--spec", write_run(bad)});
   EXPECT_EQ(b.exit_code, 1);
-  EXPECT_EQ(error_line(b.err),
-            "kdx-worker: error: " + dir_->file("bad-arch/run.json") +
-                ": params.arch: unknown student architecture 'gru' (expected lstm, sru, srupp)\n");
+  EXPECT_EQ(error_line(b.err), "kdx-worker: error: " + dir_->file("bad-arch/run.json") +
+                                   ": params.arch: 'gru' is not one of: lstm, sru, srupp\n");
   EXPECT_FALSE(test::file_exists(dir_->file("bad-arch/result.json")));
   auto missing = run_json("no-teacher", "student", student_params("lstm", 0.0));
   missing["teacher_dir"] = dir_->file("nowhere");
@@ -220,6 +219,14 @@ TEST_F(WorkerCli, BadInputIsAClearErrorWithoutResult) {
   auto r2 = worker({"--spec", dir_->write("junk.json", "{\"kdx_run_version\": 1}")});
   EXPECT_EQ(error_line(r2.err),
             "kdx-worker: error: " + dir_->file("junk.json") + ": missing field \"id\"\n");
+  // Found by fuzz_run_json: a field of the wrong JSON type ended kdx-worker with an uncaught
+  // JSON library exception (abort) instead of an error naming the field.
+  auto typed = run_json("bad-type", "student", student_params("lstm", 0.0));
+  typed["dataset"]["name"] = 0;
+  auto t = worker({"--spec", write_run(typed)});
+  EXPECT_EQ(t.exit_code, 1);
+  EXPECT_EQ(error_line(t.err), "kdx-worker: error: " + dir_->file("bad-type/run.json") +
+                                   ": field \"dataset.name\" must be a string\n");
 }
 
 }  // namespace

@@ -33,12 +33,32 @@ std::vector<std::string> ZipArchive::names() const {
 std::string ZipArchive::read(const std::string& name) const {
   zip_stat_t st;
   if (zip_stat(z_, name.c_str(), 0, &st) != 0) throw Error(path_ + ": no member " + name);
+  // The size in the archive's directory is a claim, not a fact: the buffer grows with what
+  // the member really inflates to, up to a cap (a data set's text files are a few MB).
+  constexpr zip_uint64_t kMaxMember = 256ull << 20;
+  if ((st.valid & ZIP_STAT_SIZE) && st.size > kMaxMember)
+    throw Error(path_ + ": member " + name + " claims " + std::to_string(st.size) +
+                " bytes; more than 256 MiB is not a data set's text file");
   zip_file_t* f = zip_fopen(z_, name.c_str(), 0);
   if (!f) throw Error(path_ + ": cannot read member " + name);
-  std::string out(static_cast<size_t>(st.size), '\0');
-  zip_int64_t got = zip_fread(f, out.data(), st.size);
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    zip_int64_t got = zip_fread(f, buf, sizeof buf);
+    if (got < 0) {
+      zip_fclose(f);
+      throw Error(path_ + ": cannot read member " + name + " (corrupt data)");
+    }
+    if (got == 0) break;
+    out.append(buf, static_cast<size_t>(got));
+    if (out.size() > kMaxMember) {
+      zip_fclose(f);
+      throw Error(path_ + ": member " + name + " inflates to more than 256 MiB");
+    }
+  }
   zip_fclose(f);
-  if (got != static_cast<zip_int64_t>(st.size)) throw Error(path_ + ": truncated member " + name);
+  if ((st.valid & ZIP_STAT_SIZE) && out.size() != st.size)
+    throw Error(path_ + ": truncated member " + name);
   return out;
 }
 

@@ -23,15 +23,32 @@ std::map<std::string, RawTensor> read_safetensors(const std::string& path) {
   if (!header.is_object()) throw Error(path + ": safetensors header is not a JSON object");
   std::map<std::string, RawTensor> out;
   size_t base = 8 + n;
-  for (auto& [name, info] : header.items()) {
+  for (auto& item : header.items()) {
+    const std::string& name = item.key();
+    const nlohmann::json& info = item.value();
     if (name == "__metadata__") continue;
+    // Every field checked for its JSON type: a header is outside input (found by fuzzing).
+    auto bad = [&](const std::string& what) {
+      return Error(path + ": tensor " + name + ": " + what);
+    };
+    if (!info.is_object()) throw bad("entry is not a JSON object");
     RawTensor t;
-    t.dtype = info.value("dtype", "");
-    t.shape = info.value("shape", std::vector<int64_t>{});
-    auto off = info.value("data_offsets", std::vector<uint64_t>{});
-    if (off.size() != 2 || off[0] > off[1] || base + off[1] > data.size())
+    if (!info.contains("dtype") || !info["dtype"].is_string()) throw bad("dtype: not a string");
+    t.dtype = info["dtype"].get<std::string>();
+    if (!info.contains("shape") || !info["shape"].is_array()) throw bad("shape: not a list");
+    for (auto& d : info["shape"]) {
+      if (!d.is_number_unsigned()) throw bad("shape: not a list of sizes");
+      if (d.get<uint64_t>() > (uint64_t{1} << 40)) throw bad("shape: size out of range");
+      t.shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
+    }
+    const nlohmann::json off = info.contains("data_offsets") ? info["data_offsets"] : nullptr;
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+        !off[1].is_number_unsigned())
+      throw bad("data_offsets: not two offsets");
+    uint64_t lo = off[0].get<uint64_t>(), hi = off[1].get<uint64_t>();
+    if (lo > hi || hi > data.size() - base)
       throw Error(path + ": tensor " + name + " has bad data_offsets (file truncated?)");
-    t.bytes = data.substr(base + off[0], off[1] - off[0]);
+    t.bytes = data.substr(base + lo, hi - lo);
     out[name] = std::move(t);
   }
   return out;

@@ -14,6 +14,16 @@ const nlohmann::json& field(const nlohmann::json& j, const std::string& key,
   return j[key];
 }
 
+// An optional string field: "" when absent, an error naming it when it is anything else.
+std::string optional_string(const nlohmann::json& obj, const std::string& key,
+                            const std::string& where, const std::string& name) {
+  if (!obj.is_object()) throw Error(where + ": field \"" + name + "\" must be an object");
+  if (!obj.contains(key)) return "";
+  if (!obj[key].is_string())
+    throw Error(where + ": field \"" + name + "." + key + "\" must be a string");
+  return obj[key].get<std::string>();
+}
+
 }  // namespace
 
 RunSpec read_run_spec(const std::string& path) {
@@ -26,9 +36,9 @@ RunSpec read_run_spec(const std::string& path) {
     if (!v.is_string()) throw Error(path + ": field \"" + std::string(key) + "\" must be a string");
     return v.get<std::string>();
   };
-  int version = field(j, "kdx_run_version", path).get<int>();
-  if (version != 1)
-    throw Error(path + ": kdx_run_version " + std::to_string(version) +
+  auto& version = field(j, "kdx_run_version", path);
+  if (!version.is_number_integer() || version.get<int64_t>() != 1)
+    throw Error(path + ": kdx_run_version " + version.dump() +
                 " is not supported by this kdx-worker (1)");
   s.id = str("id");
   s.experiment = str("experiment");
@@ -37,9 +47,14 @@ RunSpec read_run_spec(const std::string& path) {
     throw Error(path + ": field \"stage\": '" + s.stage +
                 "' is not pretrain, teacher, logits or student");
   s.run_dir = str("run_dir");
-  s.teacher_dir = j.value("teacher_dir", "");
-  s.logits_dir = j.value("logits_dir", "");
-  s.pretrain_dir = j.value("pretrain_dir", "");
+  auto top = [&](const char* key) {
+    if (j.contains(key) && !j[key].is_string())
+      throw Error(path + ": field \"" + std::string(key) + "\" must be a string");
+    return j.contains(key) ? j[key].get<std::string>() : std::string();
+  };
+  s.teacher_dir = top("teacher_dir");
+  s.logits_dir = top("logits_dir");
+  s.pretrain_dir = top("pretrain_dir");
   auto strings = [&](const nlohmann::json& v, const std::string& name) {
     if (!v.is_array()) throw Error(path + ": field \"" + name + "\" must be a list of paths");
     std::vector<std::string> out;
@@ -56,13 +71,14 @@ RunSpec read_run_spec(const std::string& path) {
     if (j.contains("test_splits") && j["test_splits"].is_array())
       for (auto& t : j["test_splits"])
         s.test_splits.push_back(
-            {t.value("dataset", ""), t.value("format", ""),
-             strings(t.value("files", nlohmann::json::array()), "test_splits")});
+            {optional_string(t, "dataset", path, "test_splits"),
+             optional_string(t, "format", path, "test_splits"),
+             strings(t.contains("files") ? t["files"] : nlohmann::json::array(), "test_splits")});
   } else {
     auto& ds = field(j, "dataset", path);
     if (!ds.is_object()) throw Error(path + ": field \"dataset\" must be an object");
-    s.dataset = ds.value("name", "");
-    s.format = ds.value("format", "");
+    s.dataset = optional_string(ds, "name", path, "dataset");
+    s.format = optional_string(ds, "format", path, "dataset");
     for (auto split : {"train", "dev", "test"})
       if (ds.contains(split)) s.files[split] = strings(ds[split], std::string("dataset.") + split);
     if (!s.files.count("train")) throw Error(path + ": dataset has no train files");
@@ -72,7 +88,16 @@ RunSpec read_run_spec(const std::string& path) {
   // The same table kdx validated the experiment with: a run.json edited by hand (or by a
   // newer kdx) cannot hand the worker a value it would crash or silently misbehave on.
   validate_params(params_of_stage(s.stage), s.params, path);
-  if (j.contains("resources")) s.cpus = j["resources"].value("cpus", 1);
+  if (j.contains("resources")) {
+    auto& r = j["resources"];
+    if (!r.is_object()) throw Error(path + ": field \"resources\" must be an object");
+    if (r.contains("cpus")) {
+      if (!r["cpus"].is_number_integer() || r["cpus"].get<int64_t>() < 1 ||
+          r["cpus"].get<int64_t>() > 4096)
+        throw Error(path + ": field \"resources.cpus\" must be an integer in [1, 4096]");
+      s.cpus = static_cast<int>(r["cpus"].get<int64_t>());
+    }
+  }
   if (s.stage != "teacher" && s.stage != "pretrain" && s.teacher_dir.empty())
     throw Error(path + ": a " + s.stage + " run needs \"teacher_dir\"");
   return s;

@@ -272,7 +272,7 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
                             {"size_mb", file_mb(spec.run_dir + "/logits.bin")},
                             {"key", key},
                             {"source", source},
-                            {"precision", fp16 ? "fp16" : "fp32"}};
+                            {"dtype", fp16 ? "fp16" : "fp32"}};
   nlohmann::json result = {{"status", "ok"},
                            {"stage", "logits"},
                            {"run", spec.id},

@@ -259,6 +259,7 @@ TrainingState Trainer::run() {
     tokens_here = 0;
     steps_here = 0;
     last_print = 0;
+    last_progress = -1e9;
     write_checkpoint(s);
     write_progress(s, tokens_per_s_, 0, s.last_loss);
     if (s.finished && !opt_.quiet && s.epoch < opt_.epochs)
