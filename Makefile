@@ -21,8 +21,7 @@ build: bootstrap $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
 $(ASAN_BUILD)/Makefile: CMakeLists.txt
-	CXX=clang++ cmake -S . -B $(ASAN_BUILD) -DKDX_SANITIZE=ON -DCMAKE_BUILD_TYPE=None \
-	  -DCMAKE_CXX_FLAGS="-O1 -g1"   # -O1: sanitizer reports stay readable, the build stays quick
+	CXX=clang++ cmake -S . -B $(ASAN_BUILD) -DKDX_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 asan: bootstrap $(ASAN_BUILD)/Makefile
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
