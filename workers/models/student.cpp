@@ -1,5 +1,10 @@
 #include "workers/models/student.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <vector>
+
 #include "common/error.h"
 #include "workers/models/bert.h"
 
@@ -167,17 +172,70 @@ torch::Tensor StudentTaggerImpl::lstm_infer(torch::Tensor x, const torch::Tensor
   return x;
 }
 
+torch::Tensor StudentTaggerImpl::aten_infer(const torch::Tensor& ids, const torch::Tensor& mask) {
+  if (lstm_fwd && mask.all().item<bool>()) {
+    // No padding: both directions of a layer in one fused bidirectional ATen call, as
+    // Python's nn.LSTM(bidirectional=True) runs them (padded batches need the per-direction
+    // reversal of forward()).
+    auto x = embed(ids);
+    for (size_t i = 0; i < lstm_fwd->size(); ++i) {
+      auto f = lstm_fwd[i]->named_parameters(), b = lstm_bwd[i]->named_parameters();
+      std::vector<torch::Tensor> params = {f["weight_ih_l0"], f["weight_hh_l0"], f["bias_ih_l0"],
+                                           f["bias_hh_l0"],   b["weight_ih_l0"], b["weight_hh_l0"],
+                                           b["bias_ih_l0"],   b["bias_hh_l0"]};
+      auto h0 = torch::zeros({2, x.size(0), config.hidden}, x.options());
+      x = std::get<0>(torch::lstm(x, {h0, h0}, params, /*has_biases=*/true, /*num_layers=*/1,
+                                  /*dropout=*/0.0, /*train=*/false, /*bidirectional=*/true,
+                                  /*batch_first=*/true));
+    }
+    return head(x);
+  }
+  bool was_training = is_training();
+  eval();
+  auto out = forward(ids, mask);
+  train(was_training);
+  return out;
+}
+
+std::string StudentTaggerImpl::chosen_lstm_kernel(int64_t batch) const {
+  auto it = chosen_.find(batch);
+  return it == chosen_.end() ? "" : it->second;
+}
+
 torch::Tensor StudentTaggerImpl::infer(const torch::Tensor& ids, const torch::Tensor& mask) {
   torch::NoGradGuard g;
-  if (!lstm_fwd || !ids.device().is_cpu()) {
-    bool was_training = is_training();
-    eval();
-    auto out = forward(ids, mask);
-    train(was_training);
-    return out;
+  if (!lstm_fwd || !ids.device().is_cpu()) return aten_infer(ids, mask);
+  auto loop = [&] {
+    auto lengths = mask.sum(1).to(torch::kInt64).contiguous();
+    return head(lstm_infer(embed(ids).contiguous(), lengths));
+  };
+  std::string kernel = lstm_kernel;
+  if (kernel.empty()) {
+    const char* env = std::getenv("KDX_LSTM_KERNEL");
+    kernel = env && *env ? env : "auto";
   }
-  auto lengths = mask.sum(1).to(torch::kInt64).contiguous();
-  return head(lstm_infer(embed(ids).contiguous(), lengths));
+  if (kernel == "loop") return loop();
+  if (kernel == "aten") return aten_infer(ids, mask);
+  if (kernel != "auto")
+    throw Error("KDX_LSTM_KERNEL / lstm_kernel: '" + kernel + "' is not auto, loop or aten");
+  int64_t key = ids.size(0);
+  auto known = chosen_.find(key);
+  if (known != chosen_.end()) return known->second == "loop" ? loop() : aten_infer(ids, mask);
+  // First call at this batch size: one warm-up each, then the best of 3 runs each decides.
+  auto time_of = [](auto&& run) {
+    run();
+    double best = 1e300;
+    for (int i = 0; i < 3; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      run();
+      best = std::min(best,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return best;
+  };
+  double t_loop = time_of(loop), t_aten = time_of([&] { return aten_infer(ids, mask); });
+  chosen_[key] = t_loop <= t_aten ? "loop" : "aten";
+  return chosen_[key] == "loop" ? loop() : aten_infer(ids, mask);
 }
 
 nlohmann::json StudentTaggerImpl::describe() const {

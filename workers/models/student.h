@@ -2,6 +2,7 @@
 // LSTM, SRU or SRU++ layers -> linear tag head with the teacher's output layout.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "workers/models/sru.h"
@@ -33,9 +34,16 @@ class StudentTaggerImpl : public TaggerImpl {
  public:
   explicit StudentTaggerImpl(const StudentConfig& c);
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask) override;
-  // LSTM: a hand-written loop (one GEMM for all input projections, then one matrix-vector
-  // product and a fused elementwise update per step); SRU: its float-loop kernel.
+  // LSTM on CPU: whichever of two kernels is faster here, measured on the first call per
+  // batch size (both scale linearly with length, so one length decides): the hand-written loop (one
+  // GEMM for all input projections, then per step one matrix product and a fused elementwise
+  // update) or ATen's fused LSTM (forward() in eval mode). Neither wins everywhere: the loop at
+  // small hidden sizes, ATen at large ones. SRU: its float-loop kernel.
   torch::Tensor infer(const torch::Tensor& ids, const torch::Tensor& mask) override;
+  // "auto" (measure), "loop" or "aten"; KDX_LSTM_KERNEL sets the default.
+  std::string lstm_kernel;
+  // The kernel "auto" chose for a batch size, or "" before the first such call.
+  std::string chosen_lstm_kernel(int64_t batch) const;
   nlohmann::json describe() const override;
 
   StudentConfig config;
@@ -52,6 +60,8 @@ class StudentTaggerImpl : public TaggerImpl {
  private:
   torch::Tensor embed(const torch::Tensor& ids);
   torch::Tensor lstm_infer(torch::Tensor x, const torch::Tensor& lengths);
+  torch::Tensor aten_infer(const torch::Tensor& ids, const torch::Tensor& mask);
+  std::map<int64_t, std::string> chosen_;
 };
 
 // Builds the tagger a model.json describes (teacher or student).

@@ -36,9 +36,26 @@ TEST_P(StudentShapes, ForwardBackwardAndFastInferenceAgree) {
   // The deployed path (hand-written LSTM loop / SRU kernel) computes what training computes.
   m.eval();
   auto a = m.forward(ids, mask).detach();
-  auto b = m.infer(ids, mask);
   auto valid = mask.unsqueeze(-1).to(torch::kFloat32);
-  EXPECT_LT(((a - b) * valid).abs().max().item<float>(), 1e-4);
+  // Each LSTM kernel on its own (the loop must not hide behind a measured choice of ATen),
+  // then the measured choice, which is remembered per batch size.
+  for (std::string kernel : {"loop", "aten", "auto"}) {
+    m.lstm_kernel = kernel;
+    auto b = m.infer(ids, mask);
+    EXPECT_LT(((a - b) * valid).abs().max().item<float>(), 1e-4) << kernel;
+  }
+  // Without padding ATen runs both directions in one fused call: the same outputs.
+  auto full = torch::ones({3, 7}, torch::kInt64);
+  auto a_full = m.forward(ids, full).detach();
+  for (std::string kernel : {"loop", "aten"}) {
+    m.lstm_kernel = kernel;
+    EXPECT_LT((a_full - m.infer(ids, full)).abs().max().item<float>(), 1e-4) << kernel;
+  }
+  if (c.arch == "lstm") {
+    auto chosen = m.chosen_lstm_kernel(3);
+    EXPECT_TRUE(chosen == "loop" || chosen == "aten") << chosen;
+    EXPECT_EQ(m.chosen_lstm_kernel(1), "");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, StudentShapes, ::testing::Values("lstm", "sru", "srupp"));
