@@ -346,14 +346,14 @@ class SpecParser {
         if (d.kind == "loguniform" && lo <= 0)
           y_.fail(args, apath, "loguniform bounds must be positive");
         ParamType want = def->type;
-        if (lo < def->min || hi > def->max)
-          y_.fail(args, apath,
-                  "bounds must lie within the parameter's range " + format_number(def->min) +
-                      " .. " + format_number(def->max));
         if (ints && want != ParamType::Int && want != ParamType::Float)
           y_.fail(args, apath, "parameter is " + type_name(want) + ", not a number");
         if (!ints && want != ParamType::Float)
           y_.fail(args, apath, "parameter is " + type_name(want) + ": use choice: or int:");
+        if (lo < def->min || hi > def->max)
+          y_.fail(args, apath,
+                  "bounds must lie within the parameter's range " + format_number(def->min) +
+                      " .. " + format_number(def->max));
       } else {
         y_.fail(dn.begin()->first, apath,
                 "unknown distribution (expected choice, uniform, loguniform, int)");
