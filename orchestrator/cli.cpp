@@ -66,12 +66,14 @@ std::function<void(const Progress&)> progress_printer() {
   };
 }
 
-int schedule(const std::string& registry, const std::string& experiment, int jobs, bool wait) {
+int schedule(const std::string& registry, const std::string& experiment, int jobs, int cpus,
+             bool wait) {
   if (wait) {
     Registry reg(registry);
     LocalOptions opt;
     opt.experiment = experiment;
     opt.jobs = jobs;
+    opt.cpus = cpus;
     opt.on_progress = progress_printer();
     int failed = run_local(reg, opt);
     std::cout << render_status(status_rows(reg, reg.runs(experiment)));
@@ -98,6 +100,7 @@ int schedule(const std::string& registry, const std::string& experiment, int job
       LocalOptions opt;
       opt.experiment = experiment;
       opt.jobs = jobs;
+      opt.cpus = cpus;
       opt.poll_interval_s = 0.5;
       opt.on_progress = progress_printer();
       run_local(reg, opt);
@@ -241,7 +244,7 @@ int kdx_main(int argc, char** argv) {
   auto* submit = app.add_subcommand("submit", "Plan an experiment grid and run it (new runs only)");
   std::string spec_path, executor = "auto", data_dir;
   bool dry_run = false, wait = false;
-  int jobs = default_jobs();
+  int jobs = default_jobs(), cpus = default_jobs();
   submit->add_option("spec", spec_path, "experiment YAML file")->required();
   submit->add_flag("--dry-run", dry_run, "print the expanded plan and submit nothing");
   bool plan_json = false;
@@ -254,6 +257,12 @@ int kdx_main(int argc, char** argv) {
       ->capture_default_str();
   submit->add_option("--jobs,-j", jobs, "local executor: runs at a time")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  const char* cpus_help =
+      "local executor: cores the running runs may hold together, each its resources.cpus (a "
+      "run asking for more runs alone; 0 = no limit; default: all online cores)";
+  submit->add_option("--cpus", cpus, cpus_help)
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   submit->add_flag("--wait", wait, "stay until every run has finished, showing progress");
   bool hold = false;
@@ -294,6 +303,7 @@ int kdx_main(int argc, char** argv) {
   resubmit->add_option("--experiment,-e", experiment, "only this experiment");
   resubmit->add_option("--jobs,-j", jobs, "local executor: runs at a time")
       ->check(CLI::PositiveNumber);
+  resubmit->add_option("--cpus", cpus, cpus_help)->check(CLI::NonNegativeNumber);
   resubmit->add_flag("--wait", wait, "stay until every run has finished");
 
   auto* logs = app.add_subcommand("logs", "Print (or follow) a run's log, local or on Slurm");
@@ -385,7 +395,7 @@ int kdx_main(int argc, char** argv) {
       std::cout.flush();
       if (sum.created == 0 && sum.active == 0) return 0;
       if (ex == "slurm") return submit_to_slurm(g.registry, spec.experiment, hold, wait);
-      return schedule(g.registry, spec.experiment, jobs, wait);
+      return schedule(g.registry, spec.experiment, jobs, cpus, wait);
     }
     if (*status) {
       Registry reg(g.registry);
@@ -465,7 +475,7 @@ int kdx_main(int argc, char** argv) {
         int rc = submit_to_slurm(g.registry, experiment, false, wait);
         if (on_slurm == n) return rc;
       }
-      return schedule(g.registry, experiment, jobs, wait);
+      return schedule(g.registry, experiment, jobs, cpus, wait);
     }
     return run_worker_side_command(app, g.registry);
   } catch (const Error& e) {

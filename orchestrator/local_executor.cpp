@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -290,9 +291,18 @@ int run_local(Registry& reg, const LocalOptions& opt) {
       // of an experiment whose own scheduler was stopped are not left waiting.
       auto all = opt.experiment.empty() ? runs : reg.runs();
       for (auto& r : all) state_of[r.id] = r.state;
-      int running = 0;
+      int running = 0, cpus_used = 0;
+      auto cpus_of = [](const RunRecord& r) {
+        auto& res = r.run_json["resources"];
+        return res.is_object() && res.contains("cpus") && res["cpus"].is_number_integer()
+                   ? std::max(1, res["cpus"].get<int>())
+                   : 1;
+      };
       for (auto& r : all)
-        if (r.state == state::kRunning && (r.executor == "local" || r.executor.empty())) ++running;
+        if (r.state == state::kRunning && (r.executor == "local" || r.executor.empty())) {
+          ++running;
+          cpus_used += cpus_of(r);
+        }
       for (auto& r : all) {
         if (r.state != state::kPending || (r.executor != "local" && !r.executor.empty())) continue;
         bool ready = true;
@@ -315,8 +325,13 @@ int run_local(Registry& reg, const LocalOptions& opt) {
           state_of[r.id] = state::kCancelled;
           continue;
         }
-        if (ready && running < opt.jobs) {
-          if (launch(reg, r)) ++running;
+        const int need = cpus_of(r);
+        const bool fits = opt.cpus <= 0 || running == 0 || cpus_used + need <= opt.cpus;
+        if (ready && running < opt.jobs && fits) {
+          if (launch(reg, r)) {
+            ++running;
+            cpus_used += need;
+          }
           state_of[r.id] = state::kRunning;
         }
       }

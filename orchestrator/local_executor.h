@@ -1,6 +1,6 @@
 // The embedded executor: runs a plan's runs as local processes, honouring the stage DAG,
-// at most `jobs` at a time. All state lives in the registry and the run directories,
-// so a later kdx (status, another scheduler) picks up where a killed one stopped.
+// at most `jobs` at a time and within a CPU budget. All state lives in the registry and the run
+// directories, so a later kdx (status, another scheduler) picks up where a killed one stopped.
 #pragma once
 
 #include <functional>
@@ -23,6 +23,11 @@ void tally(Progress& p, const std::string& run_state);
 struct LocalOptions {
   std::string experiment;  // empty = every experiment with local runs
   int jobs = 1;
+  // Cores the running runs may hold together (each holds its resources.cpus; its OpenMP and
+  // LibTorch threads are set to that). 0 = no limit. A run asking for more than the budget
+  // runs alone. Oversubscribed OpenMP threads spin at barriers: two 2-thread teachers on 2
+  // cores ran 6x slower together than one after the other.
+  int cpus = 0;
   double poll_interval_s = 0.2;
   double kill_grace_s = 10;  // SIGTERM -> SIGKILL at a time limit or cancel
   std::function<void(const Progress&)> on_progress;

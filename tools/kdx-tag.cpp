@@ -1,33 +1,134 @@
-// The tiny deployment example: load a model written by `kdx-worker export` and tag text
-// read from standard input, one entity per line (start, end, type, surface).
-//   kdx-tag results/runs/smoke/<id>/export <<< "Владимир Путин посетил Казань."
+// The deployment example: load a model written by `kdx-worker export` and tag text.
+//   kdx-tag EXPORT_DIR < text                    one text; one entity per line
+//                                                (start, end, type, surface)
+//   kdx-tag EXPORT_DIR --batch DOCS [--out F]    every document of DOCS (RuNNE jsonl, brat zip
+//                                                or folder, plain text) in batches; predictions
+//                                                as RuNNE lines (or brat .ann files), then one
+//                                                line of throughput statistics on stderr
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/atomic_file.h"
+#include "common/error.h"
 #include "workers/data/document.h"
+#include "workers/data/readers.h"
+#include "workers/data/writers.h"
+#include "workers/evaluation/predict.h"
 #include "workers/training/export.h"
 
-int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::cerr << "usage: kdx-tag EXPORT_DIR < text\n";
-    return 2;
+namespace {
+
+int tag_one(kdx::training::ExportedModel& model) {
+  std::stringstream in;
+  in << std::cin.rdbuf();
+  auto text = kdx::data::decode_utf8(in.str(), "stdin");
+  for (auto& e : kdx::training::tag_text(model, text)) {
+    auto surface = text.substr(static_cast<size_t>(e.start), static_cast<size_t>(e.end - e.start));
+    for (auto& c : surface)
+      if (c == U'\n' || c == U'\t') c = U' ';  // one entity per line, whatever it spans
+    std::cout << e.start << "\t" << e.end << "\t" << e.type << "\t"
+              << kdx::data::encode_utf8(surface) << "\n";
   }
-  try {
-    auto model = kdx::training::load_exported(argv[1]);
-    std::stringstream in;
-    in << std::cin.rdbuf();
-    auto text = kdx::data::decode_utf8(in.str(), "stdin");
-    for (auto& e : kdx::training::tag_text(model, text)) {
-      auto surface =
-          text.substr(static_cast<size_t>(e.start), static_cast<size_t>(e.end - e.start));
-      for (auto& c : surface)
-        if (c == U'\n' || c == U'\t') c = U' ';  // one entity per line, whatever it spans
-      std::cout << e.start << "\t" << e.end << "\t" << e.type << "\t"
-                << kdx::data::encode_utf8(surface) << "\n";
+  return 0;
+}
+
+struct BatchOptions {
+  std::string docs, out, format, stats = "text";
+  int batch_size = 32;
+};
+
+int tag_batch(kdx::training::ExportedModel& model, const std::string& export_dir,
+              const BatchOptions& o) {
+  // Timed from reading the documents to the predictions written: what a deployment pays per
+  // file (the model is loaded once, before).
+  auto t0 = std::chrono::steady_clock::now();
+  auto docs = kdx::data::read_texts(o.docs);
+  auto enc = kdx::data::encode_dataset(docs, *model.tokenizer, model.scheme, model.window);
+  auto pred =
+      kdx::evaluation::predict(*model.tagger, enc, model.tokenizer->vocab().pad(), o.batch_size);
+  for (size_t i = 0; i < pred.size(); ++i) pred[i].text = docs[i].text;
+  std::string format = o.format;
+  if (format.empty()) {
+    auto e = nlohmann::json::parse(kdx::read_file(export_dir + "/encoding.json"), nullptr, false);
+    format = e.is_object() ? e.value("format", "runne") : "runne";
+  }
+  if (format != "runne" && format != "rurebus")
+    throw kdx::Error("--format: '" + format + "' is not runne or rurebus");
+  if (!o.out.empty()) {
+    kdx::data::write_predictions(format, pred, o.out);
+  } else {
+    if (format != "runne") throw kdx::Error("--out DIR is required for brat (.ann) predictions");
+    for (auto& d : pred) {
+      nlohmann::json ners = nlohmann::json::array();
+      for (auto& e : d.entities) ners.push_back({e.start, e.end - 1, e.type});
+      std::cout << nlohmann::json{{"id", d.id}, {"ners", ners}}.dump() << "\n";
     }
+    std::cout.flush();
+  }
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  long entities = 0;
+  for (auto& d : pred) entities += static_cast<long>(d.entities.size());
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  const double n = static_cast<double>(docs.size()),
+               tokens = static_cast<double>(enc.total_tokens()), rss = ru.ru_maxrss / 1024.0;
+  if (o.stats == "json") {
+    std::cerr << nlohmann::json{{"documents", docs.size()},
+                                {"tokens", enc.total_tokens()},
+                                {"entities", entities},
+                                {"seconds", s},
+                                {"documents_per_s", n / s},
+                                {"tokens_per_s", tokens / s},
+                                {"threads", torch::get_num_threads()},
+                                {"peak_rss_mib", rss}}
+                     .dump()
+              << "\n";
+  } else if (o.stats == "text") {
+    std::cerr << "kdx-tag: " << docs.size() << " documents, " << enc.total_tokens() << " tokens, "
+              << entities << " entities in " << s << " s: " << n / s << " documents/s, "
+              << tokens / s << " tokens/s (" << torch::get_num_threads() << " threads, peak RSS "
+              << rss << " MiB)\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Tag text with a model written by `kdx-worker export`.\n"
+      "  kdx-tag EXPORT_DIR < text.txt             entities of one text: start end type surface\n"
+      "  kdx-tag EXPORT_DIR --batch test.jsonl     every document, as RuNNE prediction lines"};
+  std::string export_dir;
+  BatchOptions o;
+  int threads = 0;
+  app.add_option("export_dir", export_dir, "the exported model directory")->required();
+  app.add_option("--batch", o.docs,
+                 "tag every document of this file or folder (RuNNE .jsonl, brat .zip or folder, "
+                 "plain text)");
+  app.add_option("--out", o.out,
+                 "--batch: write predictions here (RuNNE: a .jsonl file; RuREBus: a folder of .ann "
+                 "files) instead of standard output");
+  app.add_option("--format", o.format,
+                 "--batch: prediction format, runne or rurebus (default: the training data's)");
+  app.add_option("--batch-size", o.batch_size, "--batch: windows per forward pass")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--threads", threads, "intra-op threads (default: LibTorch's, all cores)")
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--stats", o.stats, "--batch: throughput line on stderr: text, json or none")
+      ->check(CLI::IsMember({"text", "json", "none"}));
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (threads > 0) torch::set_num_threads(threads);
+    auto model = kdx::training::load_exported(export_dir);
+    return o.docs.empty() ? tag_one(model) : tag_batch(model, export_dir, o);
   } catch (const std::exception& e) {
     std::cerr << "kdx-tag: error: " << e.what() << "\n";
     return 1;
   }
-  return 0;
 }

@@ -74,6 +74,42 @@ TEST_F(LocalExecutorTest, RunsDagToCompletionAndIngests) {
   EXPECT_EQ(seen.back().total, 6);
 }
 
+// Runs of 2 cores each under a 2-core budget never overlap, whatever --jobs allows; without
+// the budget the same plan runs them side by side (the control that the check can fail).
+TEST_F(LocalExecutorTest, CpuBudgetKeepsRunsFromOversubscribing) {
+  submit(
+      "  grid: {hidden: [10, 20, 30, 40], loss: [{kd_weight: 0}]}\n"
+      "  resources: {cpus: 2}\n");
+  auto overlaps = [&] {
+    std::vector<std::pair<double, double>> spans;
+    for (auto& r : reg_.runs("le"))
+      if (r.stage == "student") {
+        auto a = reg_.last_attempt(r.id);
+        if (a) spans.emplace_back(a->start_time, a->end_time);
+      }
+    EXPECT_EQ(spans.size(), 4u);
+    int n = 0;
+    for (size_t i = 0; i < spans.size(); ++i)
+      for (size_t j = i + 1; j < spans.size(); ++j)
+        n += spans[i].first < spans[j].second && spans[j].first < spans[i].second;
+    return n;
+  };
+  LocalOptions opt;
+  opt.experiment = "le";
+  opt.jobs = 4;
+  opt.cpus = 2;
+  opt.poll_interval_s = 0.05;
+  ASSERT_EQ(run_local(reg_, opt), 0);
+  EXPECT_EQ(count_states(), (std::map<std::string, int>{{"COMPLETED", 5}}));
+  EXPECT_EQ(overlaps(), 0);
+
+  for (auto& r : reg_.runs("le"))
+    if (r.stage == "student") reg_.set_run_state(r.id, state::kPending, "PENDING", "");
+  opt.cpus = 0;
+  ASSERT_EQ(run_local(reg_, opt), 0);
+  EXPECT_GT(overlaps(), 0);
+}
+
 TEST_F(LocalExecutorTest, FailureIsRecordedAndDownstreamCancelled) {
   submit("  grid: {hidden: [10]}\n", "{hidden: 16, seed: 666}");  // the teacher fails
   LocalOptions opt;

@@ -146,6 +146,69 @@ TEST_F(WorkerCli, TeacherLogitsStudentsExportAndStaleness) {
     EXPECT_EQ(surface, data::encode_utf8(want)) << line;
   }
 
+  // Batch mode over 12 test documents: one RuNNE line per document, in order; the first
+  // document's entities are the single-text mode's on the same text; and the Python peer
+  // (tools/bench/tag.py: its own tokenizer, windows, model code and decoding, reading the
+  // same export) predicts the same entities for every document, for an SRU and an LSTM.
+  std::string docs;
+  {
+    std::istringstream all(test::slurp(data_ + "/runne/test.jsonl"));
+    std::string line;
+    for (int i = 0; i < 12 && std::getline(all, line); ++i) docs += line + "\n";
+  }
+  dir_->write("batch.jsonl", docs);
+  auto one = test::run_command(
+      {"sh", "-c",
+       std::string(KDX_TAG_BIN) + " " + dir_->file("exported") + " <<'EOF'\n" +
+           nlohmann::json::parse(docs.substr(0, docs.find('\n')))["sentences"].get<std::string>() +
+           "\nEOF"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  ASSERT_EQ(
+      worker({"export", "--run", dir_->file("student-lstm"), "--out", dir_->file("exported-lstm")})
+          .exit_code,
+      0);
+  long compared = 0;
+  for (auto model : {"exported", "exported-lstm"}) {
+    auto b = test::run_command({KDX_TAG_BIN, dir_->file(model), "--batch",
+                                dir_->file("batch.jsonl"), "--threads", "1", "--stats", "json"});
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    auto stats = nlohmann::json::parse(b.err);
+    EXPECT_EQ(stats["documents"], 12);
+    EXPECT_GT(stats["tokens_per_s"].get<double>(), 0);
+    std::vector<nlohmann::json> lines;
+    std::istringstream out(b.out);
+    for (std::string line; std::getline(out, line);) lines.push_back(nlohmann::json::parse(line));
+    ASSERT_EQ(lines.size(), 12u);
+    EXPECT_EQ(lines[0]["id"], nlohmann::json::parse(docs.substr(0, docs.find('\n')))["id"].dump());
+    if (std::string(model) == "exported") {
+      // Single-text mode prints end exclusive; RuNNE lines carry the last character.
+      std::istringstream single(one.out);
+      std::vector<nlohmann::json> want;
+      for (std::string line; std::getline(single, line);) {
+        std::istringstream f(line);
+        long s = 0, e = 0;
+        std::string type;
+        f >> s >> e >> type;
+        want.push_back({s, e - 1, type});
+      }
+      EXPECT_EQ(lines[0]["ners"], nlohmann::json(want));
+    }
+    auto py = test::run_command({"/usr/bin/python3", KDX_SOURCE_DIR "/tools/bench/tag.py",
+                                 dir_->file(model), dir_->file("batch.jsonl"), "--out",
+                                 dir_->file(std::string(model) + "-py.jsonl")});
+    ASSERT_EQ(py.exit_code, 0) << py.err;
+    std::istringstream py_out(test::slurp(dir_->file(std::string(model) + "-py.jsonl")));
+    size_t i = 0;
+    for (std::string line; std::getline(py_out, line); ++i) {
+      ASSERT_LT(i, lines.size());
+      auto p = nlohmann::json::parse(line);
+      EXPECT_EQ(p["ners"], lines[i]["ners"]) << model << " document " << p["id"];
+      compared += static_cast<long>(p["ners"].size());
+    }
+    EXPECT_EQ(i, 12u);
+  }
+  EXPECT_GT(compared, 0) << "no entity predicted: the comparison proved nothing";
+
   // Retrain the teacher with another seed: the cache no longer belongs to it.
   std::string cache_before = test::slurp(dir_->file("logits/logits.bin"));
   auto t2 = run_json("teacher", "teacher", teacher_params());

@@ -3,7 +3,9 @@
 //    Python PyTorch (students.py, Debian's torch), as a ratio;
 //  - CPU latency at batch 1 x 128 tokens of each student's deployed path (infer()) vs a
 //    BERT-base-shaped teacher (12 layers, 768 hidden, vocabulary 30,522), as a speed-up,
-//    with the parameter ratio.
+//    with the parameter ratio;
+//  - the same latency against the identical model in Python PyTorch in inference mode
+//    (students.py --infer: nn.LSTM, SRU/SRU++ as per-step PyTorch code), as a ratio.
 // Threads: KDX_BENCH_THREADS (default 1) for both sides.
 #include <benchmark/benchmark.h>
 
@@ -29,7 +31,8 @@ struct Size {
   const char* name;
   int emb, hidden;
 };
-const Size kSizes[] = {{"small", 64, 128}, {"base", 128, 256}};
+const Size kSizes[] = {{"small", 64, 128}, {"base", 128, 256}, {"large", 300, 512}};
+constexpr int kNumSizes = 3;
 const char* kArchs[] = {"lstm", "sru", "srupp"};
 
 std::shared_ptr<kdx::models::StudentTaggerImpl> student(const std::string& arch, const Size& s) {
@@ -112,6 +115,28 @@ void BM_Latency(benchmark::State& state, std::string arch, int size) {
   state.counters["params"] = g_value["params_" + key];
 }
 
+// The Python side times itself (students.py --infer) for a second per process.
+void BM_LatencyPython(benchmark::State& state, std::string arch, int size) {
+  for (auto _ : state) {
+    std::string cmd =
+        "/usr/bin/python3 " KDX_SOURCE_DIR "/tools/bench/students.py --infer --arch " + arch +
+        " --batch 1 --len " + std::to_string(kLen) + " --emb " + std::to_string(kSizes[size].emb) +
+        " --hidden " + std::to_string(kSizes[size].hidden) + " --vocab " + std::to_string(kVocab) +
+        " --columns " + std::to_string(kColumns) + " --threads " + std::to_string(threads());
+    FILE* p = ::popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+    if (p) ::pclose(p);
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    if (!j.is_object()) {
+      state.SkipWithError(("python peer failed: " + out).c_str());
+      return;
+    }
+    state.SetIterationTime(j["ms_per_call"].get<double>() / 1e3);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,12 +153,18 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("Latency/bert-base", BM_Latency, "bert-base", 0)
       ->Unit(benchmark::kMillisecond)
       ->MinTime(3.0);
-  for (int s = 0; s < 2; ++s)
-    for (auto arch : kArchs)
-      benchmark::RegisterBenchmark(("Latency/" + std::string(arch) + "/" + kSizes[s].name).c_str(),
-                                   BM_Latency, arch, s)
+  // kdx and Python alternate per model (A B A B over the table), so drift hits both.
+  for (int s = 0; s < kNumSizes; ++s)
+    for (auto arch : kArchs) {
+      std::string key = std::string(arch) + "/" + kSizes[s].name;
+      benchmark::RegisterBenchmark(("Latency/" + key).c_str(), BM_Latency, arch, s)
           ->Unit(benchmark::kMillisecond)
           ->MinTime(1.0);
+      benchmark::RegisterBenchmark(("LatencyPython/" + key).c_str(), BM_LatencyPython, arch, s)
+          ->Unit(benchmark::kMillisecond)
+          ->UseManualTime()
+          ->Iterations(1);
+    }
 
   // A reporter that keeps each run's real time for the ratio table.
   struct Keep : benchmark::ConsoleReporter {
@@ -166,13 +197,24 @@ int main(int argc, char** argv) {
       "\n| model | params | params ratio | latency b=1, 128 tok (ms) | speed-up vs BERT-base "
       "|\n|---|---|---|---|---|\n");
   std::printf("| bert-base | %.1fM | 1x | %.2f | 1x |\n", g_value["params_bert-base"] / 1e6, bert);
-  for (int s = 0; s < 2; ++s)
+  for (int s = 0; s < kNumSizes; ++s)
     for (auto arch : kArchs) {
       std::string key = std::string(arch) + "/" + kSizes[s].name;
       double ms = t("Latency/" + key);
       std::printf("| %s (emb %d, hidden %d) | %.2fM | %.1fx | %.2f | %.1fx |\n", arch,
                   kSizes[s].emb, kSizes[s].hidden, g_value["params_" + key] / 1e6,
                   g_value["params_bert-base"] / g_value["params_" + key], ms, bert / ms);
+    }
+  std::printf(
+      "\n| student (emb, hidden) | kdx infer() ms | Python inference_mode ms | kdx / Python "
+      "|\n|---|---|---|---|\n");
+  for (int s = 0; s < kNumSizes; ++s)
+    for (auto arch : kArchs) {
+      std::string key = std::string(arch) + "/" + kSizes[s].name;
+      double ms = t("Latency/" + key), py = t("LatencyPython/" + key);
+      if (ms > 0 && py > 0)
+        std::printf("| %s (%d, %d) | %.2f | %.2f | %.2fx |\n", arch, kSizes[s].emb,
+                    kSizes[s].hidden, ms, py, py / ms);
     }
   return 0;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The Python PyTorch peer of bench_students: the same student architectures, sizes and
-batch, trained with the same loss and optimizer, timed the same way. Prints JSON.
+batch, trained with the same loss and optimizer, timed the same way; with --infer, the
+latency of one forward pass at batch x len in inference mode. Prints JSON.
 
 SRU/SRU++ here are written as a PyTorch user would without a custom kernel: the
 elementwise recurrence as a per-step loop over time (unbind once, as recommended).
@@ -56,7 +57,7 @@ class SruLayer(nn.Module):
         outs = []
         for d in range(2):
             u = U[:, :, d].transpose(0, 1)
-            xh = u[..., 3] if self.proj_hw else x.transpose(0, 1)
+            xh = u[..., 3] if self.proj_hw else x.view(B, T, 2, self.hidden)[:, :, d].transpose(0, 1)
             outs.append(self.recurrence(u[..., :3], xh, self.v[d], self.b[d], d == 1))
         return torch.cat(outs, 2).transpose(0, 1)
 
@@ -85,6 +86,24 @@ class Student(nn.Module):
         return self.head(self.dropout(h))
 
 
+def infer(m, a):
+    m.eval()
+    ids = torch.randint(5, a.vocab, (a.batch, a.len))
+    with torch.inference_mode():
+        for _ in range(3):  # warm-up
+            m(ids)
+        calls, t0 = 0, time.perf_counter()
+        while True:
+            m(ids)
+            calls += 1
+            dt = time.perf_counter() - t0
+            if dt >= a.min_time:
+                break
+    print(json.dumps({"arch": a.arch, "emb": a.emb, "hidden": a.hidden, "batch": a.batch,
+                      "ms_per_call": dt / calls * 1e3, "calls": calls,
+                      "params": sum(p.numel() for p in m.parameters()), "torch": torch.__version__}))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--arch", required=True)
@@ -97,10 +116,15 @@ def main():
     p.add_argument("--len", type=int, default=128)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--infer", action="store_true", help="time inference, not training")
+    p.add_argument("--min-time", type=float, default=1.0, help="--infer: seconds to time")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     m = Student(a.arch, a.vocab, a.emb, a.hidden, a.layers, a.columns * 3)
+    if a.infer:
+        infer(m, a)
+        return
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01)
     ids = torch.randint(5, a.vocab, (a.batch, a.len))
     tags = torch.randint(0, 3, (a.batch * a.len * a.columns,))

@@ -51,6 +51,17 @@ TEST_P(StudentShapes, ForwardBackwardAndFastInferenceAgree) {
     m.lstm_kernel = kernel;
     EXPECT_LT((a_full - m.infer(ids, full)).abs().max().item<float>(), 1e-4) << kernel;
   }
+  // Batch 1 (the loop's matrix-vector path), each row on its own, padded or not.
+  for (int64_t row = 0; row < 3; ++row) {
+    auto one_ids = ids.narrow(0, row, 1), one_mask = mask.narrow(0, row, 1);
+    auto want = m.forward(one_ids, one_mask).detach();
+    auto v = one_mask.unsqueeze(-1).to(torch::kFloat32);
+    for (std::string kernel : {"loop", "aten"}) {
+      m.lstm_kernel = kernel;
+      EXPECT_LT(((want - m.infer(one_ids, one_mask)) * v).abs().max().item<float>(), 1e-4)
+          << kernel << " row " << row;
+    }
+  }
   if (c.arch == "lstm") {
     auto chosen = m.chosen_lstm_kernel(3);
     EXPECT_TRUE(chosen == "loop" || chosen == "aten") << chosen;
