@@ -173,10 +173,11 @@ ReportData build_report(Registry& reg, const std::string& experiment,
     flatten(r.config["params"], "", flat);
     for (auto& [k, v] : m) flat["metric." + k] = v;
     rep.run_rows.push_back(flat);
+    if (r.stage == "pretrain") continue;  // belongs to no dataset: its cost row is enough
     auto& ds = by_ds[r.dataset];
     ds.dataset = r.dataset;
     ds.format = r.config["dataset"].value("format", "");
-    if (r.stage == "logits" || r.stage == "pretrain") continue;
+    if (r.stage == "logits") continue;
 
     nlohmann::json key = nlohmann::json::object();
     nlohmann::json params_flat;

@@ -44,6 +44,15 @@ struct BatchOptions {
 
 int tag_batch(kdx::training::ExportedModel& model, const std::string& export_dir,
               const BatchOptions& o) {
+  std::string format = o.format;
+  if (format.empty()) {
+    auto e = nlohmann::json::parse(kdx::read_file(export_dir + "/encoding.json"), nullptr, false);
+    format = e.is_object() ? e.value("format", "runne") : "runne";
+  }
+  if (format != "runne" && format != "rurebus")
+    throw kdx::Error("--format: '" + format + "' is not runne or rurebus");
+  if (format != "runne" && o.out.empty())
+    throw kdx::Error("--out DIR is required for brat (.ann) predictions");
   // Timed from reading the documents to the predictions written: what a deployment pays per
   // file (the model is loaded once, before).
   auto t0 = std::chrono::steady_clock::now();
@@ -52,17 +61,9 @@ int tag_batch(kdx::training::ExportedModel& model, const std::string& export_dir
   auto pred =
       kdx::evaluation::predict(*model.tagger, enc, model.tokenizer->vocab().pad(), o.batch_size);
   for (size_t i = 0; i < pred.size(); ++i) pred[i].text = docs[i].text;
-  std::string format = o.format;
-  if (format.empty()) {
-    auto e = nlohmann::json::parse(kdx::read_file(export_dir + "/encoding.json"), nullptr, false);
-    format = e.is_object() ? e.value("format", "runne") : "runne";
-  }
-  if (format != "runne" && format != "rurebus")
-    throw kdx::Error("--format: '" + format + "' is not runne or rurebus");
   if (!o.out.empty()) {
     kdx::data::write_predictions(format, pred, o.out);
   } else {
-    if (format != "runne") throw kdx::Error("--out DIR is required for brat (.ann) predictions");
     for (auto& d : pred) {
       nlohmann::json ners = nlohmann::json::array();
       for (auto& e : d.entities) ners.push_back({e.start, e.end - 1, e.type});

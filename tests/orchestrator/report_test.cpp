@@ -133,6 +133,40 @@ TEST_F(ReportTest, AggregatesPairsAndMarksPareto) {
   EXPECT_NEAR(rep.cpu_hours, 8.0 + 12.0, 1e-9);
 }
 
+// A pretrain stage, as the planner records it: no dataset in its config. It is costed, not
+// made into a dataset section (this report once stopped on it with a JSON type error).
+TEST_F(ReportTest, PretrainStageIsCostedNotTabled) {
+  RunRecord p;
+  p.id = "pre";
+  p.experiment = "e";
+  p.stage = "pretrain";
+  p.config = {{"stage", "pretrain"}, {"corpus", {"runne/dev.jsonl"}}, {"params", {{"layers", 2}}}};
+  p.run_json = nlohmann::json::object();
+  p.run_dir = dir_.file("pre");
+  p.state = state::kPending;
+  p.executor = "local";
+  reg_.insert_run(p);
+  AttemptRecord a;
+  a.run_id = "pre";
+  a.executor = "local";
+  a.state = state::kCompleted;
+  a.start_time = 1000;
+  a.end_time = a.start_time + 1800;
+  a.elapsed_s = 1800;
+  a.alloc_cpus = 2;
+  reg_.add_attempt(a);
+  reg_.finish_attempt(a, {{"status", "ok"}, {"metrics", {{"heldout_mlm_accuracy", 0.12}}}});
+
+  auto rep = build_report(reg_, "e", {});
+  ASSERT_EQ(rep.datasets.size(), 1u);
+  EXPECT_EQ(rep.datasets[0].dataset, "runne");
+  bool costed = false;
+  for (auto& c : rep.cost) costed = costed || (c.stage == "pretrain" && c.cpu_hours == 1.0);
+  EXPECT_TRUE(costed);
+  EXPECT_NE(render_markdown(rep).find("| pretrain | 1 | 1 | 1.000"), std::string::npos)
+      << render_markdown(rep);
+}
+
 TEST_F(ReportTest, MarkdownCells) {
   auto md = render_markdown(build_report(reg_, "e", {}));
   EXPECT_NE(md.find("| lstm | 128 | 1 | 1/1 | 4.00M | - | 25.0x | 5.00 | 20.0x | 72.00 ± 2.83 | - "
