@@ -118,6 +118,7 @@ int main(int argc, char** argv) {
   app.add_option("--format", o.format,
                  "--batch: prediction format, runne or rurebus (default: the training data's)");
   app.add_option("--batch-size", o.batch_size, "--batch: windows per forward pass")
+      ->capture_default_str()
       ->check(CLI::Range(1, 4096));
   app.add_option("--threads", threads, "intra-op threads (default: LibTorch's, all cores)")
       ->check(CLI::Range(0, 1024));
