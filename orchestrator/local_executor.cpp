@@ -164,6 +164,16 @@ void reconcile_local(Registry& reg, double kill_grace_s) {
   }
 }
 
+namespace {
+// The cores a run holds while it runs (and the threads it is given): its resources.cpus.
+int cpus_of(const RunRecord& run) {
+  auto res = run.run_json.find("resources");
+  if (res == run.run_json.end() || !res->is_object()) return 1;
+  auto cpus = res->find("cpus");
+  return cpus != res->end() && cpus->is_number_integer() ? std::max(1, cpus->get<int>()) : 1;
+}
+}  // namespace
+
 void cancel_local(Registry& reg, const RunRecord& run) {
   auto a = reg.last_attempt(run.id);
   reg.set_run_state(run.id, state::kCancelled, "CANCELLED", "cancelled by user");
@@ -191,7 +201,7 @@ bool launch(Registry& reg, const RunRecord& run) {
   char host[256] = {0};
   ::gethostname(host, sizeof host - 1);
   a.host = host;
-  a.alloc_cpus = run.run_json["resources"].value("cpus", 1);
+  a.alloc_cpus = cpus_of(run);
   {
     Registry::Transaction t(reg);
     reg.add_attempt(a);
@@ -222,8 +232,8 @@ bool launch(Registry& reg, const RunRecord& run) {
   spec.exit_path = attempt_log(run.run_dir, a.number, "exit");
   if (worker.contains("env"))
     for (auto& [k, v] : worker["env"].items()) spec.env[k] = v.get<std::string>();
-  int cpus = run.run_json["resources"].value("cpus", 1);
-  if (!spec.env.count("OMP_NUM_THREADS")) spec.env["OMP_NUM_THREADS"] = std::to_string(cpus);
+  if (!spec.env.count("OMP_NUM_THREADS"))
+    spec.env["OMP_NUM_THREADS"] = std::to_string(cpus_of(run));
   spec.env["KDX_RUN_ID"] = run.id;
   spec.env["KDX_RUN_DIR"] = run.run_dir;
   spec.env["KDX_ATTEMPT"] = std::to_string(a.number);
@@ -292,12 +302,6 @@ int run_local(Registry& reg, const LocalOptions& opt) {
       auto all = opt.experiment.empty() ? runs : reg.runs();
       for (auto& r : all) state_of[r.id] = r.state;
       int running = 0, cpus_used = 0;
-      auto cpus_of = [](const RunRecord& r) {
-        auto& res = r.run_json["resources"];
-        return res.is_object() && res.contains("cpus") && res["cpus"].is_number_integer()
-                   ? std::max(1, res["cpus"].get<int>())
-                   : 1;
-      };
       for (auto& r : all)
         if (r.state == state::kRunning && (r.executor == "local" || r.executor.empty())) {
           ++running;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tools/bench/peer.h"
 #include "workers/models/bert_mlm.h"
 
 namespace {
@@ -61,12 +62,8 @@ void BM_PretrainPython(benchmark::State& state) {
     std::string cmd = "/usr/bin/python3 " KDX_SOURCE_DIR
                       "/tools/bench/pretrain.py --steps 6 --threads " +
                       std::to_string(threads());
-    FILE* p = ::popen(cmd.c_str(), "r");
     std::string out;
-    char buf[4096];
-    while (p && std::fgets(buf, sizeof buf, p)) out += buf;
-    if (p) ::pclose(p);
-    auto j = nlohmann::json::parse(out, nullptr, false);
+    auto j = kdx::bench::run_peer(cmd, out);
     if (!j.is_object()) {
       state.SkipWithError(("python peer failed: " + out).c_str());
       return;

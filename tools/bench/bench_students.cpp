@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tools/bench/peer.h"
 #include "workers/models/bert.h"
 #include "workers/models/student.h"
 
@@ -75,12 +76,8 @@ void BM_TrainPython(benchmark::State& state, std::string arch) {
   for (auto _ : state) {
     std::string cmd = "/usr/bin/python3 " KDX_SOURCE_DIR "/tools/bench/students.py --arch " + arch +
                       " --steps 8 --threads " + std::to_string(threads());
-    FILE* p = ::popen(cmd.c_str(), "r");
     std::string out;
-    char buf[4096];
-    while (p && std::fgets(buf, sizeof buf, p)) out += buf;
-    if (p) ::pclose(p);
-    auto j = nlohmann::json::parse(out, nullptr, false);
+    auto j = kdx::bench::run_peer(cmd, out);
     if (!j.is_object()) {
       state.SkipWithError(("python peer failed: " + out).c_str());
       return;
@@ -123,12 +120,8 @@ void BM_LatencyPython(benchmark::State& state, std::string arch, int size) {
         " --batch 1 --len " + std::to_string(kLen) + " --emb " + std::to_string(kSizes[size].emb) +
         " --hidden " + std::to_string(kSizes[size].hidden) + " --vocab " + std::to_string(kVocab) +
         " --columns " + std::to_string(kColumns) + " --threads " + std::to_string(threads());
-    FILE* p = ::popen(cmd.c_str(), "r");
     std::string out;
-    char buf[4096];
-    while (p && std::fgets(buf, sizeof buf, p)) out += buf;
-    if (p) ::pclose(p);
-    auto j = nlohmann::json::parse(out, nullptr, false);
+    auto j = kdx::bench::run_peer(cmd, out);
     if (!j.is_object()) {
       state.SkipWithError(("python peer failed: " + out).c_str());
       return;

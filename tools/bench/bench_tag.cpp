@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "tools/bench/peer.h"
+
 namespace {
 
 std::string g_export, g_docs;
@@ -45,14 +47,9 @@ void BM_Tag(benchmark::State& state, std::string side, int threads) {
           : "/usr/bin/python3 " KDX_SOURCE_DIR "/tools/bench/tag.py " + g_export + " " + g_docs +
                 " --out " + out + " --threads " + std::to_string(threads);
   for (auto _ : state) {
-    FILE* p = ::popen(cmd.c_str(), "r");
     std::string text;
-    char buf[4096];
-    while (p && std::fgets(buf, sizeof buf, p)) text += buf;
-    int rc = p ? ::pclose(p) : -1;
-    auto j = nlohmann::json::parse(
-        text.substr(text.find('{') == std::string::npos ? 0 : text.find('{')), nullptr, false);
-    if (rc != 0 || !j.is_object()) {
+    auto j = kdx::bench::run_peer(cmd, text);
+    if (!j.is_object()) {
       state.SkipWithError((side + " failed: " + text).c_str());
       return;
     }
