@@ -3,11 +3,16 @@ BUILD ?= build
 # The torch-free code again, under AddressSanitizer + UndefinedBehaviorSanitizer (clang),
 # with its unit tests and the libFuzzer targets.
 ASAN_BUILD ?= build-asan
+# The cluster's configuration: LibTorch 2.x with CUDA and NCCL (PyPI's wheel, tools/cuda-env).
+CUDA_BUILD ?= build-cuda
+# What `make test` compiles of it (the whole tree is `make cuda`): the worker, every file
+# whose code differs between the LibTorch lines, and the device tests, run on the CPU.
+CUDA_TEST_TARGETS ?= kdx-worker kdx-tag device_tests
 JOBS  ?= $(shell nproc)
-CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKDX_WERROR=ON
 FUZZ_SECONDS ?= 600
 
-.PHONY: all bootstrap build asan test demo bench fuzz format clean
+.PHONY: all bootstrap build asan cuda cuda-test-build test demo bench fuzz format clean
 
 all: build
 
@@ -26,11 +31,27 @@ $(ASAN_BUILD)/Makefile: CMakeLists.txt
 asan: bootstrap $(ASAN_BUILD)/Makefile
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# Every test: the normal build's (unit, worker, Slurm with its chaos scenarios), then the
-# sanitizer build's (unit tests under ASan+UBSan, each fuzz target for a bounded run).
-test: build asan
+# Configures $(CUDA_BUILD) against the pinned CUDA LibTorch (created on first use).
+$(CUDA_BUILD)/Makefile: CMakeLists.txt cmake/TorchCheck.cmake tools/cuda-env
+	TORCH_PREFIX=$$(./tools/cuda-env) && \
+	cmake -S . -B $(CUDA_BUILD) $(CMAKE_FLAGS) -DCMAKE_PREFIX_PATH="$$TORCH_PREFIX" \
+	  -DCMAKE_CUDA_COMPILER=$$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+
+# The whole tree against LibTorch 2.x + CUDA + NCCL.
+cuda: bootstrap $(CUDA_BUILD)/Makefile
+	cmake --build $(CUDA_BUILD) -j $(JOBS)
+
+cuda-test-build: bootstrap $(CUDA_BUILD)/Makefile
+	cmake --build $(CUDA_BUILD) -j $(JOBS) --target $(CUDA_TEST_TARGETS)
+
+# Every test: the normal build's (unit, worker, Slurm with its chaos scenarios), the
+# sanitizer build's (unit tests under ASan+UBSan, each fuzz target for a bounded run), and
+# the CUDA build's (compiled and linked against LibTorch 2.x; its device tests on the CPU).
+test: build asan cuda-test-build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
+	$(CUDA_BUILD)/bin/device_tests
+	$(CUDA_BUILD)/bin/kdx-worker --help >/dev/null
 
 # The fuzz targets for as long as asked (seconds each): make fuzz FUZZ_SECONDS=3600
 fuzz: asan
@@ -46,4 +67,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(CUDA_BUILD)

@@ -46,6 +46,16 @@ std::vector<ParamDef> training_params() {
       {"checkpoint_every", P::Int, {}, {}, "steps between checkpoints", 0, 1000000000.0},
       {"threads", P::Int, {}, {}, "intra-op threads per rank (0 = all cores)", 0, 1024},
       {"ranks", P::Int, {}, {}, "data-parallel ranks (processes)", 1, 4096},
+      {"device",
+       P::String,
+       {"auto", "cpu", "cuda"},
+       {},
+       "where the run computes: auto = the rank's GPU when the build and the node have one"},
+      {"amp",
+       P::String,
+       {"auto", "none", "bf16", "fp16"},
+       {},
+       "mixed precision: auto = bf16 on a GPU that has it (fp16 on older ones), none on a CPU"},
   };
 }
 
@@ -185,6 +195,12 @@ const std::vector<ParamDef>& logits_params() {
       {"oracle_noise", P::Float, {}, {}, "oracle: fraction of cells given a wrong class", 0, 1},
       {"seed", P::Int, {}, {}, "oracle: seed of the noise", 0, 4e+18},
       {"threads", P::Int, {}, {}, "intra-op threads", 0, 1024},
+      {"device",
+       P::String,
+       {"auto", "cpu", "cuda"},
+       {},
+       "where the teacher runs (auto: a GPU if any)"},
+      {"amp", P::String, {"auto", "none", "bf16", "fp16"}, {}, "teacher inference precision"},
   };
   return defs;
 }

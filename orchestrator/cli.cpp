@@ -67,13 +67,14 @@ std::function<void(const Progress&)> progress_printer() {
 }
 
 int schedule(const std::string& registry, const std::string& experiment, int jobs, int cpus,
-             bool wait) {
+             const std::vector<std::string>& gpus, bool wait) {
   if (wait) {
     Registry reg(registry);
     LocalOptions opt;
     opt.experiment = experiment;
     opt.jobs = jobs;
     opt.cpus = cpus;
+    opt.gpus = gpus;
     opt.on_progress = progress_printer();
     int failed = run_local(reg, opt);
     std::cout << render_status(status_rows(reg, reg.runs(experiment)));
@@ -101,6 +102,7 @@ int schedule(const std::string& registry, const std::string& experiment, int job
       opt.experiment = experiment;
       opt.jobs = jobs;
       opt.cpus = cpus;
+      opt.gpus = gpus;
       opt.poll_interval_s = 0.5;
       opt.on_progress = progress_printer();
       run_local(reg, opt);
@@ -244,7 +246,7 @@ int kdx_main(int argc, char** argv) {
   auto* submit = app.add_subcommand("submit", "Plan an experiment grid and run it (new runs only)");
   std::string spec_path, executor = "auto", data_dir;
   bool dry_run = false, wait = false;
-  int jobs = default_jobs(), cpus = default_jobs();
+  int jobs = default_jobs(), cpus = default_jobs(), gpus = detect_local_gpus();
   submit->add_option("spec", spec_path, "experiment YAML file")->required();
   submit->add_flag("--dry-run", dry_run, "print the expanded plan and submit nothing");
   bool plan_json = false;
@@ -259,9 +261,18 @@ int kdx_main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   const char* cpus_help =
-      "local executor: cores the running runs may hold together, each its resources.cpus (a "
-      "run asking for more runs alone; 0 = no limit; default: all online cores)";
+      "local executor: cores the running runs may hold together, each its resources.cpus per "
+      "rank (a run asking for more runs alone; 0 = no limit; default: all online cores)";
   submit->add_option("--cpus", cpus, cpus_help)
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  const char* gpus_help =
+      "local executor: GPUs the running runs may hold together, each its "
+      "resources.gpus_per_node, which it alone sees through CUDA_VISIBLE_DEVICES (one rank "
+      "per GPU; a run asking for more GPUs than this fails; runs without GPUs get "
+      "CUDA_VISIBLE_DEVICES=\"\" unless this is 0; default: the entries of "
+      "$CUDA_VISIBLE_DEVICES, else the /dev/nvidiaN device files, else 0)";
+  submit->add_option("--gpus", gpus, gpus_help)
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   submit->add_flag("--wait", wait, "stay until every run has finished, showing progress");
@@ -304,6 +315,7 @@ int kdx_main(int argc, char** argv) {
   resubmit->add_option("--jobs,-j", jobs, "local executor: runs at a time")
       ->check(CLI::PositiveNumber);
   resubmit->add_option("--cpus", cpus, cpus_help)->check(CLI::NonNegativeNumber);
+  resubmit->add_option("--gpus", gpus, gpus_help)->check(CLI::NonNegativeNumber);
   resubmit->add_flag("--wait", wait, "stay until every run has finished");
 
   auto* logs = app.add_subcommand("logs", "Print (or follow) a run's log, local or on Slurm");
@@ -380,6 +392,9 @@ int kdx_main(int argc, char** argv) {
       if (ex == "slurm")
         for (auto& r : plan.runs)
           check_slurm_results_dir(r.run_dir.substr(0, r.run_dir.rfind('/')));
+      // Checked before anything is registered: a bad --gpus leaves no run without a scheduler.
+      std::vector<std::string> gpu_ids =
+          ex == "local" ? local_gpu_ids(gpus) : std::vector<std::string>{};
       SubmitSummary sum;
       {
         Registry reg(g.registry);
@@ -395,7 +410,7 @@ int kdx_main(int argc, char** argv) {
       std::cout.flush();
       if (sum.created == 0 && sum.active == 0) return 0;
       if (ex == "slurm") return submit_to_slurm(g.registry, spec.experiment, hold, wait);
-      return schedule(g.registry, spec.experiment, jobs, cpus, wait);
+      return schedule(g.registry, spec.experiment, jobs, cpus, gpu_ids, wait);
     }
     if (*status) {
       Registry reg(g.registry);
@@ -453,6 +468,7 @@ int kdx_main(int argc, char** argv) {
       return 0;
     }
     if (*resubmit) {
+      auto gpu_ids = local_gpu_ids(gpus);
       int n = 0, on_slurm = 0;
       {
         Registry reg(g.registry);
@@ -475,7 +491,7 @@ int kdx_main(int argc, char** argv) {
         int rc = submit_to_slurm(g.registry, experiment, false, wait);
         if (on_slurm == n) return rc;
       }
-      return schedule(g.registry, experiment, jobs, cpus, wait);
+      return schedule(g.registry, experiment, jobs, cpus, gpu_ids, wait);
     }
     return run_worker_side_command(app, g.registry);
   } catch (const Error& e) {

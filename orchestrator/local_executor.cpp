@@ -1,5 +1,6 @@
 #include "orchestrator/local_executor.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -8,14 +9,18 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_io.h"
+#include "common/log.h"
 #include "common/strings.h"
 #include "orchestrator/process.h"
 #include "orchestrator/resources.h"
@@ -165,14 +170,73 @@ void reconcile_local(Registry& reg, double kill_grace_s) {
 }
 
 namespace {
-// The cores a run holds while it runs (and the threads it is given): its resources.cpus.
+// An integer of the run's run.json (`section.key`), or `fallback` when absent or not one.
+int int_of(const RunRecord& run, const char* section, const char* key, int fallback) {
+  auto sec = run.run_json.find(section);
+  if (sec == run.run_json.end() || !sec->is_object()) return fallback;
+  auto v = sec->find(key);
+  return v != sec->end() && v->is_number_integer() ? v->get<int>() : fallback;
+}
+// The threads each rank of a run is given: its resources.cpus.
 int cpus_of(const RunRecord& run) {
-  auto res = run.run_json.find("resources");
-  if (res == run.run_json.end() || !res->is_object()) return 1;
-  auto cpus = res->find("cpus");
-  return cpus != res->end() && cpus->is_number_integer() ? std::max(1, cpus->get<int>()) : 1;
+  return std::max(1, int_of(run, "resources", "cpus", 1));
+}
+// The GPUs a run holds while it runs: its resources.gpus_per_node (one machine here).
+int gpus_of(const RunRecord& run) {
+  return std::max(0, int_of(run, "resources", "gpus_per_node", 0));
+}
+// Its ranks: params.ranks, or one per GPU when that is 1 (as on Slurm: a task per GPU).
+int ranks_of(const RunRecord& run) {
+  int ranks = int_of(run, "params", "ranks", 1);
+  return ranks > 1 ? ranks : std::max(1, gpus_of(run));
+}
+// The cores it holds: cpus for each of its ranks.
+int cores_of(const RunRecord& run) {
+  return cpus_of(run) * ranks_of(run);
+}
+
+std::string count_of(int n, const std::string& what) {
+  return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+}
+
+// Entries of a CUDA_VISIBLE_DEVICES value, blanks dropped.
+std::vector<std::string> device_entries(const std::string& value) {
+  std::vector<std::string> out;
+  for (auto& e : split(value, ','))
+    if (!trim(e).empty()) out.push_back(trim(e));
+  return out;
 }
 }  // namespace
+
+int detect_local_gpus() {
+  if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES"))
+    return static_cast<int>(device_entries(v).size());
+  int n = 0;
+  if (DIR* dev = ::opendir("/dev")) {
+    while (const dirent* e = ::readdir(dev)) {
+      std::string name = e->d_name;  // nvidia0, nvidia1, ... (not nvidiactl, nvidia-uvm)
+      n += name.size() > 6 && name.compare(0, 6, "nvidia") == 0 &&
+           name.find_first_not_of("0123456789", 6) == std::string::npos;
+    }
+    ::closedir(dev);
+  }
+  return n;
+}
+
+std::vector<std::string> local_gpu_ids(int n) {
+  std::vector<std::string> ids;
+  if (n <= 0) return ids;
+  if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES")) {
+    ids = device_entries(v);
+    if (static_cast<int>(ids.size()) < n)
+      throw Error("--gpus " + std::to_string(n) + ": CUDA_VISIBLE_DEVICES='" + v + "' names only " +
+                  count_of(static_cast<int>(ids.size()), "GPU"));
+    ids.resize(static_cast<size_t>(n));
+    return ids;
+  }
+  for (int i = 0; i < n; ++i) ids.push_back(std::to_string(i));
+  return ids;
+}
 
 void cancel_local(Registry& reg, const RunRecord& run) {
   auto a = reg.last_attempt(run.id);
@@ -184,7 +248,9 @@ void cancel_local(Registry& reg, const RunRecord& run) {
 
 namespace {
 
-bool launch(Registry& reg, const RunRecord& run) {
+// `held`: the GPUs the run holds; `gpu_budget`: whether this machine has any to hand out.
+bool launch(Registry& reg, const RunRecord& run, const std::vector<std::string>& held,
+            bool gpu_budget) {
   try {
     materialize_run(run);
   } catch (const Error& e) {
@@ -201,7 +267,8 @@ bool launch(Registry& reg, const RunRecord& run) {
   char host[256] = {0};
   ::gethostname(host, sizeof host - 1);
   a.host = host;
-  a.alloc_cpus = cpus_of(run);
+  a.alloc_cpus = cores_of(run);
+  a.alloc_gpus = static_cast<int>(held.size());
   {
     Registry::Transaction t(reg);
     reg.add_attempt(a);
@@ -219,6 +286,11 @@ bool launch(Registry& reg, const RunRecord& run) {
   if (worker.contains("setup"))
     for (auto& s : worker["setup"]) setup.push_back(s.get<std::string>());
   for (auto& c : cmd) spec.argv.push_back(substitute(c, run));
+  // Several ranks: kdx-worker's own launcher starts them (RANK, WORLD_SIZE, LOCAL_RANK, ...).
+  if (ranks_of(run) > 1) {
+    spec.argv.push_back("--nproc");
+    spec.argv.push_back(std::to_string(ranks_of(run)));
+  }
   if (!setup.empty()) {
     // Setup lines (module load, source venv) need a shell; the command itself stays argv.
     std::string script = join(setup, "\n") + "\nexec \"$@\"";
@@ -234,10 +306,18 @@ bool launch(Registry& reg, const RunRecord& run) {
     for (auto& [k, v] : worker["env"].items()) spec.env[k] = v.get<std::string>();
   if (!spec.env.count("OMP_NUM_THREADS"))
     spec.env["OMP_NUM_THREADS"] = std::to_string(cpus_of(run));
+  // Exactly the GPUs it holds (the worker's rank r takes cuda:r of them); none for a CPU run
+  // on a GPU machine, so that it does not take GPU 0 from a run that holds it.
+  if (gpu_budget && !spec.env.count("CUDA_VISIBLE_DEVICES"))
+    spec.env["CUDA_VISIBLE_DEVICES"] = join(held, ",");
   spec.env["KDX_RUN_ID"] = run.id;
   spec.env["KDX_RUN_DIR"] = run.run_dir;
   spec.env["KDX_ATTEMPT"] = std::to_string(a.number);
   try {
+    // Which GPUs the attempt holds, for any scheduler (this one or a later one) to count.
+    if (!held.empty())
+      write_file_atomic(attempt_log(run.run_dir, a.number, "gpus"), join(held, ",") + "\n",
+                        /*durable=*/false);
     auto l = launch_detached(spec);
     a.pid = l.worker;
     a.pid_start = l.worker_start;
@@ -302,11 +382,20 @@ int run_local(Registry& reg, const LocalOptions& opt) {
       auto all = opt.experiment.empty() ? runs : reg.runs();
       for (auto& r : all) state_of[r.id] = r.state;
       int running = 0, cpus_used = 0;
+      std::set<std::string> gpus_used;
       for (auto& r : all)
         if (r.state == state::kRunning && (r.executor == "local" || r.executor.empty())) {
           ++running;
-          cpus_used += cpus_of(r);
+          cpus_used += cores_of(r);
+          if (gpus_of(r) == 0) continue;
+          if (auto a = reg.last_attempt(r.id); a && a->executor == "local") {
+            std::ifstream in(attempt_log(r.run_dir, a->number, "gpus"));
+            std::string line;
+            std::getline(in, line);
+            for (auto& g : device_entries(line)) gpus_used.insert(g);
+          }
         }
+      const int gpu_budget = static_cast<int>(opt.gpus.size());
       for (auto& r : all) {
         if (r.state != state::kPending || (r.executor != "local" && !r.executor.empty())) continue;
         bool ready = true;
@@ -329,12 +418,30 @@ int run_local(Registry& reg, const LocalOptions& opt) {
           state_of[r.id] = state::kCancelled;
           continue;
         }
-        const int need = cpus_of(r);
-        const bool fits = opt.cpus <= 0 || running == 0 || cpus_used + need <= opt.cpus;
+        // GPUs are never shared: a run that can never get its GPUs fails now, not after the
+        // runs it waits for (and its dependents are cancelled with it).
+        const int gpus = gpus_of(r);
+        if (gpus > gpu_budget) {
+          std::string why = "run " + r.id + " asks for " + count_of(gpus, "GPU") +
+                            " (resources.gpus_per_node) but the local executor has " +
+                            std::to_string(gpu_budget) + " (--gpus " + std::to_string(gpu_budget) +
+                            ")";
+          spdlog::error("{}", why);
+          reg.set_run_state(r.id, state::kFailed, "NOT_ENOUGH_GPUS", why, "local");
+          state_of[r.id] = state::kFailed;
+          continue;
+        }
+        std::vector<std::string> held;
+        for (auto& g : opt.gpus)
+          if (static_cast<int>(held.size()) < gpus && !gpus_used.count(g)) held.push_back(g);
+        const int need = cores_of(r);
+        const bool fits = (opt.cpus <= 0 || running == 0 || cpus_used + need <= opt.cpus) &&
+                          static_cast<int>(held.size()) == gpus;
         if (ready && running < opt.jobs && fits) {
-          if (launch(reg, r)) {
+          if (launch(reg, r, held, gpu_budget > 0)) {
             ++running;
             cpus_used += need;
+            gpus_used.insert(held.begin(), held.end());
           }
           state_of[r.id] = state::kRunning;
         }

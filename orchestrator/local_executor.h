@@ -1,6 +1,7 @@
 // The embedded executor: runs a plan's runs as local processes, honouring the stage DAG,
-// at most `jobs` at a time and within a CPU budget. All state lives in the registry and the run
-// directories, so a later kdx (status, another scheduler) picks up where a killed one stopped.
+// at most `jobs` at a time and within a CPU and a GPU budget. All state lives in the registry and
+// the run directories, so a later kdx (status, another scheduler) picks up where a killed one
+// stopped.
 #pragma once
 
 #include <functional>
@@ -28,6 +29,14 @@ struct LocalOptions {
   // runs alone. Oversubscribed OpenMP threads spin at barriers: two 2-thread teachers on 2
   // cores ran 6x slower together than one after the other.
   int cpus = 0;
+  // GPUs the running runs may hold together, as CUDA_VISIBLE_DEVICES entries ("0", "1", ...;
+  // see local_gpu_ids()). A run holds resources.gpus_per_node of them while it runs, sees
+  // exactly those (CUDA_VISIBLE_DEVICES=the held entries, comma-separated), and runs one rank
+  // per GPU when params.ranks is 1. A run without GPUs gets CUDA_VISIBLE_DEVICES="" when this
+  // list is not empty (a CPU run must not take GPU 0) and kdx's own environment when it is.
+  // A run asking for more GPUs than the list holds fails at once (NOT_ENOUGH_GPUS), naming
+  // both numbers; one asking for no more waits until its GPUs are free.
+  std::vector<std::string> gpus;
   double poll_interval_s = 0.2;
   double kill_grace_s = 10;  // SIGTERM -> SIGKILL at a time limit or cancel
   std::function<void(const Progress&)> on_progress;
@@ -38,6 +47,13 @@ struct LocalOptions {
 // the registry's lock, it watches, and takes over when that one ends. Returns the number of
 // runs of the experiment that did not complete.
 int run_local(Registry& reg, const LocalOptions& options);
+
+// The GPUs this machine offers: the number of entries of $CUDA_VISIBLE_DEVICES when it is
+// set (an empty value: 0), else the number of /dev/nvidia<N> device files, else 0.
+int detect_local_gpus();
+// The budget's device list for `--gpus n`: the first n entries of $CUDA_VISIBLE_DEVICES when
+// it is set (asking for more than it names is an error), else "0" ... "n-1".
+std::vector<std::string> local_gpu_ids(int n);
 
 // Whether some process is scheduling this registry's local runs now.
 bool local_scheduler_running(const std::string& registry_path);

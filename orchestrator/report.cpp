@@ -159,6 +159,12 @@ ReportData build_report(Registry& reg, const std::string& experiment,
       c.executor = a.executor;
       ++c.attempts;
     }
+    std::map<std::string, nlohmann::json> m;
+    if (r.state == state::kCompleted) m = reg.metrics(r.id);
+    // No GPU allocation in the accounting (the local executor, a GPU that Slurm did not
+    // count): the device-hours the worker measured (result.json's gpu_hours).
+    if (c.gpu_hours == 0 && m.count("gpu_hours") && m["gpu_hours"].is_number())
+      c.gpu_hours = m["gpu_hours"].get<double>();
     rep.cpu_hours += c.cpu_hours;
     rep.gpu_hours += c.gpu_hours;
     rep.cost.push_back(c);
@@ -167,7 +173,6 @@ ReportData build_report(Registry& reg, const std::string& experiment,
       rep.unfinished.push_back(r);
       continue;
     }
-    auto m = reg.metrics(r.id);
     nlohmann::json flat = {
         {"run", r.id}, {"experiment", r.experiment}, {"stage", r.stage}, {"dataset", r.dataset}};
     flatten(r.config["params"], "", flat);

@@ -14,17 +14,20 @@ namespace {
 
 // Metrics the report computes with, and their ranges.
 const std::map<std::string, std::pair<double, double>>& known_metrics() {
-  static const std::map<std::string, std::pair<double, double>> m = {{"f1", {0, 1}},
-                                                                     {"precision", {0, 1}},
-                                                                     {"recall", {0, 1}},
-                                                                     {"macro_f1", {0, 1}},
-                                                                     {"macro_f1_few_shot", {0, 1}},
-                                                                     {"best_dev_f1", {-1, 1}},
-                                                                     {"params", {0, 1e13}},
-                                                                     {"size_mb", {0, 1e9}},
-                                                                     {"latency_b1_ms", {0, 1e9}},
-                                                                     {"latency_b32_ms", {0, 1e9}},
-                                                                     {"mlm_accuracy", {-1, 1}}};
+  static const std::map<std::string, std::pair<double, double>> m = {
+      {"f1", {0, 1}},
+      {"precision", {0, 1}},
+      {"recall", {0, 1}},
+      {"macro_f1", {0, 1}},
+      {"macro_f1_few_shot", {0, 1}},
+      {"best_dev_f1", {-1, 1}},
+      {"params", {0, 1e13}},
+      {"size_mb", {0, 1e9}},
+      {"latency_b1_ms", {0, 1e9}},
+      {"latency_b32_ms", {0, 1e9}},
+      {"mlm_accuracy", {-1, 1}},
+      {"gpu_hours", {0, 1e7}},
+      {"peak_device_memory_mb", {0, 1e9}}};
   return m;
 }
 

@@ -223,8 +223,18 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
       make_dirs(slurm_dir + "/logs");
       int nodes = res.value("nodes", 1), gpus = res.value("gpus_per_node", 0),
           ranks = params.value("ranks", 1);
+      // GPUs: one task (rank) per GPU, each with its `cpus` CPUs and its own GPU. The job asks
+      // `--gres=gpu:N` per node (every Slurm and select plugin knows it; the batch step of a
+      // one-task job sees its GPU: CUDA_VISIBLE_DEVICES=0), and srun binds one GPU to each
+      // task with `--gpus-per-task=1` (which implies --gpu-bind=per_task:1): each rank sees
+      // exactly one GPU, CUDA_VISIBLE_DEVICES=<its index>, as slurm_tests checks on the test
+      // cluster's GRES. The worker takes cuda:(local rank mod visible GPUs), i.e. cuda:0.
+      // `--cpus-per-task` again on srun: Slurm 22.05's srun no longer takes it from the job.
       int tasks_per_node = gpus > 0 ? gpus : std::max(1, (ranks + nodes - 1) / nodes);
       bool multi = nodes * tasks_per_node > 1;
+      std::string srun =
+          "srun --kill-on-bad-exit=1 --cpus-per-task=" + std::to_string(res.value("cpus", 1)) +
+          (gpus > 0 ? " --gpus-per-task=1" : "");
       // The worker command, quoted word by word; {run_json}/{run_dir} become the task's paths.
       std::string command;
       auto wcmd = members.front()
@@ -247,9 +257,8 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
       std::string launch =
           multi ? "first=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n1)\n"
                   "export KDX_MASTER_ADDR=$(scontrol show node \"$first\" | sed -n "
-                  "'s/.*NodeAddr=\\([^ ]*\\).*/\\1/p' | head -n1)\n"
-                  "srun --kill-on-bad-exit=1" +
-                      command + " &"
+                  "'s/.*NodeAddr=\\([^ ]*\\).*/\\1/p' | head -n1)\n" +
+                      srun + command + " &"
                 : command.substr(1) + " &";
       std::string setup, env;
       auto wk = members.front().run_json.value("worker", nlohmann::json::object());

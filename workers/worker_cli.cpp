@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "workers/distributed/launcher.h"
 #include "workers/distributed/process_group.h"
+#include "workers/runtime/execution.h"
 #include "workers/training/export.h"
 #include "workers/training/run_spec.h"
 #include "workers/training/stages.h"
@@ -96,18 +97,27 @@ int worker_main(int argc, char** argv) {
     std::signal(SIGTERM, on_signal);
     std::signal(SIGUSR1, on_signal);
     std::signal(SIGINT, on_signal);
-    auto reducer = distributed::make_reducer_from_env();
+    // Device and precision once, from run.json and this rank's local index; the device is
+    // made current before the process group (NCCL binds to it).
+    auto exec = runtime::resolve_execution(spec.params.value("device", std::string("auto")),
+                                           spec.params.value("amp", std::string("auto")),
+                                           distributed::rank_info_from_env().local_rank,
+                                           spec.path + ": params");
+    runtime::activate(exec);
+    auto reducer = distributed::make_reducer_from_env(exec.device);
     log::set_rank(reducer->rank, reducer->world);
     int n = threads_from(threads, spec.cpus);
     torch::set_num_threads(n);
     if (!quiet)
-      spdlog::info("run {} stage {}, rank {}/{} ({}), {} threads, BLAS {}", spec.id, spec.stage,
-                   reducer->rank, reducer->world, reducer->backend, n, blas_in_use());
+      spdlog::info("run {} stage {}, rank {}/{} ({}), device {}, amp {}, {} threads, BLAS {}",
+                   spec.id, spec.stage, reducer->rank, reducer->world, reducer->backend,
+                   exec.describe(), runtime::amp_name(exec.amp), n, blas_in_use());
     spdlog::debug("run.json {}, run directory {}", spec_path, spec.run_dir);
     training::StageOptions so;
     so.latency_runs = latency_runs;
     so.measure_latency = !no_latency;
     so.quiet = quiet;
+    so.exec = exec;
     training::run_stage(spec, *reducer, so);
     return 0;
   } catch (const training::StopRequested& e) {

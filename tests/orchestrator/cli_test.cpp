@@ -167,6 +167,49 @@ TEST_F(CliTest, UnknownExperimentAndRun) {
   EXPECT_EQ(s.err, "kdx: error: no run with id 'zzzz' in results/registry.sqlite\n");
 }
 
+// --gpus: the local executor's GPU budget, taken from CUDA_VISIBLE_DEVICES.
+TEST_F(CliTest, GpusOptionSetsTheLocalGpuBudget) {
+  experiment("  grid: {hidden: [10], loss: [{kd_weight: 0}]}\n",
+             "{hidden: 16, resources: {gpus_per_node: 2}}");
+  auto kdx_with = [&](std::vector<std::string> args, const std::string& visible) {
+    args.insert(args.begin(), KDX_BIN);
+    return test::run_command(args, dir_.path(),
+                             {"KDX_DATA_DIR=" + dir_.file("data"), "KDX_TOY_SLEEP_MS=10",
+                              "CUDA_VISIBLE_DEVICES=" + visible});
+  };
+  auto bad = kdx_with({"submit", "exp.yaml", "--executor", "local", "--gpus", "3"}, "4,6");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.err, "kdx: error: --gpus 3: CUDA_VISIBLE_DEVICES='4,6' names only 2 GPUs\n");
+  EXPECT_FALSE(test::file_exists(dir_.file("results/registry.sqlite")));
+
+  auto r = kdx_with({"submit", "exp.yaml", "--executor", "local", "--gpus", "1", "--wait"}, "4,6");
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  auto rows = status_json();
+  ASSERT_EQ(rows.size(), 2u);
+  std::string teacher = rows[0]["id"];
+  EXPECT_EQ(rows[0]["state"], "FAILED");
+  std::string why = "run " + teacher +
+                    " asks for 2 GPUs (resources.gpus_per_node) but the local executor has 1 "
+                    "(--gpus 1)";
+  EXPECT_EQ(rows[0]["reason"], why);
+  EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+
+  // The default: every GPU CUDA_VISIBLE_DEVICES names; the run's 2 ranks see both.
+  auto again = kdx_with({"resubmit", "--failed", "--wait"}, "4,6");
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+  for (auto& row : status_json()) EXPECT_EQ(row["state"], "COMPLETED") << row.dump();
+  for (int rank = 0; rank < 2; ++rank) {
+    auto env = nlohmann::json::parse(test::slurp(
+        dir_.file("results/runs/cli/" + teacher + "/toy-env-" + std::to_string(rank) + ".json")));
+    EXPECT_EQ(env["CUDA_VISIBLE_DEVICES"], "4,6");
+    EXPECT_EQ(env["LOCAL_RANK"], std::to_string(rank));
+  }
+  for (auto cmd : {"submit", "resubmit"}) {
+    auto help = kdx({cmd, "--help"});
+    EXPECT_NE(help.out.find("--gpus"), std::string::npos) << help.out;
+  }
+}
+
 TEST_F(CliTest, HelpListsEverySubcommand) {
   auto r = kdx({"--help"});
   EXPECT_EQ(r.exit_code, 0);

@@ -80,7 +80,7 @@ TEST_F(SpecTest, UnknownGridParameter) {
       "emb, proj, dropout, init_embedding, vocab, highway_bias, rescale, dataset, loss, epochs, "
       "batch_size, lr, weight_decay, "
       "warmup_steps, grad_clip, patience, seed, window, tagging, max_train_docs, max_test_docs, "
-      "checkpoint_every, threads, ranks)\n      hiden: [1]\n      ^");
+      "checkpoint_every, threads, ranks, device, amp)\n      hiden: [1]\n      ^");
 }
 
 TEST_F(SpecTest, WrongTypeNamesKeyPath) {

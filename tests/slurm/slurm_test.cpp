@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/test_support.h"
@@ -263,6 +266,96 @@ TEST_F(Slurm, TwoRanksOverTwoNodesThroughSrun) {
     if (nodes.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   EXPECT_EQ(nodes, "2\n");
+}
+
+// The lines of a rendered batch script that decide tasks, CPUs and GPUs, and the launch line.
+std::vector<std::string> gpu_lines(const std::string& script) {
+  std::vector<std::string> out;
+  std::istringstream in(script);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# ", 0) == 0) continue;  // the template's comments
+    for (auto key : {"--gres", "--gpu", "ntasks", "cpus-per-task", "srun", TOY_WORKER_BIN})
+      if (line.find(key) != std::string::npos) {
+        out.push_back(line);
+        break;
+      }
+  }
+  return out;
+}
+
+// GPUs on the test cluster's fake GRES (2 per node, gres.conf File= lines): one task per GPU,
+// each seeing only its own (CUDA_VISIBLE_DEVICES set by Slurm), a one-task job its one GPU,
+// and the two-node launch still finds its rendezvous address.
+TEST_F(Slurm, EachRankGetsItsOwnGpu) {
+  experiment("gpus", "{hidden: 16, resources: {gpus_per_node: 1, cpus: 1, mem: 1G, time: '10:00'}}",
+             "  grid: {hidden: [8]}\n"
+             "  resources: {gpus_per_node: 2, cpus: 1, mem: 1G, time: '10:00'}\n",
+             std::string("logits: {resources: {nodes: 2, gpus_per_node: 1, cpus: 1, mem: 1G, "
+                         "time: '10:00'}}\n") +
+                 kToy);
+  auto r = kdx({"submit", "gpus.yaml", "--executor", "slurm", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::string runs_dir = dir_.file("results/runs/gpus/");
+  std::map<std::string, std::string> script_of;  // stage -> rendered script
+  for (auto& e : std::filesystem::directory_iterator(runs_dir + "slurm")) {
+    std::string name = e.path().filename().string();
+    for (auto stage : {"teacher", "logits", "student"})
+      if (name.find(std::string("kdx-gpus-") + stage + "-") == 0 &&
+          e.path().extension() == ".sbatch")
+        script_of[stage] = test::slurp(e.path().string());
+  }
+  ASSERT_EQ(script_of.size(), 3u);
+  const std::string worker = "'" TOY_WORKER_BIN "' '--spec' \"$run_dir/run.json\" &";
+  EXPECT_EQ(gpu_lines(script_of["teacher"]),
+            (std::vector<std::string>{"#SBATCH --cpus-per-task=1", "#SBATCH --ntasks-per-node=1",
+                                      "#SBATCH --gres=gpu:1", worker}));
+  EXPECT_EQ(gpu_lines(script_of["student"]),
+            (std::vector<std::string>{
+                "#SBATCH --cpus-per-task=1", "#SBATCH --ntasks-per-node=2", "#SBATCH --gres=gpu:2",
+                "srun --kill-on-bad-exit=1 --cpus-per-task=1 --gpus-per-task=1 " + worker}));
+  EXPECT_EQ(gpu_lines(script_of["logits"]),
+            (std::vector<std::string>{
+                "#SBATCH --cpus-per-task=1", "#SBATCH --ntasks-per-node=1", "#SBATCH --gres=gpu:1",
+                "srun --kill-on-bad-exit=1 --cpus-per-task=1 --gpus-per-task=1 " + worker}));
+
+  // What each rank was given, as the toy worker recorded it (toy-env-<SLURM_PROCID>.json).
+  std::map<std::string, std::vector<nlohmann::json>> envs;
+  for (auto& run : status("gpus")) {
+    EXPECT_EQ(run["state"], "COMPLETED") << run.dump();
+    std::string stage = run["stage"];
+    for (int rank = 0; rank < 4; ++rank) {
+      std::string f =
+          runs_dir + run["id"].get<std::string>() + "/toy-env-" + std::to_string(rank) + ".json";
+      if (test::file_exists(f)) envs[stage].push_back(nlohmann::json::parse(test::slurp(f)));
+    }
+  }
+  // One GPU, one task: the batch step itself sees the job's GPU.
+  ASSERT_EQ(envs["teacher"].size(), 1u);
+  EXPECT_EQ(envs["teacher"][0]["CUDA_VISIBLE_DEVICES"], "0") << envs["teacher"][0].dump();
+  // Two GPUs: two ranks on one node, each bound to a different single GPU.
+  ASSERT_EQ(envs["student"].size(), 2u);
+  std::set<std::string> gpus;
+  for (int rank = 0; rank < 2; ++rank) {
+    auto& e = envs["student"][static_cast<size_t>(rank)];
+    EXPECT_EQ(e["SLURM_PROCID"], std::to_string(rank)) << e.dump();
+    EXPECT_EQ(e["SLURM_LOCALID"], std::to_string(rank)) << e.dump();
+    EXPECT_EQ(e["SLURM_NTASKS"], "2") << e.dump();
+    EXPECT_EQ(e["SLURM_CPUS_PER_TASK"], "1") << e.dump();
+    ASSERT_TRUE(e["CUDA_VISIBLE_DEVICES"].is_string()) << e.dump();
+    std::string g = e["CUDA_VISIBLE_DEVICES"];
+    EXPECT_TRUE(g == "0" || g == "1") << e.dump();  // one GPU, not "0,1"
+    gpus.insert(g);
+  }
+  EXPECT_EQ(gpus, (std::set<std::string>{"0", "1"}));
+  EXPECT_EQ(envs["student"][0]["SLURMD_NODENAME"], envs["student"][1]["SLURMD_NODENAME"]);
+  // One GPU per node over two nodes: local rank 0 and GPU 0 on each, the address of node 1.
+  ASSERT_EQ(envs["logits"].size(), 2u);
+  for (auto& e : envs["logits"]) {
+    EXPECT_EQ(e["SLURM_LOCALID"], "0") << e.dump();
+    EXPECT_EQ(e["CUDA_VISIBLE_DEVICES"], "0") << e.dump();
+    EXPECT_EQ(e["KDX_MASTER_ADDR"], "127.0.0.1") << e.dump();
+  }
+  EXPECT_NE(envs["logits"][0]["SLURMD_NODENAME"], envs["logits"][1]["SLURMD_NODENAME"]);
 }
 
 TEST_F(Slurm, ValuesFromYamlNeverExecute) {

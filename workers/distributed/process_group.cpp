@@ -10,6 +10,7 @@
 #endif
 
 #include "common/error.h"
+#include "workers/runtime/torch_compat.h"
 
 namespace kdx::distributed {
 namespace {
@@ -25,10 +26,19 @@ int env_int(const char* name, int fallback) {
 }
 
 // c10d process groups behind the Reducer interface. Gloo and NCCL share it: the
-// collective calls are the same, only the group differs.
+// collective calls are the same, only the group (and the device of the tensors) differs.
 class C10dReducer : public Reducer {
  public:
-  explicit C10dReducer(c10::intrusive_ptr<c10d::ProcessGroup> pg) : pg_(std::move(pg)) {}
+  explicit C10dReducer(c10::intrusive_ptr<compat::C10dGroup> pg) : pg_(std::move(pg)) {}
+  ~C10dReducer() override {
+#if KDX_TORCH_AT_LEAST(2, 4)
+    // NCCL wants its communicators closed before the group goes (else a warning at exit).
+    try {
+      pg_->shutdown();
+    } catch (const std::exception&) {
+    }
+#endif
+  }
   void allreduce_sum(std::vector<torch::Tensor>& tensors) override {
     c10d::AllreduceOptions o;
     o.reduceOp = c10d::ReduceOp::SUM;
@@ -49,14 +59,15 @@ class C10dReducer : public Reducer {
     try {
       f();
     } catch (const std::exception& e) {
-      // A peer that died shows up here as a closed connection or a timeout.
-      throw Error(std::string(what) + " failed on rank " + std::to_string(rank) + " of " +
-                  std::to_string(world) + " (another rank probably died): " + e.what());
+      // Gloo: a peer that died shows up as a closed connection or a timeout. NCCL: its own
+      // error (a failed rank, a watchdog timeout, a misconfigured transport): say which.
+      std::string hint = backend == "nccl" ? "NCCL error" : "another rank probably died";
+      throw Error(backend + " " + what + " failed on rank " + std::to_string(rank) + " of " +
+                  std::to_string(world) + " (" + hint + "): " + e.what());
     }
   }
-  c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+  c10::intrusive_ptr<compat::C10dGroup> pg_;
 };
-
 }  // namespace
 
 std::string first_host(const std::string& nodelist) {
@@ -103,9 +114,13 @@ RankInfo rank_info_from_env() {
   return r;
 }
 
-std::unique_ptr<Reducer> make_reducer_from_env() {
+std::unique_ptr<Reducer> make_reducer_from_env(const torch::Device& device) {
   auto info = rank_info_from_env();
-  if (info.world == 1) return make_single_process();
+  if (info.world == 1) {
+    auto r = make_single_process();
+    r->device = device;
+    return r;
+  }
   auto timeout = std::chrono::seconds(env_int("KDX_RENDEZVOUS_TIMEOUT", 60));
   c10::intrusive_ptr<c10d::Store> store;
   try {
@@ -146,10 +161,10 @@ std::unique_ptr<Reducer> make_reducer_from_env() {
     throw rendezvous_error(e.what());
   }
   auto collective_timeout = std::chrono::seconds(env_int("KDX_COLLECTIVE_TIMEOUT", 300));
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<compat::C10dGroup> pg;
   std::string backend = "gloo";
 #if defined(USE_C10D_NCCL)
-  if (torch::cuda::is_available()) {
+  if (device.is_cuda()) {
     auto o = c10d::ProcessGroupNCCL::Options::create();
     o->timeout = collective_timeout;
     pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, info.rank, info.world, o);
@@ -167,6 +182,7 @@ std::unique_ptr<Reducer> make_reducer_from_env() {
   r->world = info.world;
   r->local_rank = info.local_rank;
   r->backend = backend;
+  r->device = backend == "nccl" ? device : torch::Device(torch::kCPU);
   return r;
 }
 

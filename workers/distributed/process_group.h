@@ -2,7 +2,7 @@
 // SLURM_LOCALID, first host of SLURM_JOB_NODELIST) or torchrun-style variables (RANK,
 // WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT). One rank: no communication at all.
 // Several: rendezvous through c10d::TCPStore, then NCCL when the build has it and the
-// rank has a GPU, else Gloo.
+// rank's device is a GPU (set as the current device before this), else Gloo.
 #pragma once
 
 #include <memory>
@@ -26,6 +26,6 @@ std::string first_host(const std::string& nodelist);
 
 // Connects (timeout from KDX_RENDEZVOUS_TIMEOUT seconds, default 60) and returns the reducer.
 // Throws kdx::Error naming the address when the store cannot be reached in time.
-std::unique_ptr<Reducer> make_reducer_from_env();
+std::unique_ptr<Reducer> make_reducer_from_env(const torch::Device& device = torch::kCPU);
 
 }  // namespace kdx::distributed

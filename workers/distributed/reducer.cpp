@@ -15,51 +15,78 @@ std::unique_ptr<Reducer> make_single_process() {
   return std::make_unique<SingleProcess>();
 }
 
+namespace {
+
+// Params in order, cut into runs of about `bucket_bytes` (0: one parameter per run).
+template <class F>
+void for_each_bucket(const std::vector<torch::Tensor>& params, size_t bucket_bytes, F f) {
+  std::vector<torch::Tensor> bucket;
+  size_t bytes = 0;
+  for (auto& p : params) {
+    bucket.push_back(p);
+    bytes += static_cast<size_t>(p.numel()) * p.element_size();
+    if (bytes >= bucket_bytes) {
+      f(bucket);
+      bucket.clear();
+      bytes = 0;
+    }
+  }
+  if (!bucket.empty()) f(bucket);
+}
+
+// One flat tensor of the bucket's values on the reducer's device; and back.
+torch::Tensor flatten(const std::vector<torch::Tensor>& parts, const torch::Device& device) {
+  std::vector<torch::Tensor> flat;
+  for (auto& t : parts) flat.push_back(t.reshape(-1));
+  return torch::cat(flat).to(device);
+}
+
+void unflatten(const torch::Tensor& flat, const std::vector<torch::Tensor>& into) {
+  int64_t off = 0;
+  for (auto& t : into) {
+    auto n = t.numel();
+    const_cast<torch::Tensor&>(t).copy_(flat.narrow(0, off, n).view_as(t));
+    off += n;
+  }
+}
+
+}  // namespace
+
 void sync_gradients(Reducer& reducer, const std::vector<torch::Tensor>& params,
                     size_t bucket_bytes) {
   if (reducer.world == 1) return;
   torch::NoGradGuard g;
-  std::vector<torch::Tensor> bucket;
-  size_t bytes = 0;
-  auto flush = [&] {
-    if (bucket.empty()) return;
-    std::vector<torch::Tensor> flat_parts;
-    for (auto& p : bucket) {
+  for_each_bucket(params, bucket_bytes, [&](const std::vector<torch::Tensor>& bucket) {
+    std::vector<torch::Tensor> grads;
+    for (auto p : bucket) {
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      flat_parts.push_back(p.grad().reshape(-1));
+      grads.push_back(p.grad());
     }
-    std::vector<torch::Tensor> flat = {torch::cat(flat_parts)};
+    std::vector<torch::Tensor> flat = {flatten(grads, reducer.device)};
     reducer.allreduce_sum(flat);
-    int64_t off = 0;
-    for (auto& p : bucket) {
-      auto n = p.numel();
-      p.mutable_grad().copy_(flat[0].narrow(0, off, n).view_as(p));
-      off += n;
-    }
-    bucket.clear();
-    bytes = 0;
-  };
-  for (auto& p : params) {
-    bucket.push_back(p);
-    bytes += static_cast<size_t>(p.numel()) * p.element_size();
-    if (bytes >= bucket_bytes) flush();  // bucket_bytes 0: every parameter alone
-  }
-  flush();
+    unflatten(flat[0], grads);
+  });
 }
 
-void sync_parameters(Reducer& reducer, const std::vector<torch::Tensor>& params) {
+void sync_parameters(Reducer& reducer, const std::vector<torch::Tensor>& params,
+                     size_t bucket_bytes) {
   if (reducer.world == 1) return;
   torch::NoGradGuard g;
-  std::vector<torch::Tensor> data;
-  for (auto& p : params) data.push_back(p.data());
-  reducer.broadcast(data, 0);
+  for_each_bucket(params, bucket_bytes, [&](const std::vector<torch::Tensor>& bucket) {
+    std::vector<torch::Tensor> data;
+    for (auto& p : bucket) data.push_back(p.data());
+    std::vector<torch::Tensor> flat = {flatten(data, reducer.device)};
+    reducer.broadcast(flat, 0);
+    unflatten(flat[0], data);
+  });
 }
 
 std::vector<double> allreduce_scalars(Reducer& reducer, const std::vector<double>& values) {
   if (reducer.world == 1) return values;
-  std::vector<torch::Tensor> t = {torch::tensor(values, torch::kFloat64)};
+  std::vector<torch::Tensor> t = {torch::tensor(values, torch::kFloat64).to(reducer.device)};
   reducer.allreduce_sum(t);
-  auto acc = t[0].accessor<double, 1>();
+  auto host = t[0].to(torch::kCPU).contiguous();
+  auto acc = host.accessor<double, 1>();
   std::vector<double> out(values.size());
   for (size_t i = 0; i < values.size(); ++i) out[i] = acc[static_cast<int64_t>(i)];
   return out;

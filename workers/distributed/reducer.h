@@ -20,6 +20,8 @@ class Reducer {
   virtual void broadcast(std::vector<torch::Tensor>& tensors, int root) = 0;
   int rank = 0, world = 1, local_rank = 0;
   std::string backend = "single";
+  // Where the collectives' tensors must live: the rank's GPU for NCCL, else the CPU.
+  torch::Device device = torch::kCPU;
 };
 
 std::unique_ptr<Reducer> make_single_process();
@@ -28,8 +30,9 @@ std::unique_ptr<Reducer> make_single_process();
 // bucket, not per parameter). Parameters without a gradient count as zeros.
 void sync_gradients(Reducer& reducer, const std::vector<torch::Tensor>& params,
                     size_t bucket_bytes = 8 << 20);
-// Rank 0's parameters to every rank (start of training).
-void sync_parameters(Reducer& reducer, const std::vector<torch::Tensor>& params);
+// Rank 0's parameters to every rank (start of training), in flat buckets like the gradients.
+void sync_parameters(Reducer& reducer, const std::vector<torch::Tensor>& params,
+                     size_t bucket_bytes = 8 << 20);
 // Sums a few scalars over ranks (loss, token counts, metric counts).
 std::vector<double> allreduce_scalars(Reducer& reducer, const std::vector<double>& values);
 

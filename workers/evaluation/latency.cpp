@@ -6,17 +6,22 @@
 namespace kdx::evaluation {
 
 Latency measure_latency(models::TaggerImpl& tagger, int vocab_size, int batch, int tokens, int runs,
-                        int warmup) {
+                        int warmup, const runtime::Execution& exec) {
   bool was_training = tagger.is_training();
   tagger.eval();
   torch::manual_seed(1234);
   auto ids = torch::randint(5, std::max(6, vocab_size), {batch, tokens}, torch::kInt64);
   auto mask = torch::ones({batch, tokens}, torch::kInt64);
+  ids = ids.to(exec.device);
+  mask = mask.to(exec.device);
+  runtime::AutocastGuard amp(exec);
   for (int i = 0; i < warmup; ++i) tagger.infer(ids, mask);
+  runtime::synchronize(exec);
   std::vector<double> ms;
   for (int i = 0; i < runs; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     auto out = tagger.infer(ids, mask);
+    runtime::synchronize(exec);
     (void)out.data_ptr();
     ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());

@@ -28,7 +28,8 @@ torch::Tensor BertMlmImpl::forward(const torch::Tensor& ids, const torch::Tensor
                                    const torch::Tensor& positions) {
   auto h = bert(ids, mask);  // [B, T, H]
   auto picked = h.reshape({-1, h.size(2)}).index_select(0, positions);
-  auto t = norm(torch::gelu(dense(picked)));
+  // LayerNorm in its weights' dtype: CPU autocast (LibTorch 1.13) leaves a bf16 input to it.
+  auto t = norm(torch::gelu(dense(picked)).to(norm->weight.scalar_type()));
   return torch::addmm(bias, t, bert->embeddings->word_embeddings->weight.t());
 }
 

@@ -151,11 +151,16 @@ void init_xavier(torch::Tensor w) {
 torch::Tensor sru_bidirectional(const torch::Tensor& U, const torch::Tensor& x,
                                 const torch::Tensor& v, const torch::Tensor& b,
                                 const torch::Tensor& lengths, double scale_x) {
-  if (!U.device().is_cpu() || U.scalar_type() != torch::kFloat32)
-    return sru_bidirectional_naive(U, x, v, b, lengths, scale_x);
-  auto xx = U.size(4) == 4 ? torch::zeros({0}, U.options()) : x;
-  return SruFunction::apply(U, xx, v, b, lengths.to(torch::kCPU).to(torch::kInt64).contiguous(),
-                            scale_x);
+  // The recurrence accumulates its cell state in fp32 whatever autocast produced U in: a
+  // bf16 c_t loses the small per-step updates over a long window.
+  auto f32 = [](const torch::Tensor& t) {
+    return t.defined() && t.scalar_type() != torch::kFloat32 ? t.to(torch::kFloat32) : t;
+  };
+  auto U32 = f32(U), x32 = U.size(4) == 4 ? x : f32(x), v32 = f32(v), b32 = f32(b);
+  if (!U32.device().is_cpu()) return sru_bidirectional_naive(U32, x32, v32, b32, lengths, scale_x);
+  auto xx = U32.size(4) == 4 ? torch::zeros({0}, U32.options()) : x32;
+  return SruFunction::apply(U32, xx, v32, b32,
+                            lengths.to(torch::kCPU).to(torch::kInt64).contiguous(), scale_x);
 }
 
 torch::Tensor sru_bidirectional_naive(const torch::Tensor& U, const torch::Tensor& x,

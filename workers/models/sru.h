@@ -2,7 +2,8 @@
 // (asappresearch/sru) defines them. The elementwise recurrence runs as a custom autograd
 // function whose forward and backward are plain float loops (parallel over batch x hidden),
 // measured several times faster than a per-step LibTorch loop; on CUDA tensors the same
-// recurrence runs as LibTorch ops.
+// recurrence runs as LibTorch ops (device-generic). Either way in fp32: under autocast the
+// projections run in bf16/fp16 and the recurrence casts its inputs up.
 //
 // Per direction, with U = W x split into (x~, f', r') and a highway input x_h:
 //   f_t = sigmoid(f'_t + v_f * c_{t-1} + b_f)      r_t = sigmoid(r'_t + v_r * c_{t-1} + b_r)

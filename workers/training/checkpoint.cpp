@@ -97,7 +97,8 @@ void save_checkpoint(const std::string& dir, torch::nn::Module& module,
 }
 
 std::optional<TrainingState> load_checkpoint(const std::string& dir, torch::nn::Module& module,
-                                             torch::optim::Optimizer& optimizer) {
+                                             torch::optim::Optimizer& optimizer,
+                                             torch::Device device) {
   std::string state_path = dir + "/state.json";
   if (!file_exists(state_path)) return std::nullopt;
   auto j = parse_json(read_file(state_path));
@@ -113,7 +114,7 @@ std::optional<TrainingState> load_checkpoint(const std::string& dir, torch::nn::
   load_weights(module, dir + "/" + file_field("model_file"));
   std::string optim = dir + "/" + file_field("optimizer_file");
   if (!file_exists(optim)) throw Error(optim + ": checkpoint optimizer state missing");
-  torch::load(optimizer, optim);
+  torch::load(optimizer, optim, device);
   return state;
 }
 

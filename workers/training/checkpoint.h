@@ -19,8 +19,11 @@ void load_weights(torch::nn::Module& module, const std::string& path);
 
 void save_checkpoint(const std::string& dir, torch::nn::Module& module,
                      torch::optim::Optimizer& optimizer, const TrainingState& state);
-// Empty when the directory holds no checkpoint; throws when it holds a broken one.
+// Empty when the directory holds no checkpoint; throws when it holds a broken one. The
+// optimizer state is mapped onto `device` (a checkpoint written on a GPU resumes on a CPU,
+// and rank r gets its own device, not the one rank 0 saved from).
 std::optional<TrainingState> load_checkpoint(const std::string& dir, torch::nn::Module& module,
-                                             torch::optim::Optimizer& optimizer);
+                                             torch::optim::Optimizer& optimizer,
+                                             torch::Device device = torch::kCPU);
 
 }  // namespace kdx::training

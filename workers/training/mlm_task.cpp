@@ -102,7 +102,8 @@ struct MlmBatch {
   torch::Tensor ids, mask, positions, targets;
 };
 
-MlmBatch make_batch(const MlmData& data, const std::vector<MaskedExample>& masked) {
+MlmBatch make_batch(const MlmData& data, const std::vector<MaskedExample>& masked,
+                    const runtime::Execution& exec) {
   size_t len = 0;
   for (auto& m : masked) len = std::max(len, m.input.size());
   const auto B = static_cast<int64_t>(masked.size()), T = static_cast<int64_t>(len);
@@ -125,6 +126,8 @@ MlmBatch make_batch(const MlmData& data, const std::vector<MaskedExample>& maske
   }
   b.positions = torch::tensor(pos, torch::kInt64);
   b.targets = torch::tensor(tgt, torch::kInt64);
+  if (exec.is_cuda())
+    for (auto* t : {&b.ids, &b.mask, &b.positions, &b.targets}) *t = runtime::to_device(*t, exec);
   return b;
 }
 
@@ -147,14 +150,19 @@ StepLoss MlmTask::loss(const std::vector<int>& global_batch, const std::vector<i
   for (int e : mine)
     masked.push_back(mask_example(data_, data_.train[static_cast<size_t>(e)], options_, epoch,
                                   static_cast<size_t>(e)));
-  auto b = make_batch(data_, masked);
+  auto b = make_batch(data_, masked, options_.exec);
   if (b.positions.numel() == 0) return out;
-  auto logits = model_->forward(b.ids, b.mask, b.positions);
+  torch::Tensor logits;
+  {
+    runtime::AutocastGuard amp(options_.exec);
+    logits = model_->forward(b.ids, b.mask, b.positions);
+  }
+  logits = logits.to(torch::kFloat32);  // the loss in fp32, whatever autocast computed in
   auto sum = torch::nn::functional::cross_entropy(
       logits, b.targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
   out.total = sum / targets;
-  out.terms[0].second = out.total.item<double>();
-  out.terms[1].second = logits.argmax(-1).eq(b.targets).sum().item<double>() / targets;
+  auto accuracy = logits.detach().argmax(-1).eq(b.targets).sum().to(torch::kFloat32) / targets;
+  out.term_values = torch::stack({out.total.detach(), accuracy});
   return out;
 }
 
@@ -172,9 +180,14 @@ Evaluation MlmTask::evaluate() {
     std::vector<MaskedExample> masked;
     for (size_t i = start; i < std::min(data_.heldout.size(), start + 32); ++i)
       masked.push_back(mask_example(data_, data_.heldout[i], options_, -1, i));
-    auto b = make_batch(data_, masked);
+    auto b = make_batch(data_, masked, options_.exec);
     if (b.positions.numel() == 0) continue;
-    auto logits = model_->forward(b.ids, b.mask, b.positions);
+    torch::Tensor logits;
+    {
+      runtime::AutocastGuard amp(options_.exec);
+      logits = model_->forward(b.ids, b.mask, b.positions);
+    }
+    logits = logits.to(torch::kFloat32);
     loss += torch::nn::functional::cross_entropy(
                 logits, b.targets,
                 torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))

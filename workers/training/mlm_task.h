@@ -10,6 +10,7 @@
 #include "workers/data/document.h"
 #include "workers/data/tokenizer.h"
 #include "workers/models/bert_mlm.h"
+#include "workers/runtime/execution.h"
 #include "workers/training/task.h"
 
 namespace kdx::training {
@@ -18,6 +19,7 @@ struct MlmOptions {
   double mask_prob = 0.15;
   bool whole_word = false;  // mask every piece of a chosen word
   uint64_t seed = 1;
+  runtime::Execution exec;  // where the batches go, and autocast
 };
 
 struct MlmExample {

@@ -14,7 +14,8 @@ LossTerms compute_objective(const Objective& o, const torch::Tensor& logits,
                             const torch::Tensor& kd_cells_mask, int classes, double ce_cells,
                             double kd_cells) {
   LossTerms out;
-  auto flat = logits.reshape({-1, classes});
+  // The losses and KD terms in fp32 whatever precision the forward ran in (autocast).
+  auto flat = logits.reshape({-1, classes}).to(torch::kFloat32);
   auto flat_tags = tags.reshape({-1});
   if (ce_cells > 0)
     out.ce = torch::nll_loss(torch::log_softmax(flat, -1), flat_tags, {}, at::Reduction::Sum,
@@ -26,7 +27,7 @@ LossTerms compute_objective(const Objective& o, const torch::Tensor& logits,
   if (o.kd_weight == 0 || !teacher.defined()) return out;
   if (!known_kd_loss(o.kd_loss)) throw Error("unknown kd_loss '" + o.kd_loss + "'");
   auto s = flat;
-  auto t = teacher.reshape({-1, classes}).to(s.dtype());
+  auto t = teacher.reshape({-1, classes}).to(torch::kFloat32);
   auto m = kd_cells_mask.reshape({-1}).to(s.dtype());
   torch::Tensor per_cell;  // [cells]
   if (o.kd_loss == "kl") {

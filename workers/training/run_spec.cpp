@@ -8,9 +8,10 @@
 namespace kdx::training {
 namespace {
 
-const nlohmann::json& field(const nlohmann::json& j, const std::string& key,
-                            const std::string& where) {
-  if (!j.contains(key)) throw Error(where + ": missing field \"" + key + "\"");
+// `key` as a C string: a std::string parameter would make every call with a literal bind
+// the returned reference next to a temporary (GCC 13+'s -Wdangling-reference).
+const nlohmann::json& field(const nlohmann::json& j, const char* key, const std::string& where) {
+  if (!j.contains(key)) throw Error(where + ": missing field \"" + std::string(key) + "\"");
   return j[key];
 }
 

@@ -5,8 +5,9 @@
 
 namespace kdx::training {
 
-TaggingTask::TaggingTask(models::Tagger tagger, TrainData data, Objective objective)
-    : tagger_(std::move(tagger)), data_(data), objective_(std::move(objective)) {
+TaggingTask::TaggingTask(models::Tagger tagger, TrainData data, Objective objective,
+                         runtime::Execution exec)
+    : tagger_(std::move(tagger)), data_(data), objective_(std::move(objective)), exec_(exec) {
   if (objective_.kd_weight != 0 && !data_.teacher)
     throw Error("kd_weight is " + std::to_string(objective_.kd_weight) +
                 " but no teacher logits cache was given");
@@ -32,12 +33,21 @@ StepLoss TaggingTask::loss(const std::vector<int>& global_batch, const std::vect
   if (kd) out.terms.emplace_back("kd", 0.0);
   if (mine.empty()) return out;
   auto b = data::make_batch(train, mine, data_.pad_id);
-  // Owned copies: the graph outlives `b` (the trainer runs backward after this returns).
-  auto ids = torch::from_blob(b.ids.data(), {b.size, b.len}, torch::kInt64).clone();
-  auto mask = torch::from_blob(b.mask.data(), {b.size, b.len}, torch::kInt64).clone();
-  auto tags = torch::from_blob(b.tags.data(), {b.size, b.len, cols}, torch::kInt64).clone();
-  auto kd_mask = torch::from_blob(b.kd_mask.data(), {b.size, b.len, cols}, torch::kUInt8).clone();
-  auto logits = tagger_->forward(ids, mask);  // [b, T, cols * classes]
+  // Owned device copies, once per batch: the graph outlives `b` (the trainer runs backward
+  // after this returns).
+  auto ids =
+      runtime::to_device(torch::from_blob(b.ids.data(), {b.size, b.len}, torch::kInt64), exec_);
+  auto mask =
+      runtime::to_device(torch::from_blob(b.mask.data(), {b.size, b.len}, torch::kInt64), exec_);
+  auto tags = runtime::to_device(
+      torch::from_blob(b.tags.data(), {b.size, b.len, cols}, torch::kInt64), exec_);
+  auto kd_mask = runtime::to_device(
+      torch::from_blob(b.kd_mask.data(), {b.size, b.len, cols}, torch::kUInt8), exec_);
+  torch::Tensor logits;
+  {
+    runtime::AutocastGuard amp(exec_);
+    logits = tagger_->forward(ids, mask);  // [b, T, cols * classes]
+  }
   torch::Tensor teacher;
   if (kd) {
     std::vector<torch::Tensor> rows;
@@ -46,13 +56,14 @@ StepLoss TaggingTask::loss(const std::vector<int>& global_batch, const std::vect
       auto t = data_.teacher->get(e, train.examples[e].ids);
       rows.push_back(torch::constant_pad_nd(t, {0, 0, 0, b.len - t.size(0)}));
     }
-    teacher = torch::stack(rows);  // [b, T, cols * classes]
+    teacher = runtime::to_device(torch::stack(rows), exec_);  // [b, T, cols * classes]
   }
   auto terms =
       compute_objective(objective_, logits, teacher, tags, kd_mask, classes, ce_cells, kd_cells);
   out.total = terms.total;
-  out.terms[0].second = terms.ce.item<double>();
-  if (kd) out.terms[1].second = terms.kd.item<double>();
+  // The parts stay on the device: the trainer reads them with the loss in one transfer.
+  out.term_values =
+      kd ? torch::stack({terms.ce.detach(), terms.kd.detach()}) : terms.ce.detach().reshape({1});
   return out;
 }
 
@@ -62,7 +73,7 @@ Evaluation TaggingTask::evaluate() {
     ev.fields["dev_f1"] = nullptr;
     return ev;
   }
-  auto pred = evaluation::predict(*tagger_, *data_.dev, data_.pad_id);
+  auto pred = evaluation::predict(*tagger_, *data_.dev, data_.pad_id, 32, exec_.device);
   ev.score = evaluation::score(data_.format, *data_.dev_gold, pred, data_.types).mention.f1;
   ev.fields["dev_f1"] = ev.score;
   return ev;

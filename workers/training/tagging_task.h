@@ -7,6 +7,7 @@
 
 #include "workers/data/encode.h"
 #include "workers/models/tagger.h"
+#include "workers/runtime/execution.h"
 #include "workers/training/logits_cache.h"
 #include "workers/training/objective.h"
 #include "workers/training/task.h"
@@ -25,7 +26,8 @@ struct TrainData {
 
 class TaggingTask : public Task {
  public:
-  TaggingTask(models::Tagger tagger, TrainData data, Objective objective);
+  TaggingTask(models::Tagger tagger, TrainData data, Objective objective,
+              runtime::Execution exec = {});
   size_t size() const override { return data_.train->examples.size(); }
   long tokens(size_t example) const override;
   StepLoss loss(const std::vector<int>& global_batch, const std::vector<int>& mine, long step,
@@ -36,6 +38,7 @@ class TaggingTask : public Task {
   models::Tagger tagger_;
   TrainData data_;
   Objective objective_;
+  runtime::Execution exec_;
 };
 
 }  // namespace kdx::training

@@ -16,6 +16,9 @@ struct StepLoss {
   // Named parts (this rank's share), averaged per epoch into metrics.jsonl. The same names,
   // in the same order, on every rank and every step.
   std::vector<std::pair<std::string, double>> terms;
+  // When defined: the terms' values as a 1-D tensor on the run's device, in `terms` order;
+  // the trainer reads it together with the loss (one device-to-host transfer per step).
+  torch::Tensor term_values;
 };
 
 struct Evaluation {

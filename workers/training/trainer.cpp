@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "workers/runtime/loss_scaler.h"
 #include "workers/training/checkpoint.h"
 
 namespace kdx::training {
@@ -35,6 +36,8 @@ std::vector<int> epoch_order(size_t examples, uint64_t seed, int epoch) {
 Trainer::Trainer(std::shared_ptr<torch::nn::Module> model, Task& task, TrainerOptions options,
                  distributed::Reducer& reducer)
     : model_(std::move(model)), task_(task), opt_(std::move(options)), reducer_(reducer) {
+  // Before the optimizer: AdamW's state is created beside the parameters it updates.
+  model_->to(opt_.exec.device);
   optimizer_ = std::make_unique<torch::optim::AdamW>(
       model_->parameters(), torch::optim::AdamWOptions(opt_.lr).weight_decay(opt_.weight_decay));
   long per_epoch = (static_cast<long>(task_.size()) + opt_.batch_size - 1) / opt_.batch_size;
@@ -52,8 +55,10 @@ double Trainer::lr_at(long step) const {
   return opt_.lr * std::max(0.0, std::min(1.0, left));
 }
 
-double Trainer::train_step(const std::vector<int>& global_batch, long step, int epoch,
-                           std::vector<std::pair<std::string, double>>& terms, bool& stop) {
+double Trainer::train_step(const std::vector<int>& global_batch, TrainingState& s,
+                           std::vector<std::pair<std::string, double>>& terms, bool& stop,
+                           bool& skipped) {
+  const long step = s.step;
   std::vector<int> mine;
   for (size_t i = static_cast<size_t>(reducer_.rank); i < global_batch.size();
        i += static_cast<size_t>(reducer_.world))
@@ -61,24 +66,51 @@ double Trainer::train_step(const std::vector<int>& global_batch, long step, int 
   torch::manual_seed(opt_.seed * 7919ULL +
                      static_cast<uint64_t>(step) * static_cast<uint64_t>(reducer_.world) +
                      static_cast<uint64_t>(reducer_.rank));
-  auto l = task_.loss(global_batch, mine, step, epoch);
-  double local_loss = 0;
+  auto l = task_.loss(global_batch, mine, step, s.epoch);
+  const bool scaling = opt_.exec.loss_scaling;
+  const double scale = scaling ? s.scaler.scale : 1.0;
+  // The one device-to-host transfer of a step: the loss and its parts, for the log.
+  std::vector<double> local(1 + l.terms.size(), 0.0);
+  for (size_t i = 0; i < l.terms.size(); ++i) local[1 + i] = l.terms[i].second;
   if (l.total.defined()) {
-    l.total.backward();
-    local_loss = l.total.item<double>();
+    (scaling ? l.total * scale : l.total).backward();
+    auto parts = l.term_values.defined()
+                     ? torch::cat({l.total.detach().reshape({1}).to(torch::kFloat64),
+                                   l.term_values.reshape({-1}).to(torch::kFloat64)})
+                     : l.total.detach().reshape({1}).to(torch::kFloat64);
+    parts = parts.to(torch::kCPU).contiguous();
+    auto* v = parts.data_ptr<double>();
+    for (int64_t i = 0; i < parts.numel() && static_cast<size_t>(i) < local.size(); ++i)
+      local[static_cast<size_t>(i)] = v[i];
   }
   auto params = model_->parameters();
   auto t0 = std::chrono::steady_clock::now();
   distributed::sync_gradients(reducer_, params, bucket_bytes_);
   sync_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ++sync_steps_;
-  std::vector<double> scalars = {local_loss, g_stop_signal.load() ? 1.0 : 0.0};
-  for (auto& t : l.terms) scalars.push_back(t.second);
+  // Gradients are summed over ranks before unscaling, so every rank sees the same overflow.
+  bool finite_grads = !scaling || runtime::unscale_gradients(params, scale);
+  std::vector<double> scalars = {local[0], g_stop_signal.load() ? 1.0 : 0.0,
+                                 finite_grads ? 0.0 : 1.0};
+  for (size_t i = 1; i < local.size(); ++i) scalars.push_back(local[i]);
   auto reduced = distributed::allreduce_scalars(reducer_, scalars);
   double global_loss = reduced[0];
   stop = reduced[1] > 0;
   terms = l.terms;
-  for (size_t i = 0; i < terms.size(); ++i) terms[i].second = reduced[2 + i];
+  for (size_t i = 0; i < terms.size(); ++i) terms[i].second = reduced[3 + i];
+  skipped = false;
+  if (scaling) {
+    bool overflow = reduced[2] > 0 || !std::isfinite(global_loss);
+    runtime::update_scale(s.scaler, overflow);
+    if (overflow) {
+      optimizer_->zero_grad();
+      skipped = true;
+      if (!opt_.quiet)
+        spdlog::warn("step {}: inf/NaN in the fp16 gradients; step skipped, loss scale now {}",
+                     step + 1, s.scaler.scale);
+      return global_loss;
+    }
+  }
   if (!std::isfinite(global_loss)) return global_loss;
   if (opt_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, opt_.grad_clip);
   for (auto& g : optimizer_->param_groups())
@@ -118,7 +150,8 @@ void Trainer::write_checkpoint(const TrainingState& s) {
 TrainingState Trainer::run() {
   TrainingState s;
   if (!opt_.checkpoint_dir.empty()) {
-    if (auto resumed = load_checkpoint(opt_.checkpoint_dir, *model_, *optimizer_)) {
+    if (auto resumed =
+            load_checkpoint(opt_.checkpoint_dir, *model_, *optimizer_, opt_.exec.device)) {
       s = *resumed;
       if (!opt_.quiet)
         spdlog::info("resuming from {} at epoch {}, step {}", opt_.checkpoint_dir, s.epoch + 1,
@@ -151,8 +184,9 @@ TrainingState Trainer::run() {
                              order.begin() + std::min(n, (k + 1) * opt_.batch_size));
       bool stop = false;
       std::vector<std::pair<std::string, double>> terms;
-      double loss = train_step(batch, s.step, s.epoch, terms, stop);
-      if (!std::isfinite(loss))
+      bool skipped = false;
+      double loss = train_step(batch, s, terms, stop, skipped);
+      if (!std::isfinite(loss) && !skipped)
         throw Error("loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") + " at step " +
                     std::to_string(s.step + 1) + " (epoch " + std::to_string(s.epoch + 1) +
                     "); training stopped" +
@@ -166,13 +200,15 @@ TrainingState Trainer::run() {
       ++s.step;
       ++steps_here;
       s.batch_in_epoch = static_cast<int>(k + 1);
-      s.last_loss = loss;
-      loss_sum += loss;
-      if (term_sums.empty())
-        term_sums = terms;
-      else
-        for (size_t i = 0; i < terms.size(); ++i) term_sums[i].second += terms[i].second;
-      ++loss_n;
+      if (std::isfinite(loss)) {  // a skipped fp16 step has no loss to average
+        s.last_loss = loss;
+        loss_sum += loss;
+        if (term_sums.empty())
+          term_sums = terms;
+        else
+          for (size_t i = 0; i < terms.size(); ++i) term_sums[i].second += terms[i].second;
+        ++loss_n;
+      }
       double t = elapsed();
       tokens_per_s_ = t > 0 ? static_cast<double>(tokens_here) / t : 0;
       const double per_step = t / static_cast<double>(std::max<long>(1, steps_here));

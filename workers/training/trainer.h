@@ -1,7 +1,8 @@
 // The training loop shared by every stage: AdamW, linear warm-up and decay, gradient
-// clipping, early stopping on the task's held-out score, checkpoints every N steps and on a
-// stop signal, metrics.jsonl per epoch. What is learned comes from a Task (tagging or MLM
-// pretraining). Data-parallel through a Reducer; only rank 0 writes files.
+// clipping, mixed precision with a dynamic loss scale for fp16, early stopping on the task's
+// held-out score, checkpoints every N steps and on a stop signal, metrics.jsonl per epoch. What is
+// learned comes from a Task (tagging or MLM pretraining). Data-parallel through a Reducer; only
+// rank 0 writes files.
 #pragma once
 
 #include <atomic>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "workers/distributed/reducer.h"
+#include "workers/runtime/execution.h"
 #include "workers/training/task.h"
 #include "workers/training/training_state.h"
 
@@ -34,6 +36,9 @@ struct TrainerOptions {
   std::string stage;  // for progress.json
   int max_steps = 0;  // stop after this many optimizer steps (tests); 0 = no limit
   bool quiet = false;
+  // Device and precision: the model is moved there before the optimizer is built; the
+  // task's forward runs under its autocast; fp16 scales the loss (state in TrainingState).
+  runtime::Execution exec;
 };
 
 // Thrown after the checkpoint is written when a stop signal arrived.
@@ -48,7 +53,8 @@ class Trainer {
   Trainer(std::shared_ptr<torch::nn::Module> model, Task& task, TrainerOptions options,
           distributed::Reducer& reducer);
   // Resumes from the checkpoint directory when it holds one. Throws kdx::Error on a NaN loss
-  // (the last good checkpoint is kept) and StopRequested on a signal.
+  // (the last good checkpoint is kept) and StopRequested on a signal. With fp16 loss scaling
+  // an inf/NaN step is skipped and the scale lowered instead.
   TrainingState run();
   double tokens_per_second() const { return tokens_per_s_; }
   // Mean wall time per step spent summing gradients over ranks (0 for one rank).
@@ -59,8 +65,8 @@ class Trainer {
  private:
   // Returns the global loss and fills `terms` with the global loss parts; sets `stop` when
   // any rank has seen a stop signal, so that all ranks stop after the same step.
-  double train_step(const std::vector<int>& global_batch, long step, int epoch,
-                    std::vector<std::pair<std::string, double>>& terms, bool& stop);
+  double train_step(const std::vector<int>& global_batch, TrainingState& s,
+                    std::vector<std::pair<std::string, double>>& terms, bool& stop, bool& skipped);
   double lr_at(long step) const;
   void write_checkpoint(const TrainingState& s);
   void write_progress(const TrainingState& s, double tokens_per_s, double eta_s, double loss);

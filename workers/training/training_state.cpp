@@ -1,5 +1,6 @@
 #include "workers/training/training_state.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/error.h"
@@ -18,12 +19,19 @@ nlohmann::json TrainingState::to_json() const {
           {"best_epoch", best_epoch},
           {"epochs_without_improvement", epochs_without_improvement},
           {"last_loss", last_loss},
-          {"finished", finished}};
+          {"finished", finished},
+          {"loss_scaler",
+           {{"scale", scaler.scale},
+            {"good_steps", scaler.good_steps},
+            {"skipped_steps", scaler.skipped_steps}}}};
 }
 
 TrainingState TrainingState::from_json(const nlohmann::json& j, const std::string& where) {
-  if (!j.is_object() || j.value("version", 0) != kVersion)
-    throw Error(where + ": not a training state of version " + std::to_string(kVersion));
+  const int version = j.is_object() && j.contains("version") && j["version"].is_number_integer()
+                          ? j["version"].get<int>()
+                          : 0;
+  if (version != kVersion && version != 2)
+    throw Error(where + ": not a training state of version 2 or " + std::to_string(kVersion));
   // Every counter typed and in range: a damaged state must stop the resume, not index past
   // an epoch's batches.
   auto integer = [&](const char* k, int64_t lo, int64_t hi) {
@@ -55,6 +63,22 @@ TrainingState TrainingState::from_json(const nlohmann::json& j, const std::strin
   if (!j.contains("finished") || !j["finished"].is_boolean())
     throw Error(where + ": field \"finished\" must be true or false");
   s.finished = j["finished"].get<bool>();
+  if (version >= 3) {
+    if (!j.contains("loss_scaler") || !j["loss_scaler"].is_object())
+      throw Error(where + ": field \"loss_scaler\" must be an object");
+    auto& ls = j["loss_scaler"];
+    auto field = [&](const char* k) {
+      if (!ls.contains(k) || !ls[k].is_number() || !std::isfinite(ls[k].get<double>()) ||
+          ls[k].get<double>() < 0)
+        throw Error(where + ": field \"loss_scaler." + std::string(k) +
+                    "\" must be a finite number >= 0");
+      return ls[k].get<double>();
+    };
+    s.scaler.scale = field("scale");
+    if (s.scaler.scale <= 0) throw Error(where + ": field \"loss_scaler.scale\" must be > 0");
+    s.scaler.good_steps = static_cast<int>(std::min(field("good_steps"), 1e9));
+    s.scaler.skipped_steps = static_cast<long>(std::min(field("skipped_steps"), 1e15));
+  }
   return s;
 }
 

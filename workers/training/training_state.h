@@ -8,8 +8,17 @@
 
 namespace kdx::training {
 
+// fp16 training's dynamic loss scale (workers/runtime/loss_scaler.h); unused otherwise.
+struct LossScalerState {
+  double scale = 65536.0;
+  int good_steps = 0;      // clean steps since the scale last changed
+  long skipped_steps = 0;  // steps skipped for an inf or NaN gradient
+};
+
 struct TrainingState {
-  static constexpr int kVersion = 2;
+  // 3: adds the loss scaler. A version-2 state (written before mixed precision) resumes
+  // with the scaler's initial state.
+  static constexpr int kVersion = 3;
   int epoch = 0;           // current epoch (0-based)
   int batch_in_epoch = 0;  // batches of this epoch already done
   long step = 0;           // optimizer steps done
@@ -21,6 +30,7 @@ struct TrainingState {
   int epochs_without_improvement = 0;
   double last_loss = 0;
   bool finished = false;
+  LossScalerState scaler;
 
   nlohmann::json to_json() const;
   static TrainingState from_json(const nlohmann::json& j, const std::string& where);

@@ -1,0 +1,186 @@
+#include "workers/training/stages/common.h"
+
+#include <sys/stat.h>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/json_io.h"
+#include "common/strings.h"
+#include "workers/data/writers.h"
+#include "workers/evaluation/latency.h"
+#include "workers/evaluation/predict.h"
+#include "workers/models/bert.h"
+#include "workers/models/hf_checkpoint.h"
+#include "workers/models/student.h"
+#include "workers/runtime/torch_compat.h"
+#include "workers/training/checkpoint.h"
+
+namespace kdx::training::stages {
+
+double file_mb(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<double>(st.st_size) / 1e6 : 0;
+}
+
+TrainerOptions trainer_options(const RunSpec& spec, const StageOptions& so) {
+  TrainerOptions o;
+  o.epochs = spec.param_int("epochs");
+  o.batch_size = spec.param_int("batch_size");
+  o.lr = spec.param_double("lr");
+  o.weight_decay = spec.param_double("weight_decay");
+  o.grad_clip = spec.param_double("grad_clip");
+  o.warmup_steps = spec.param_int("warmup_steps");
+  o.patience = spec.param_int("patience");
+  o.checkpoint_every = spec.param_int("checkpoint_every");
+  o.seed = static_cast<uint64_t>(spec.param_int64("seed"));
+  o.checkpoint_dir = spec.run_dir + "/checkpoint";
+  o.best_weights = spec.run_dir + "/best.safetensors";
+  o.metrics_path = spec.run_dir + "/metrics.jsonl";
+  o.progress_path = spec.run_dir + "/progress.json";
+  o.stage = spec.stage;
+  o.max_steps = so.max_steps;
+  o.quiet = so.quiet;
+  o.exec = so.exec;
+  return o;
+}
+
+Objective objective_of(const RunSpec& spec) {
+  Objective o;
+  if (spec.params.contains("loss")) {
+    auto& l = spec.params["loss"];
+    o.ce_weight = l.value("ce_weight", 1.0);
+    o.kd_weight = l.value("kd_weight", 0.0);
+    o.kd_loss = l.value("kd_loss", std::string("kl"));
+    o.temperature = l.value("temperature", 1.0);
+    if (!known_kd_loss(o.kd_loss))
+      throw Error(spec.path + ": params.loss.kd_loss: '" + o.kd_loss +
+                  "' is not one of: kl, mse, mse_prob");
+  }
+  return o;
+}
+
+void load_best(torch::nn::Module& model, const RunSpec& spec) {
+  if (file_exists(spec.run_dir + "/best.safetensors"))
+    load_weights(model, spec.run_dir + "/best.safetensors");
+}
+
+void write_model_files(models::TaggerImpl& tagger, const std::string& dir,
+                       const std::vector<std::string>& types) {
+  if (auto* bert = dynamic_cast<models::BertTaggerImpl*>(&tagger)) {
+    models::save_hf_checkpoint(*bert, dir);
+  } else {
+    save_weights(tagger, dir + "/model.safetensors");
+  }
+  write_file_atomic(dir + "/model.json", tagger.describe().dump(2) + "\n");
+  write_file_atomic(dir + "/types.json", nlohmann::json(types).dump() + "\n");
+}
+
+nlohmann::json training_metrics(const RunSpec&, const StageOptions& so, const Trainer& trainer,
+                                const TrainingState& state, int world) {
+  const auto& exec = so.exec;
+  nlohmann::json m = {{"train_tokens_per_s", trainer.tokens_per_second()},
+                      {"allreduce_ms_per_step", trainer.allreduce_ms_per_step()},
+                      {"steps", state.step},
+                      {"epochs", state.epoch},
+                      {"best_epoch", state.best_epoch},
+                      {"train_seconds", state.elapsed_s},
+                      {"device", exec.describe()},
+                      {"device_type", exec.is_cuda() ? "cuda" : "cpu"},
+                      {"amp", runtime::amp_name(exec.amp)},
+                      {"ranks", world},
+                      {"torch_version", compat::torch_version()}};
+  // Device-hours: the GPU time of every rank, which the report's cost table sums where the
+  // scheduler's accounting has none (the local executor).
+  m["gpu_hours"] = exec.is_cuda() ? state.elapsed_s * world / 3600.0 : 0.0;
+  m["peak_device_memory_mb"] = static_cast<double>(runtime::peak_device_bytes(exec)) / (1 << 20);
+  if (exec.loss_scaling) {
+    m["loss_scale"] = state.scaler.scale;
+    m["skipped_steps"] = state.scaler.skipped_steps;
+  }
+  return m;
+}
+
+void write_result(const RunSpec& spec, const nlohmann::json& metrics,
+                  const nlohmann::json& warnings, const nlohmann::json& files) {
+  nlohmann::json result = {{"status", "ok"},     {"stage", spec.stage},  {"run", spec.id},
+                           {"metrics", metrics}, {"warnings", warnings}, {"files", files}};
+  write_file_atomic(spec.run_dir + "/result.json", result.dump(2) + "\n");
+}
+
+void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const StageOptions& so,
+            nlohmann::json metrics, const Trainer& trainer, const TrainingState& state, int world) {
+  const auto& exec = so.exec;
+  int pad = p.tokenizer->vocab().pad();
+  nlohmann::json files = {{"model", spec.run_dir + "/model.safetensors"}};
+  metrics.update(training_metrics(spec, so, trainer, state, world));
+  if (!p.test_docs.empty()) {
+    auto pred = evaluation::predict(tagger, p.test, pad, 32, exec.device);
+    for (size_t i = 0; i < pred.size(); ++i) pred[i].text = p.test_docs[i].text;
+    auto scores = evaluation::score(spec.format, p.test_docs, pred, p.types);
+    metrics["f1"] = scores.mention.f1;
+    metrics["precision"] = scores.mention.precision;
+    metrics["recall"] = scores.mention.recall;
+    metrics["macro_f1"] = scores.macro_f1;
+    if (spec.format == "runne") metrics["macro_f1_few_shot"] = scores.macro_f1_few_shot;
+    metrics["test_docs"] = p.test_docs.size();
+    std::string pred_path =
+        spec.run_dir + (spec.format == "rurebus" ? "/predictions" : "/predictions.jsonl");
+    data::write_predictions(spec.format, pred, pred_path);
+    files["predictions"] = pred_path;
+    write_file_atomic(spec.run_dir + "/scores.json", scores.to_json().dump(2) + "\n");
+  }
+  metrics["params"] = models::parameter_count(tagger);
+  metrics["size_mb"] = file_mb(spec.run_dir + "/model.safetensors");
+  if (so.measure_latency) {
+    int vocab = static_cast<int>(p.tokenizer->vocab().size());
+    // The paper reports both: latency on the run's GPU, and on a CPU (the deployment target).
+    if (exec.is_cuda()) {
+      auto g1 = evaluation::measure_latency(tagger, vocab, 1, 128, so.latency_runs, 3, exec);
+      auto g32 = evaluation::measure_latency(tagger, vocab, 32, 128, so.latency_runs, 3, exec);
+      metrics["gpu_latency_b1_ms"] = g1.median_ms;
+      metrics["gpu_latency_b32_ms"] = g32.median_ms;
+      tagger.to(torch::kCPU);
+    }
+    runtime::Execution cpu;
+    auto l1 = evaluation::measure_latency(tagger, vocab, 1, 128, so.latency_runs, 3, cpu);
+    auto l32 = evaluation::measure_latency(tagger, vocab, 32, 128, std::max(3, so.latency_runs / 4),
+                                           1, cpu);
+    metrics["latency_b1_ms"] = l1.median_ms;
+    metrics["latency_b32_ms"] = l32.median_ms;
+    metrics["latency_threads"] = l1.threads;
+  }
+  metrics["best_dev_f1"] = state.best_score;
+  nlohmann::json warnings = nlohmann::json::array();
+  if (state.best_score == 0)
+    warnings.push_back("dev F1 was 0 in every epoch (" + std::to_string(state.epoch) +
+                       "): the model never found a dev entity; try another lr or more epochs");
+  if (state.scaler.skipped_steps > 0)
+    warnings.push_back(std::to_string(state.scaler.skipped_steps) +
+                       " fp16 steps were skipped for an inf/NaN gradient (final loss scale " +
+                       std::to_string(state.scaler.scale) + ")");
+  write_result(spec, metrics, warnings, files);
+}
+
+std::vector<std::string> read_types(const std::string& dir) {
+  auto j = parse_json(read_file(dir + "/types.json"));
+  if (!j.is_array()) throw Error(dir + "/types.json: not a JSON list");
+  return j.get<std::vector<std::string>>();
+}
+
+models::Tagger load_teacher(const std::string& dir) {
+  auto desc = parse_json(read_file(dir + "/model.json"));
+  if (!desc.is_object()) throw Error(dir + "/model.json: not valid JSON");
+  auto tagger = models::make_tagger(desc);
+  load_weights(*tagger, dir + "/model.safetensors");
+  return tagger;
+}
+
+void check_finished_teacher(const std::string& dir) {
+  for (auto f : {"model.json", "model.safetensors", "vocab.txt", "types.json"}) {
+    struct stat st;
+    if (::stat((dir + "/" + f).c_str(), &st) != 0)
+      throw Error(dir + ": not a finished kdx teacher (no " + std::string(f) + ")");
+  }
+}
+
+}  // namespace kdx::training::stages

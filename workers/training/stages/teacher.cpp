@@ -1,0 +1,62 @@
+// The teacher: a BERT tagger fine-tuned from a Hugging Face checkpoint (init_from or the
+// experiment's pretrain run) or trained from scratch on a vocabulary built from the data.
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "workers/data/vocab_builder.h"
+#include "workers/models/bert.h"
+#include "workers/models/hf_checkpoint.h"
+#include "workers/training/stages/common.h"
+#include "workers/training/tagging_task.h"
+
+namespace kdx::training {
+
+void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& so) {
+  using namespace stages;
+  Prepared p;
+  read_documents(spec, p);
+  p.types = dataset_types(spec, p.train_docs);
+  models::Tagger tagger;
+  p.scheme = data::make_scheme(spec.param_string("tagging"), p.types);
+  torch::manual_seed(static_cast<uint64_t>(spec.param_int64("seed")));
+  std::string init =
+      spec.pretrain_dir.empty() ? spec.params.value("init_from", std::string()) : spec.pretrain_dir;
+  if (!init.empty()) {
+    auto ck = models::read_hf_checkpoint(init);
+    p.tokenizer = load_tokenizer(init);
+    auto bert =
+        std::make_shared<models::BertTaggerImpl>(ck.config, p.scheme.columns(), p.scheme.classes());
+    models::load_hf_weights(*bert, ck, init);
+    tagger = bert;
+  } else {
+    data::TokenizerOptions to;
+    to.lowercase = spec.param_bool("lowercase");
+    p.tokenizer = std::make_unique<data::Tokenizer>(
+        data::build_vocab(p.train_docs, static_cast<size_t>(spec.param_int("vocab_size")), to), to);
+    models::BertConfig c;
+    c.vocab_size = static_cast<int>(p.tokenizer->vocab().size());
+    c.hidden = spec.param_int("hidden");
+    c.layers = spec.param_int("layers");
+    c.heads = spec.param_int("heads");
+    c.intermediate = spec.param_int("ffn");
+    c.dropout = c.attention_dropout = spec.param_double("dropout");
+    c.max_position = std::max(512, spec.param_int("window"));
+    c.initializer_range = spec.params.value("init_range", 0.02);
+    if (c.hidden % c.heads != 0)
+      throw Error(spec.path + ": params.hidden must be a multiple of params.heads");
+    tagger = std::make_shared<models::BertTaggerImpl>(c, p.scheme.columns(), p.scheme.classes());
+  }
+  if (reducer.rank == 0) save_tokenizer(*p.tokenizer, spec.run_dir);
+  encode_all(spec, p);
+  TrainData td{&p.train,    &p.dev, &p.dev_docs, nullptr, p.tokenizer->vocab().pad(),
+               spec.format, p.types};
+  TaggingTask task(tagger, td, Objective{}, so.exec);
+  Trainer trainer(tagger, task, trainer_options(spec, so), reducer);
+  auto state = trainer.run();
+  if (reducer.rank != 0) return;
+  load_best(*tagger, spec);
+  write_model_files(*tagger, spec.run_dir, p.types);
+  finish(spec, *tagger, p, so, {{"vocab_size", p.tokenizer->vocab().size()}}, trainer, state,
+         reducer.world);
+}
+
+}  // namespace kdx::training
