@@ -52,6 +52,7 @@ test: build asan cuda-test-build
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 	$(CUDA_BUILD)/bin/device_tests
 	$(CUDA_BUILD)/bin/kdx-worker --help >/dev/null
+	tests/programs/mixed_torch_check.sh
 
 # The fuzz targets for as long as asked (seconds each): make fuzz FUZZ_SECONDS=3600
 fuzz: asan

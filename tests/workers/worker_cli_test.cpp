@@ -91,8 +91,15 @@ TEST_F(WorkerCli, TeacherLogitsStudentsExportAndStaleness) {
   ASSERT_EQ(t.exit_code, 0) << t.err;
   EXPECT_NE(t.err.find("BLAS /usr/lib/x86_64-linux-gnu/openblas-openmp/"), std::string::npos)
       << t.err;
+  // device: auto on a machine without a GPU: the CPU, no mixed precision, said in the log.
+  EXPECT_NE(t.err.find("rank 0/1 (single), device cpu, amp none,"), std::string::npos) << t.err;
   auto tr = result("teacher");
   EXPECT_EQ(tr["status"], "ok");
+  EXPECT_EQ(tr["metrics"]["device"], "cpu");
+  EXPECT_EQ(tr["metrics"]["amp"], "none");
+  EXPECT_EQ(tr["metrics"]["gpu_hours"], 0.0);
+  EXPECT_EQ(tr["metrics"]["peak_device_memory_mb"], 0.0);
+  EXPECT_FALSE(tr["metrics"].contains("gpu_latency_b1_ms"));
   for (auto key : {"f1", "precision", "recall", "macro_f1", "macro_f1_few_shot", "params",
                    "size_mb", "latency_b1_ms", "latency_b32_ms"})
     EXPECT_TRUE(tr["metrics"].contains(key)) << key;

@@ -92,7 +92,8 @@ namespace {
 // Each row reversed within its length; positions past the length stay where they are.
 torch::Tensor reverse_padded(const torch::Tensor& x, const torch::Tensor& lengths) {
   auto B = x.size(0), T = x.size(1);
-  if (lengths.min().item<int64_t>() == T) return x.flip(1);  // no padding: a plain reversal
+  // No padding: a plain reversal (asked on a CPU only: the check would wait for a GPU).
+  if (x.is_cpu() && lengths.min().item<int64_t>() == T) return x.flip(1);
   auto len = lengths.to(x.device()).unsqueeze(1);
   auto t = torch::arange(T, len.options()).unsqueeze(0).expand({B, T});
   auto idx = torch::where(t < len, len - 1 - t, t);
@@ -102,7 +103,7 @@ torch::Tensor reverse_padded(const torch::Tensor& x, const torch::Tensor& length
 }  // namespace
 
 torch::Tensor StudentTaggerImpl::forward(const torch::Tensor& ids, const torch::Tensor& mask) {
-  auto lengths = mask.sum(1).to(torch::kCPU).to(torch::kInt64);
+  auto lengths = mask.sum(1).to(torch::kInt64);  // on the mask's device: no host sync
   auto x = dropout(embed(ids));
   torch::Tensor h;
   if (lstm_fwd) {

@@ -47,6 +47,24 @@ Trainer::Trainer(std::shared_ptr<torch::nn::Module> model, Task& task, TrainerOp
     bucket_bytes_ = static_cast<size_t>(std::atof(mb) * (1 << 20));
 }
 
+namespace {
+
+// clip_grad_norm_ with the norm kept on the device: LibTorch's returns it as a double, which
+// waits for the GPU every step. Same arithmetic: scale by max/(norm + 1e-6) when below 1.
+void clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard g;
+  std::vector<torch::Tensor> norms;
+  for (auto& p : params)
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2.0).to(torch::kFloat32));
+  if (norms.empty()) return;
+  auto total = torch::stack(norms).norm(2.0);
+  auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
+  for (auto& p : params)
+    if (p.grad().defined()) p.mutable_grad().mul_(coef.to(p.grad().scalar_type()));
+}
+
+}  // namespace
+
 double Trainer::lr_at(long step) const {
   if (opt_.warmup_steps > 0 && step < opt_.warmup_steps)
     return opt_.lr * static_cast<double>(step + 1) / static_cast<double>(opt_.warmup_steps);
@@ -112,7 +130,7 @@ double Trainer::train_step(const std::vector<int>& global_batch, TrainingState& 
     }
   }
   if (!std::isfinite(global_loss)) return global_loss;
-  if (opt_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, opt_.grad_clip);
+  if (opt_.grad_clip > 0) clip_gradients(params, opt_.grad_clip);
   for (auto& g : optimizer_->param_groups())
     static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr_at(step));
   optimizer_->step();

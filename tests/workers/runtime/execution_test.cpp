@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <sstream>
 
 #include "common/error.h"
 #include "common/json_io.h"
@@ -375,6 +376,59 @@ TEST(GpuPlacement, Fp16TrainsWithTheLossScaler) {
   std::printf("[ fp16     ] dev F1 %.4f, loss scale %.0f, skipped %ld\n", s.best_score,
               s.scaler.scale, s.scaler.skipped_steps);
   EXPECT_GT(s.best_score, 0.9);
+}
+
+// Two ranks over NCCL (one GPU each) against one rank on the same global batch: the same
+// losses and weights up to GPU reduction order.
+TEST(GpuNccl, TwoRanksMatchOneRankOnTheSameGlobalBatch) {
+  if (runtime::cuda_device_count() < 2) GTEST_SKIP() << "fewer than 2 CUDA devices";
+  std::string data = test::shared_data_dir();
+  ASSERT_FALSE(data.empty()) << "no RuNNE data (KDX_DATA_DIR)";
+  test::TempDir dir;
+  nlohmann::json p = {{"arch", "bert"},
+                      {"layers", 1},
+                      {"hidden", 64},
+                      {"heads", 2},
+                      {"ffn", 128},
+                      {"vocab_size", 2000},
+                      {"lowercase", false},
+                      {"dropout", 0.0},
+                      {"seed", 3},
+                      {"window", 64},
+                      {"tagging", "per_type_bio"},
+                      {"max_train_docs", 40},
+                      {"max_test_docs", 3},
+                      {"epochs", 2},
+                      {"batch_size", 8},
+                      {"lr", 0.001},
+                      {"weight_decay", 0.01},
+                      {"warmup_steps", 2},
+                      {"grad_clip", 1.0},
+                      {"patience", 0},
+                      {"checkpoint_every", 1000},
+                      {"threads", 1},
+                      {"ranks", 1},
+                      {"device", "cuda"},
+                      {"amp", "none"}};
+  auto losses = [&](const std::string& name, const std::vector<std::string>& extra) {
+    auto spec = dir.write(name + "/run.json",
+                          test::runne_run_json(data, name, "teacher", p, dir.file(name)).dump(2));
+    std::vector<std::string> argv = {KDX_WORKER_BIN, "--spec", spec, "--no-latency"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto r = test::run_command(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    if (!extra.empty())
+      EXPECT_NE(r.err.find("rank 0/2 (nccl), device cuda:0"), std::string::npos) << r.err;
+    std::vector<double> out;
+    std::istringstream in(test::slurp(dir.file(name + "/metrics.jsonl")));
+    for (std::string line; std::getline(in, line);)
+      out.push_back(nlohmann::json::parse(line)["train_loss"].get<double>());
+    return out;
+  };
+  auto one = losses("one", {}), two = losses("two", {"--nproc", "2"});
+  ASSERT_EQ(one.size(), 2u);
+  ASSERT_EQ(two.size(), 2u);
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_NEAR(one[i], two[i], 1e-4 * std::abs(one[i]));
 }
 
 }  // namespace
