@@ -417,8 +417,9 @@ TEST(GpuNccl, TwoRanksMatchOneRankOnTheSameGlobalBatch) {
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto r = test::run_command(argv);
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    if (!extra.empty())
+    if (!extra.empty()) {
       EXPECT_NE(r.err.find("rank 0/2 (nccl), device cuda:0"), std::string::npos) << r.err;
+    }
     std::vector<double> out;
     std::istringstream in(test::slurp(dir.file(name + "/metrics.jsonl")));
     for (std::string line; std::getline(in, line);)
