@@ -26,7 +26,7 @@ build: bootstrap $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
 $(ASAN_BUILD)/Makefile: CMakeLists.txt
-	CXX=clang++ cmake -S . -B $(ASAN_BUILD) -DKDX_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	CXX=clang++ cmake -S . -B $(ASAN_BUILD) -DKDX_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKDX_WERROR=ON
 
 asan: bootstrap $(ASAN_BUILD)/Makefile
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
