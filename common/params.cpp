@@ -25,10 +25,59 @@ std::vector<ParamDef> training_params() {
       {"weight_decay", P::Float, {}, {}, "AdamW weight decay", 0, 10},
       {"warmup_steps", P::Int, {}, {}, "linear warm-up steps, then linear decay", 0, 1000000000.0},
       {"grad_clip", P::Float, {}, {}, "gradient norm clip, 0 = off", 0, 1000000.0},
-      {"patience", P::Int, {}, {}, "early stopping: epochs without dev improvement", 0, 100000},
+      {"patience",
+       P::Int,
+       {},
+       {},
+       "early stopping: epochs without dev improvement (twice as many at dev F1 0)",
+       0,
+       100000},
+      {"lr_schedule",
+       P::String,
+       {"linear", "constant", "plateau"},
+       {},
+       "after warm-up: linear decay to 0, constant, or halved on a dev plateau"},
+      {"plateau_factor", P::Float, {}, {}, "plateau: factor on the learning rate", 1e-6, 1},
+      {"plateau_patience",
+       P::Int,
+       {},
+       {},
+       "plateau: epochs without dev gain tolerated before a cut",
+       0,
+       100000},
+      {"min_lr", P::Float, {}, {}, "plateau: the learning rate's floor", 0, 10},
+      {"freeze_embedding_epochs",
+       P::Int,
+       {},
+       {},
+       "students: keep the embedding table fixed for the first N epochs",
+       0,
+       100000},
+      {"sampler",
+       P::String,
+       {"shuffle", "entity_balanced"},
+       {},
+       "epoch order: every window shuffled, or draws balanced over entity types"},
+      {"sampler_draws",
+       P::Int,
+       {},
+       {},
+       "entity_balanced: windows drawn per epoch (0 = as many as labelled windows)",
+       0,
+       1e9},
       {"seed", P::Int, {}, {}, "seed of every RNG of the run", 0, 4e+18},
       {"window", P::Int, {}, {}, "max tokens per window", 8, 4096},
-      {"tagging", P::String, {"per_type_bio", "flat_bio"}, {}, "nested-entity encoding"},
+      {"tagging",
+       P::String,
+       {"per_type_bio", "per_type_bilou", "flat_bio"},
+       {},
+       "nested-entity encoding"},
+      {"decoding",
+       P::String,
+       {"greedy", "viterbi"},
+       {},
+       "dev/test logits to tags: greedy = argmax (absent = greedy); viterbi = entities on word "
+       "boundaries"},
       {"max_train_docs",
        P::Int,
        {},
@@ -80,6 +129,15 @@ const std::vector<ParamDef>& teacher_params() {
          1e-6,
          10},
         {"dropout", P::Float, {}, {}, "dropout probability", 0, 0.99},
+        {"loss",
+         P::Object,
+         {},
+         {
+             {"ce_weight", P::Float, {}, {}, "weight of CE(tags, gold)", 0, 1e6},
+             {"dice_weight", P::Float, {}, {}, "weight of the Dice loss over gold tags", 0, 1e6},
+             {"label_smoothing", P::Float, {}, {}, "label smoothing of CE", 0, 0.99},
+         },
+         "supervised loss weights"},
     };
     for (auto& t : training_params()) d.push_back(t);
     return d;
@@ -109,6 +167,34 @@ const std::vector<ParamDef>& student_params() {
          "embedding rows: only the teacher wordpieces in the training text, or all"},
         {"highway_bias", P::Float, {}, {}, "SRU/SRU++: initial reset-gate bias", -100, 100},
         {"rescale", P::Bool, {}, {}, "SRU/SRU++: scale the highway input (reference option)"},
+        {"attention_dropout",
+         P::Float,
+         {},
+         {},
+         "SRU++: dropout on the attention weights (absent = 0)",
+         0,
+         0.99},
+        {"conv",
+         P::Object,
+         {},
+         {
+             {"kernels",
+              P::IntList,
+              {},
+              {},
+              "odd Conv1d widths of every conv layer, e.g. [1, 3, 5]",
+              1,
+              63},
+             {"channels",
+              P::IntList,
+              {},
+              {},
+              "per conv layer, its output channels (split equally over the kernels)",
+              1,
+              65536},
+             {"dropout", P::Float, {}, {}, "dropout after each conv layer's BatchNorm", 0, 0.99},
+         },
+         "convolutional front-end before the recurrent layers (absent = none)"},
         {"dataset", P::String, {}, {}, "dataset name (from `datasets:`)"},
         {"loss",
          P::Object,
@@ -122,10 +208,29 @@ const std::vector<ParamDef>& student_params() {
               {},
               "kl: KL at temperature; mse: logits (paper); mse_prob: tag probabilities"},
              {"temperature", P::Float, {}, {}, "temperature of kl and mse_prob", 0.01, 1000},
+             {"dice_weight", P::Float, {}, {}, "weight of the Dice loss over gold tags", 0, 1e6},
+             {"label_smoothing", P::Float, {}, {}, "label smoothing of CE", 0, 0.99},
          },
          "loss weights"},
     };
     for (auto& t : training_params()) d.push_back(t);
+    // Two-phase distillation: the settings of phase 1 (student_kd, on the transfer corpus
+    // from the teacher alone); the rest of the point is phase 2 (student_finetune).
+    std::vector<ParamDef> phase = {
+        {"kd_loss", P::String, {"kl", "mse", "mse_prob"}, {}, "phase 1's KD term (default mse)"},
+        {"temperature", P::Float, {}, {}, "temperature of kl and mse_prob", 0.01, 1000},
+    };
+    for (auto& t : training_params())
+      for (auto name : {"epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "grad_clip",
+                        "patience", "lr_schedule", "plateau_factor", "plateau_patience", "min_lr",
+                        "freeze_embedding_epochs", "seed", "checkpoint_every", "threads"})
+        if (t.name == name) phase.push_back(t);
+    d.push_back({"two_phase",
+                 P::Object,
+                 {},
+                 phase,
+                 "two-phase distillation: phase 1's overrides (student_kd on the transfer corpus); "
+                 "the point itself is phase 2 (student_finetune, supervised)"});
     return d;
   }();
   return defs;
@@ -170,7 +275,9 @@ const std::vector<ParamDef>& pretrain_params() {
          1e9},
     };
     for (auto& t : training_params())
-      if (t.name != "tagging" && t.name != "max_train_docs" && t.name != "max_test_docs")
+      if (t.name != "tagging" && t.name != "decoding" && t.name != "max_train_docs" &&
+          t.name != "max_test_docs" && t.name != "sampler" && t.name != "sampler_draws" &&
+          t.name != "freeze_embedding_epochs")
         d.push_back(t);
     return d;
   }();
@@ -205,9 +312,19 @@ const std::vector<ParamDef>& logits_params() {
   return defs;
 }
 
+const std::vector<std::string>& stage_names() {
+  static const std::vector<std::string> names = {"pretrain",   "teacher",          "logits",
+                                                 "student_kd", "student_finetune", "student"};
+  return names;
+}
+
+bool is_student_stage(const std::string& stage) {
+  return stage == "student" || stage == "student_kd" || stage == "student_finetune";
+}
+
 const std::vector<ParamDef>& params_of_stage(const std::string& stage) {
   if (stage == "teacher") return teacher_params();
-  if (stage == "student") return student_params();
+  if (is_student_stage(stage)) return student_params();
   if (stage == "logits") return logits_params();
   if (stage == "pretrain") return pretrain_params();
   throw Error("unknown stage '" + stage + "'");
@@ -255,6 +372,8 @@ std::string type_name(ParamType t) {
       return "a string";
     case ParamType::Object:
       return "a mapping";
+    case ParamType::IntList:
+      return "a list of integers";
   }
   return "?";
 }
@@ -320,7 +439,17 @@ std::string check_param(const ParamDef& def, const nlohmann::json& v) {
           if (d.name == k) f = &d;
         if (!f) return "unknown key '" + k + "' (expected one of: " + known_names(def.fields) + ")";
         auto e = check_param(*f, sub);
-        if (!e.empty()) return k + ": " + e;
+        if (!e.empty()) return k + (e[0] == '[' ? "" : ": ") + e;
+      }
+      return {};
+    }
+    case ParamType::IntList: {
+      if (!v.is_array()) return wrong();
+      ParamDef item = def;
+      item.type = ParamType::Int;
+      for (size_t i = 0; i < v.size(); ++i) {
+        auto e = check_param(item, v[i]);
+        if (!e.empty()) return "[" + std::to_string(i) + "]: " + e;
       }
       return {};
     }

@@ -9,7 +9,8 @@
 
 namespace kdx {
 
-enum class ParamType { Int, Float, Bool, String, Object };
+// IntList: a list of integers, each within [min, max] (possibly empty).
+enum class ParamType { Int, Float, Bool, String, Object, IntList };
 
 struct ParamDef {
   std::string name;
@@ -17,14 +18,18 @@ struct ParamDef {
   std::vector<std::string> choices;  // String: allowed values, empty = any
   std::vector<ParamDef> fields;      // Object: its keys
   std::string help;
-  double min = -1e300, max = 1e300;  // Int and Float: the allowed closed range
+  double min = -1e300, max = 1e300;  // Int, Float, IntList's items: the allowed closed range
 };
 
 const std::vector<ParamDef>& teacher_params();
 const std::vector<ParamDef>& student_params();
 const std::vector<ParamDef>& logits_params();
 const std::vector<ParamDef>& pretrain_params();
-// The table of a stage (pretrain | teacher | logits | student); throws kdx::Error otherwise.
+// Every stage, in DAG order: pretrain, teacher, logits, student_kd, student_finetune, student.
+const std::vector<std::string>& stage_names();
+// The student stages (one-phase, and the two phases of two-phase distillation).
+bool is_student_stage(const std::string& stage);
+// The table of a stage (one of stage_names()); throws kdx::Error otherwise.
 const std::vector<ParamDef>& params_of_stage(const std::string& stage);
 
 // Every key of `params` known, typed and in range (nested objects too); throws kdx::Error

@@ -128,7 +128,7 @@ int run_roundtrip() {
   Table t;
   t.header = {"ENCODING", "GOLD ENTITIES", "SURVIVE", "FRACTION"};
   t.right_align = {false, true, true, true};
-  for (auto scheme : {"per_type_bio", "flat_bio"}) {
+  for (const auto& scheme : data::scheme_names()) {
     auto r = data::round_trip(docs, tok, data::make_scheme(scheme, types));
     char frac[32];
     std::snprintf(frac, sizeof frac, "%.2f%%", 100.0 * r.fraction());

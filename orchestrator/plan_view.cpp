@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "common/params.h"
 #include "common/strings.h"
 #include "orchestrator/table.h"
 
@@ -14,7 +15,7 @@ std::string render_plan(const Plan& plan, const std::string& data_root) {
   for (auto& r : plan.runs) ++per_dataset[r.dataset][r.stage];
   for (auto& [ds, stages] : per_dataset) {
     out += "  " + (ds.empty() ? std::string("(all datasets)") : ds) + ":";
-    for (auto stage : {"pretrain", "teacher", "logits", "student"})
+    for (auto& stage : stage_names())
       if (stages.count(stage)) out += " " + std::to_string(stages[stage]) + " " + stage;
     out += "\n";
   }
@@ -26,9 +27,13 @@ std::string render_plan(const Plan& plan, const std::string& data_root) {
     auto get = [&](const char* k) {
       return p.contains(k) ? (p[k].is_string() ? p[k].get<std::string>() : p[k].dump()) : "";
     };
-    std::string loss = p.contains("loss") ? "ce=" + p["loss"]["ce_weight"].dump() +
-                                                " kd=" + p["loss"]["kd_weight"].dump()
-                                          : "";
+    std::string loss;
+    if (p.contains("loss") && p["loss"].is_object()) {
+      auto& l = p["loss"];
+      loss = "ce=" + l.value("ce_weight", nlohmann::json(1)).dump();
+      if (l.contains("dice_weight")) loss += " dice=" + l["dice_weight"].dump();
+      if (l.contains("kd_weight")) loss += " kd=" + l["kd_weight"].dump();
+    }
     std::string arch = get("arch");
     if (p.contains("init_from")) arch = "bert(init)";
     auto& res = r.resources;

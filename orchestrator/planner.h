@@ -1,6 +1,7 @@
 // Planner: Spec + grid points -> runs with content-addressed ids and a stage DAG.
 // Per experiment an optional pretrain run; per dataset: teacher (unless a finished checkpoint
-// is given) -> logits cache -> students.
+// is given) -> logits cache -> students; a student with `two_phase:` becomes student_kd (on
+// the transfer corpus, from the teacher alone) -> student_finetune (on the labelled data).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -14,7 +15,7 @@ namespace kdx {
 
 struct PlannedRun {
   std::string id;
-  std::string stage;  // pretrain | teacher | logits | student
+  std::string stage;  // one of stage_names() (common/params.h)
   std::string dataset;
   nlohmann::json config;          // the identity: canonical, hashed into `id`
   std::vector<std::string> deps;  // ids of runs that must be COMPLETED first
@@ -23,6 +24,7 @@ struct PlannedRun {
   std::string teacher_dir;   // absolute; empty for a teacher
   std::string logits_dir;    // absolute; empty when the run needs no logits
   std::string pretrain_dir;  // absolute; a teacher's pretrained encoder, else empty
+  std::string student_dir;   // absolute; student_finetune: its student_kd run, else empty
   bool unlabeled = false;    // logits and KD students: the dataset's unlabeled text too
 };
 

@@ -54,9 +54,14 @@ struct Acc {
   std::map<std::string, std::vector<double>> values;
 };
 
-std::string kd_label_of(const nlohmann::json& params_flat) {
+std::string kd_label_of(const std::string& stage, const nlohmann::json& params_flat) {
   double w = params_flat.value("loss.kd_weight", 0.0);
-  if (w == 0) return "CE only";
+  // Two-phase distillation: phase 1 learns from the teacher alone on the transfer corpus;
+  // phase 2 fine-tunes that student on the gold tags.
+  if (stage == "student_kd")
+    return "phase 1: KD " + params_flat.value("loss.kd_loss", std::string("mse")) + " only";
+  if (stage == "student_finetune") return "phase 2: KD, then fine-tuned";
+  if (w == 0) return params_flat.value("loss.dice_weight", 0.0) != 0 ? "CE+Dice" : "CE only";
   char buf[64];
   std::snprintf(buf, sizeof buf, "KD %s w=%g",
                 params_flat.value("loss.kd_loss", std::string("kl")).c_str(), w);
@@ -76,7 +81,7 @@ Curve read_curve(const RunRecord& r, const nlohmann::json& params_flat) {
   c.dataset = r.dataset;
   c.stage = r.stage;
   c.arch = r.stage == "teacher" ? "bert" : params_flat.value("arch", std::string());
-  c.kd_label = r.stage == "teacher" ? "teacher" : kd_label_of(params_flat);
+  c.kd_label = r.stage == "teacher" ? "teacher" : kd_label_of(r.stage, params_flat);
   std::ifstream in(r.run_dir + "/metrics.jsonl");
   std::string line;
   while (std::getline(in, line)) {
@@ -93,12 +98,18 @@ Curve read_curve(const RunRecord& r, const nlohmann::json& params_flat) {
   return c;
 }
 
-void finish_row(Acc& a) {
+int phase_rank(const std::string& stage) {
+  return stage == "student" ? 0 : stage == "student_kd" ? 1 : 2;
+}
+
+void finish_row(Acc& a, const std::string& headline) {
   auto s = [&](const char* k) { return stat_of(a.values[k]); };
+  a.row.headline = s(headline.c_str());
   a.row.f1 = s("f1");
   a.row.macro_f1 = s("macro_f1");
   a.row.few_shot = s("macro_f1_few_shot");
   a.row.params = s("params");
+  a.row.params_no_embedding = s("params_no_embedding");
   a.row.size_mb = s("size_mb");
   a.row.latency_b1 = s("latency_b1_ms");
   a.row.latency_b32 = s("latency_b32_ms");
@@ -117,10 +128,10 @@ double t_quantile_975(int df) {
 
 void mark_pareto(std::vector<ConfigRow>& rows) {
   for (auto& a : rows) {
-    a.pareto_compression = a.pareto_latency = a.f1.valid();
+    a.pareto_compression = a.pareto_latency = a.headline.valid();
     for (auto& b : rows) {
-      if (&a == &b || !b.f1.valid() || !a.f1.valid()) continue;
-      bool f1_ge = b.f1.mean >= a.f1.mean, f1_gt = b.f1.mean > a.f1.mean;
+      if (&a == &b || !b.headline.valid() || !a.headline.valid()) continue;
+      bool f1_ge = b.headline.mean >= a.headline.mean, f1_gt = b.headline.mean > a.headline.mean;
       if (f1_ge && b.compression >= a.compression && (f1_gt || b.compression > a.compression))
         a.pareto_compression = false;
       if (a.latency_b1.valid() && b.latency_b1.valid() && f1_ge &&
@@ -182,6 +193,7 @@ ReportData build_report(Registry& reg, const std::string& experiment,
     auto& ds = by_ds[r.dataset];
     ds.dataset = r.dataset;
     ds.format = r.config["dataset"].value("format", "");
+    ds.headline = ds.format == "runne" ? "macro_f1" : "f1";
     if (r.stage == "logits") continue;
 
     nlohmann::json key = nlohmann::json::object();
@@ -195,6 +207,11 @@ ReportData build_report(Registry& reg, const std::string& experiment,
     }
     if (r.stage == "student" && group_by.empty())
       key["loss.kd_weight"] = params_flat.value("loss.kd_weight", 0.0);
+    // The phases of two-phase distillation are rows of their own, beside their CE-only twin.
+    if (r.stage != "student" && r.stage != "teacher") key["phase"] = r.stage;
+    // Fine-tuned students of different phase-1 runs are different configurations.
+    if (r.config.contains("student_kd") && group_by.empty())
+      key["phase1_run"] = r.config["student_kd"];
     Acc& acc = r.stage == "teacher" ? teachers[r.dataset] : students[r.dataset][key.dump()];
     acc.row.stage = r.stage;
     acc.row.arch = r.stage == "teacher" ? "bert" : params_flat.value("arch", std::string());
@@ -202,10 +219,10 @@ ReportData build_report(Registry& reg, const std::string& experiment,
     acc.row.kd_weight = params_flat.value("loss.kd_weight", 0.0);
     acc.row.ce_weight = params_flat.value("loss.ce_weight", 1.0);
     acc.row.runs.push_back(r.id);
-    acc.row.kd_label = r.stage == "teacher" ? "teacher" : kd_label_of(params_flat);
+    acc.row.kd_label = r.stage == "teacher" ? "teacher" : kd_label_of(r.stage, params_flat);
     {
       bool ok;
-      double f1 = metric(m, "f1", ok);
+      double f1 = metric(m, ds.headline.c_str(), ok);
       if (ok) acc.row.f1_by_seed[params_flat.value("seed", int64_t{0})] = f1;
     }
     rep.curves.push_back(read_curve(r, params_flat));
@@ -215,8 +232,8 @@ ReportData build_report(Registry& reg, const std::string& experiment,
           rep.warnings.emplace_back(r.id, w.get<std::string>());
           ++acc.row.warnings;
         }
-    for (auto k : {"f1", "macro_f1", "macro_f1_few_shot", "params", "size_mb", "latency_b1_ms",
-                   "latency_b32_ms"}) {
+    for (auto k : {"f1", "macro_f1", "macro_f1_few_shot", "params", "params_no_embedding",
+                   "size_mb", "latency_b1_ms", "latency_b32_ms"}) {
       bool ok;
       double v = metric(m, k, ok);
       if (ok) acc.values[k].push_back(v);
@@ -225,12 +242,12 @@ ReportData build_report(Registry& reg, const std::string& experiment,
 
   for (auto& [name, ds] : by_ds) {
     if (teachers.count(name)) {
-      finish_row(teachers[name]);
+      finish_row(teachers[name], ds.headline);
       ds.teacher = teachers[name].row;
       ds.has_teacher = true;
     }
     for (auto& [k, acc] : students[name]) {
-      finish_row(acc);
+      finish_row(acc, ds.headline);
       ds.students.push_back(acc.row);
     }
     // The no-KD twin: the same key with loss.kd_weight 0 (its kd_loss and temperature are
@@ -242,13 +259,20 @@ ReportData build_report(Registry& reg, const std::string& experiment,
       return normalize_numbers(k);
     };
     for (auto& s : ds.students) {
-      if (s.kd_weight == 0) continue;
+      // A fine-tuned two-phase student's twin: the one-phase student of the same settings
+      // trained without the teacher (its key without the phase).
+      const bool finetuned = s.stage == "student_finetune";
+      if (s.kd_weight == 0 && !finetuned) continue;
+      if (s.stage == "student_kd") continue;  // settings of its own: no CE-only twin
       nlohmann::json twin = without_kd(s.key);
+      twin.erase("phase");
+      twin.erase("phase1_run");
       for (auto& o : ds.students) {
-        if (o.kd_weight != 0 || without_kd(o.key) != twin) continue;
-        s.scratch_f1 = o.f1;
-        s.has_scratch = o.f1.valid();
-        if (s.has_scratch && s.f1.valid()) s.kd_gain_points = (s.f1.mean - o.f1.mean) * 100;
+        if (o.kd_weight != 0 || o.stage != "student" || without_kd(o.key) != twin) continue;
+        s.scratch_f1 = o.headline;
+        s.has_scratch = o.headline.valid();
+        if (s.has_scratch && s.headline.valid())
+          s.kd_gain_points = (s.headline.mean - o.headline.mean) * 100;
         std::vector<double> diffs;
         for (auto& [seed, f1] : s.f1_by_seed)
           if (o.f1_by_seed.count(seed)) diffs.push_back((f1 - o.f1_by_seed.at(seed)) * 100);
@@ -264,11 +288,15 @@ ReportData build_report(Registry& reg, const std::string& experiment,
     for (auto& s : ds.students) {
       if (ds.has_teacher && s.params.valid() && ds.teacher.params.valid() && s.params.mean > 0)
         s.compression = ds.teacher.params.mean / s.params.mean;
+      if (ds.has_teacher && s.params_no_embedding.valid() &&
+          ds.teacher.params_no_embedding.valid() && s.params_no_embedding.mean > 0)
+        s.compression_paper = ds.teacher.params_no_embedding.mean / s.params_no_embedding.mean;
       if (ds.has_teacher && s.latency_b1.valid() && ds.teacher.latency_b1.valid() &&
           s.latency_b1.mean > 0)
         s.speedup = ds.teacher.latency_b1.mean / s.latency_b1.mean;
-      if (ds.has_teacher && ds.teacher.f1.valid() && ds.teacher.f1.mean > 0 && s.f1.valid()) {
-        s.retained = 100 * s.f1.mean / ds.teacher.f1.mean;
+      if (ds.has_teacher && ds.teacher.headline.valid() && ds.teacher.headline.mean > 0 &&
+          s.headline.valid()) {
+        s.retained = 100 * s.headline.mean / ds.teacher.headline.mean;
         s.has_retained = true;
       }
     }
@@ -278,7 +306,8 @@ ReportData build_report(Registry& reg, const std::string& experiment,
                      [](const ConfigRow& a, const ConfigRow& b) {
                        if (a.arch != b.arch) return a.arch < b.arch;
                        if (a.params.mean != b.params.mean) return a.params.mean < b.params.mean;
-                       return a.kd_weight < b.kd_weight;
+                       if (a.kd_weight != b.kd_weight) return a.kd_weight < b.kd_weight;
+                       return phase_rank(a.stage) < phase_rank(b.stage);
                      });
     rep.datasets.push_back(ds);
   }

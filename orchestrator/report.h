@@ -27,23 +27,33 @@ struct ConfigRow {
   double kd_weight = 0, ce_weight = 1;
   std::vector<std::string> runs;
   Stat f1, macro_f1, few_shot, params, size_mb, latency_b1, latency_b32;
+  // The dataset's headline metric (DatasetReport::headline): what retained %, the KD gain,
+  // its interval and the Pareto fronts are computed from.
+  Stat headline;
+  Stat params_no_embedding;  // without the word-embedding table; not in registries before it
   double compression = 0, speedup = 0, retained = 0;  // against the teacher
+  // The paper's compression: teacher / student parameters, both without word embeddings;
+  // 0 when either lacks params_no_embedding.
+  double compression_paper = 0;
   bool has_retained = false;
-  Stat scratch_f1;            // the same configuration with kd_weight 0
-  double kd_gain_points = 0;  // (F1 - scratch F1) * 100
+  Stat scratch_f1;            // the headline of the same configuration with kd_weight 0
+  double kd_gain_points = 0;  // (headline - scratch headline) * 100
   bool has_scratch = false;
   // The gain over paired seeds (the same seed with and without KD): its 95% t-interval in
   // points; valid with two pairs or more.
   int gain_pairs = 0;
   double gain_ci_lo = 0, gain_ci_hi = 0;
-  std::map<int64_t, double> f1_by_seed;
-  std::string kd_label;  // "CE only", "KD kl w=1", ...
+  std::map<int64_t, double> f1_by_seed;  // the headline metric per seed
+  std::string kd_label;                  // "CE only", "KD kl w=1", ...
   bool pareto_compression = false, pareto_latency = false;
   int warnings = 0;  // runs of this row whose result.json carries a warning
 };
 
 struct DatasetReport {
   std::string dataset, format;
+  // The shared task's own metric: RuNNE ranks by macro F1 over its 29 types, RuREBus (and
+  // CoNLL) by micro (mention) F1. A result.json metric name.
+  std::string headline = "f1";
   ConfigRow teacher;
   bool has_teacher = false;
   std::vector<ConfigRow> students;

@@ -22,6 +22,8 @@ const std::map<std::string, std::pair<double, double>>& known_metrics() {
       {"macro_f1_few_shot", {0, 1}},
       {"best_dev_f1", {-1, 1}},
       {"params", {0, 1e13}},
+      {"params_trainable", {0, 1e13}},
+      {"params_no_embedding", {0, 1e13}},
       {"size_mb", {0, 1e9}},
       {"latency_b1_ms", {0, 1e9}},
       {"latency_b32_ms", {0, 1e9}},

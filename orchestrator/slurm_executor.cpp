@@ -15,6 +15,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_io.h"
+#include "common/params.h"
 #include "common/strings.h"
 #include "orchestrator/command.h"
 #include "orchestrator/local_executor.h"
@@ -168,7 +169,7 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
   SlurmSubmitReport rep;
   std::string tmpl = kDefaultTemplate, tmpl_name = "built-in slurm/job.sbatch";
   int chunk_max = -1;
-  for (const char* stage : {"pretrain", "teacher", "logits", "student"}) {
+  for (const std::string& stage : stage_names()) {
     // Group the stage's unsubmitted pending runs by dataset, resources and dependencies.
     std::map<std::string, std::vector<RunRecord>> groups;
     std::map<std::string, std::vector<std::string>> group_deps;

@@ -5,6 +5,8 @@
 //                                                or folder, plain text) in batches; predictions
 //                                                as RuNNE lines (or brat .ann files), then one
 //                                                line of throughput statistics on stderr
+//   --decoding greedy|viterbi                    overrides the run's decoding recorded in
+//                                                encoding.json (greedy when absent)
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -58,8 +60,8 @@ int tag_batch(kdx::training::ExportedModel& model, const std::string& export_dir
   auto t0 = std::chrono::steady_clock::now();
   auto docs = kdx::data::read_texts(o.docs);
   auto enc = kdx::data::encode_dataset(docs, *model.tokenizer, model.scheme, model.window);
-  auto pred =
-      kdx::evaluation::predict(*model.tagger, enc, model.tokenizer->vocab().pad(), o.batch_size);
+  auto pred = kdx::evaluation::predict(*model.tagger, enc, model.tokenizer->vocab().pad(),
+                                       o.batch_size, torch::kCPU, model.decoder);
   for (size_t i = 0; i < pred.size(); ++i) pred[i].text = docs[i].text;
   if (!o.out.empty()) {
     kdx::data::write_predictions(format, pred, o.out);
@@ -108,6 +110,7 @@ int main(int argc, char** argv) {
   std::string export_dir;
   BatchOptions o;
   int threads = 0;
+  std::string decoding;
   app.add_option("export_dir", export_dir, "the exported model directory")->required();
   app.add_option("--batch", o.docs,
                  "tag every document of this file or folder (RuNNE .jsonl, brat .zip or folder, "
@@ -124,10 +127,16 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024));
   app.add_option("--stats", o.stats, "--batch: throughput line on stderr: text, json or none")
       ->check(CLI::IsMember({"text", "json", "none"}));
+  app.add_option("--decoding", decoding,
+                 "logits to tags: greedy (argmax per token and type) or viterbi (the best valid "
+                 "tag sequence, entities on word boundaries); default: the run's params.decoding "
+                 "from encoding.json, greedy when it has none")
+      ->check(CLI::IsMember({"greedy", "viterbi"}));
   CLI11_PARSE(app, argc, argv);
   try {
     if (threads > 0) torch::set_num_threads(threads);
     auto model = kdx::training::load_exported(export_dir);
+    if (!decoding.empty()) model.decoder = kdx::decoding::parse_decoder(decoding);
     return o.docs.empty() ? tag_one(model) : tag_batch(model, export_dir, o);
   } catch (const std::exception& e) {
     std::cerr << "kdx-tag: error: " << e.what() << "\n";

@@ -53,8 +53,10 @@ int threads_from(int option, int cpus) {
 
 int worker_main(int argc, char** argv) {
   CLI::App app{
-      "kdx-worker: trains one kdx run (teacher, teacher-logits cache or student) from its "
-      "run.json"};
+      "kdx-worker: trains one kdx run from its run.json: a pretrain (masked LM), teacher, "
+      "logits (the teacher-logits cache), student, or one phase of two-phase distillation "
+      "(student_kd: from the teacher alone on the transfer corpus; student_finetune: that "
+      "student on the gold tags)"};
   std::string spec_path;
   int threads = 0, nproc = 1, latency_runs = 20;
   bool quiet = false, no_latency = false;

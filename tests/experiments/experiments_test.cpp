@@ -60,6 +60,48 @@ TEST(Experiments, SmokeEndToEndFromSubmitToReport) {
     EXPECT_TRUE(test::file_exists(dir.file(std::string("results/") + f))) << f;
 }
 
+// The paper's two-phase DAG, scaled down further: teacher -> logits over the transfer corpus
+// -> student_kd -> student_finetune, beside the one-phase twin, from submit to report.
+TEST(Experiments, TwoPhaseCpuVariantEndToEnd) {
+  std::string data = test::shared_data_dir();
+  ASSERT_FALSE(data.empty());
+  test::TempDir dir;
+  std::string yaml = read_file(KDX_SOURCE_DIR "/experiments/malakhov2022_cpu.yaml");
+  yaml = replace_once(yaml, "  epochs: 3\n",
+                      "  epochs: 1\n  max_train_docs: 16\n  max_test_docs: 4\n");
+  yaml = replace_once(yaml, "  hidden: 128\n  heads: 4\n  ffn: 256\n",
+                      "  hidden: 32\n  heads: 2\n  ffn: 64\n");
+  yaml = replace_once(yaml, "unlabeled: [runne/dev.jsonl, rurebus/train_part_1.zip]",
+                      "unlabeled: runne/dev.jsonl");
+  yaml = replace_once(yaml, "    epochs: 12\n", "    epochs: 2\n    max_test_docs: 4\n");
+  yaml = replace_once(yaml, "channels: [192, 96]", "channels: [24, 12]");
+  yaml = replace_once(yaml, "    emb: 256\n", "    emb: 16\n");
+  yaml = replace_once(yaml, "    hidden: 128\n    layers: 1\n", "    hidden: 16\n    layers: 1\n");
+  yaml = replace_once(yaml, "{epochs: 3,", "{epochs: 1,");
+  dir.write("two_phase.yaml", yaml);
+  std::vector<std::string> env = {"KDX_DATA_DIR=" + data, "OMP_NUM_THREADS=1"};
+  auto r = test::run_command(
+      {KDX_BIN, "submit", "two_phase.yaml", "--executor", "local", "--jobs", "2", "--wait"},
+      dir.path(), env);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("8 runs: 8 COMPLETED"), std::string::npos) << r.out;
+  auto rep = test::run_command({KDX_BIN, "report", "-e", "malakhov2022_cpu", "--format", "json"},
+                               dir.path(), env);
+  ASSERT_EQ(rep.exit_code, 0) << rep.err;
+  auto json = nlohmann::json::parse(rep.out);
+  std::map<std::string, int> phases;
+  for (auto& s : json["datasets"][0]["students"]) ++phases[s["kd_label"].get<std::string>()];
+  // One row per phase (2 seeds each), the fine-tuned row paired with its one-phase twin.
+  EXPECT_EQ(phases,
+            (std::map<std::string, int>{
+                {"CE+Dice", 1}, {"phase 1: KD mse only", 1}, {"phase 2: KD, then fine-tuned", 1}}))
+      << rep.out;
+  for (auto& s : json["datasets"][0]["students"])
+    if (s["kd_label"] == "phase 2: KD, then fine-tuned") {
+      EXPECT_FALSE(s["kd_gain_points"].is_null()) << s;
+    }
+}
+
 TEST(Experiments, FullGridsPlanWithAHuggingFaceCheckpoint) {
   std::string data = test::shared_data_dir();
   ASSERT_FALSE(data.empty());
@@ -86,6 +128,40 @@ TEST(Experiments, FullGridsPlanWithAHuggingFaceCheckpoint) {
         << r.out;
     EXPECT_NE(r.out.find("gpu"), std::string::npos);
   }
+  // The paper's recipe at full size: per architecture and seed the RuNNE-only student and
+  // the two phases, phase 1 on the user's transfer corpus.
+  dir.write("gazeta.txt", "Новости дня.\n");
+  auto paper = test::run_command(
+      {KDX_BIN, "submit", KDX_SOURCE_DIR "/experiments/malakhov2022.yaml", "--dry-run", "--json"},
+      dir.path(),
+      {"KDX_DATA_DIR=" + data, "RUBERT_DIR=" + dir.file("rubert"),
+       "TRANSFER_CORPUS=" + dir.file("gazeta.txt")});
+  ASSERT_EQ(paper.exit_code, 0) << paper.err;
+  std::map<std::string, int> stages;
+  const auto paper_plan = nlohmann::json::parse(paper.out);
+  for (auto& run : paper_plan["runs"]) {
+    ++stages[run["stage"].get<std::string>()];
+    auto& p = run["params"];
+    if (run["stage"] == "student_kd") {
+      EXPECT_EQ(p["loss"]["kd_loss"], "mse");
+      EXPECT_EQ(p["loss"]["ce_weight"], 0);
+      EXPECT_EQ(p["epochs"], 40);
+      EXPECT_EQ(p["freeze_embedding_epochs"], 21);
+    }
+    if (run["stage"] == "student_finetune") {
+      EXPECT_EQ(p["sampler"], "entity_balanced");
+      EXPECT_EQ(p["freeze_embedding_epochs"], 0);
+      EXPECT_EQ(p["loss"]["dice_weight"], 0.8);
+    }
+    if (run["stage"] == "teacher") {
+      EXPECT_EQ(p["tagging"], "per_type_bilou");
+    }
+  }
+  EXPECT_EQ(stages, (std::map<std::string, int>{{"teacher", 1},
+                                                {"logits", 1},
+                                                {"student", 9},
+                                                {"student_kd", 9},
+                                                {"student_finetune", 9}}));
   auto unset = test::run_command(
       {KDX_BIN, "submit", KDX_SOURCE_DIR "/experiments/runne_grid.yaml", "--dry-run"}, dir.path(),
       {"KDX_DATA_DIR=" + data, "RUBERT_DIR="});

@@ -197,3 +197,83 @@ TEST(Planner, UnlabeledTextGoesToTheLogitsAndDistillingStudentsOnly) {
 
 }  // namespace
 }  // namespace kdx
+
+namespace kdx {
+namespace {
+
+const char* kTwoPhase =
+    "experiment: p\n"
+    "datasets:\n"
+    "  - {name: a, format: runne, train: a/train.jsonl, test: a/test.jsonl, unlabeled: "
+    "news.txt}\n"
+    "teacher: {hidden: 64}\n"
+    "students:\n"
+    "  fixed: {loss: {kd_weight: 0, ce_weight: 0.2, dice_weight: 0.8}, epochs: 10}\n"
+    "  grid:\n"
+    "    arch: [lstm]\n"
+    "    two_phase: [{epochs: 40, lr: 0.01, kd_loss: mse}]\n"
+    "    lr: [0.001, 0.002]\n";
+
+TEST(Planner, TwoPhaseStudentsAreKdThenFinetune) {
+  auto plan = plan_of(kTwoPhase);
+  std::map<std::string, const PlannedRun*> by_id;
+  std::vector<const PlannedRun*> kd, ft;
+  for (auto& r : plan.runs) {
+    by_id[r.id] = &r;
+    if (r.stage == "student_kd") kd.push_back(&r);
+    if (r.stage == "student_finetune") ft.push_back(&r);
+  }
+  // The two fine-tuning learning rates share one phase-1 run.
+  ASSERT_EQ(kd.size(), 1u);
+  ASSERT_EQ(ft.size(), 2u);
+  auto& k = *kd[0];
+  EXPECT_EQ(by_id.at(k.deps.at(0))->stage, "logits");
+  EXPECT_EQ(k.config["params"]["epochs"], 40);
+  EXPECT_EQ(k.config["params"]["lr"], 0.01);
+  EXPECT_EQ(k.config["params"]["loss"],
+            nlohmann::json({{"ce_weight", 0}, {"kd_weight", 1}, {"kd_loss", "mse"}}));
+  EXPECT_FALSE(k.config["params"].contains("two_phase"));
+  EXPECT_TRUE(k.unlabeled);
+  EXPECT_FALSE(k.logits_dir.empty());
+  for (auto* f : ft) {
+    EXPECT_EQ(f->deps, std::vector<std::string>{k.id});
+    EXPECT_EQ(f->student_dir, k.run_dir);
+    EXPECT_TRUE(f->logits_dir.empty());
+    EXPECT_EQ(f->config["params"]["epochs"], 10);
+    EXPECT_EQ(f->config["params"]["loss"]["dice_weight"], 0.8);
+    EXPECT_FALSE(f->config["params"].contains("two_phase"));
+    SpecOptions o;
+    o.check_data_files = false;
+    auto j = make_run_json(*f, parse_spec_text(kTwoPhase, "p.yaml", o));
+    EXPECT_EQ(j["student_dir"], k.run_dir);
+    EXPECT_EQ(j["stage"], "student_finetune");
+  }
+  EXPECT_NE(ft[0]->id, ft[1]->id);
+}
+
+TEST(Planner, TwoPhaseNeedsATransferCorpusAndNoKdInFinetuning) {
+  std::string no_corpus = kTwoPhase;
+  no_corpus.replace(no_corpus.find(", unlabeled: news.txt"), 21, "");
+  try {
+    plan_of(no_corpus);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(),
+                 "p.yaml: students: two_phase: dataset 'a' has no unlabeled: split (the transfer "
+                 "corpus the student_kd phase distils on)");
+  }
+  std::string mixed = kTwoPhase;
+  mixed.replace(mixed.find("kd_weight: 0,"), 13, "kd_weight: 1,");
+  try {
+    plan_of(mixed);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(),
+                 "p.yaml: students: two_phase: loss.kd_weight is 1, but the fine-tuning phase is "
+                 "supervised only (the teacher is learned from in the student_kd phase); set "
+                 "loss.kd_weight: 0");
+  }
+}
+
+}  // namespace
+}  // namespace kdx

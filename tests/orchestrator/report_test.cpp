@@ -25,7 +25,8 @@ class ReportTest : public ::testing::Test {
     r.experiment = "e";
     r.stage = stage;
     r.dataset = "runne";
-    r.config = {{"params", params}, {"dataset", {{"format", "runne"}}}};
+    // conll: its headline is the mention F1 (RuNNE's, macro F1, is tested on its own).
+    r.config = {{"params", params}, {"dataset", {{"format", format_}}}};
     r.run_json = nlohmann::json::object();
     r.run_dir = dir_.file(id);
     // Learning curves: dev F1 rising, CE falling (a KD term for distilled runs).
@@ -66,14 +67,16 @@ class ReportTest : public ::testing::Test {
         {{"f1", 0.80},
          {"macro_f1", 0.70},
          {"params", 100e6},
+         {"params_no_embedding", 85.5e6},
          {"size_mb", 400.0},
          {"latency_b1_ms", 100.0}},
         7200, 4, 2);
-    // lstm/128: KD seeds 0.70, 0.74 (mean 0.72, std 0.0283); scratch 0.60, 0.62 (0.61).
+    // lstm/128: KD seeds 0.70, 0.74 (mean 0.72, std 0.0283); scratch 0.60, 0.62 (0.61). Only
+    // the KD runs have params_no_embedding (the others stand for runs of an older worker).
     add("a1", "student", student("lstm", 128, 1, 1),
-        {{"f1", 0.70}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
+        {{"f1", 0.70}, {"params", 4e6}, {"params_no_embedding", 1.71e6}, {"latency_b1_ms", 5.0}});
     add("a2", "student", student("lstm", 128, 1, 2),
-        {{"f1", 0.74}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
+        {{"f1", 0.74}, {"params", 4e6}, {"params_no_embedding", 1.71e6}, {"latency_b1_ms", 5.0}});
     add("b1", "student", student("lstm", 128, 0, 1),
         {{"f1", 0.60}, {"params", 4e6}, {"latency_b1_ms", 5.0}});
     add("b2", "student", student("lstm", 128, 0, 2),
@@ -101,6 +104,7 @@ class ReportTest : public ::testing::Test {
       if (s.arch == arch && s.key["hidden"] == hidden && s.kd_weight == kd) return s;
     throw Error("no row");
   }
+  std::string format_ = "conll";
   test::TempDir dir_;
   Registry reg_{dir_.file("r.sqlite")};
 };
@@ -119,6 +123,9 @@ TEST_F(ReportTest, AggregatesPairsAndMarksPareto) {
   EXPECT_NEAR(kd.scratch_f1.mean, 0.61, 1e-12);
   EXPECT_NEAR(kd.kd_gain_points, 11.0, 1e-9);
   EXPECT_NEAR(kd.compression, 25.0, 1e-12);
+  EXPECT_NEAR(kd.compression_paper, 50.0, 1e-9);  // 85.5M / 1.71M, word embeddings left out
+  EXPECT_EQ(row(d, "lstm", 128, 0).compression_paper, 0);  // no params_no_embedding
+  EXPECT_FALSE(row(d, "lstm", 128, 0).params_no_embedding.valid());
   EXPECT_NEAR(kd.speedup, 20.0, 1e-12);
   EXPECT_NEAR(kd.retained, 90.0, 1e-9);
   EXPECT_TRUE(kd.pareto_compression);
@@ -169,15 +176,27 @@ TEST_F(ReportTest, PretrainStageIsCostedNotTabled) {
 
 TEST_F(ReportTest, MarkdownCells) {
   auto md = render_markdown(build_report(reg_, "e", {}));
-  EXPECT_NE(md.find("| lstm | 128 | 1 | 1/1 | 4.00M | - | 25.0x | 5.00 | 20.0x | 72.00 ± 2.83 | - "
-                    "| - | 90.0 | 61.00 ± 1.41 | +11.00 | [-1.71, +23.71] | 2 | CL |"),
+  EXPECT_NE(md.find("| model | hidden | layers | CE/KD | params | size MB | compression | "
+                    "compression (paper) | latency b=1 ms |"),
             std::string::npos)
       << md;
-  EXPECT_NE(
-      md.find(
-          "| teacher (bert) | 768 | 12 | - | 100.00M | 400.0 | 1x | 100.00 | 1x | 80.00 | 70.00 |"),
-      std::string::npos)
+  EXPECT_NE(md.find("| lstm | 128 | 1 | 1/1 | 4.00M | - | 25.0x | 50.0x | 5.00 | 20.0x | 72.00 ± "
+                    "2.83 | - | 90.0 | 61.00 ± 1.41 | +11.00 | [-1.71, +23.71] | 2 | CL |"),
+            std::string::npos)
       << md;
+  // Runs without params_no_embedding (older workers): "-".
+  EXPECT_NE(md.find("| lstm | 128 | 1 | 1/0 | 4.00M | - | 25.0x | - | 5.00 | 20.0x | 61.00 ± "),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| teacher (bert) | 768 | 12 | - | 100.00M | 400.0 | 1x | 1x | 100.00 | 1x | "
+                    "80.00 | 70.00 |"),
+            std::string::npos)
+      << md;
+  auto rep = build_report(reg_, "e", {});
+  rep.datasets[0].teacher.params_no_embedding = Stat{};  // a teacher from an older worker
+  EXPECT_NE(render_markdown(rep).find("| teacher (bert) | 768 | 12 | - | 100.00M | 400.0 | 1x | - "
+                                      "| 100.00 |"),
+            std::string::npos);
   EXPECT_NE(md.find("| zz | student | runne | FAILED | exit code 1: boom |"), std::string::npos);
 }
 
@@ -238,6 +257,16 @@ TEST_F(ReportTest, HtmlIsWellFormedAndLatexBalanced) {
   EXPECT_NE(tex.find("72.00 $\\pm$ 2.83"), std::string::npos) << tex;
   auto j = nlohmann::json::parse(render_json(rep));
   EXPECT_EQ(j["datasets"][0]["students"].size(), 4u);
+  int distilled_lstm = 0;
+  for (auto& s : j["datasets"][0]["students"])
+    if (s["arch"] == "lstm" && s["config"]["loss.kd_weight"] == 1) {
+      ++distilled_lstm;
+      EXPECT_NEAR(s["compression_paper"].get<double>(), 50.0, 1e-9);
+      EXPECT_NEAR(s["params_no_embedding"]["mean"].get<double>(), 1.71e6, 1e-3);
+    }
+  EXPECT_EQ(distilled_lstm, 1);
+  EXPECT_NEAR(j["datasets"][0]["teacher"]["params_no_embedding"]["mean"].get<double>(), 85.5e6,
+              1e-3);
 }
 
 // The plot as a person sees it: headless Chromium renders the SVG, the screenshot is not blank.
@@ -320,6 +349,65 @@ TEST_F(ReportTest, EmptyOrUnknown) {
     EXPECT_EQ(std::string(e.what()),
               "no experiment 'nope' in " + dir_.file("r.sqlite") + " (known: e)");
   }
+}
+
+}  // namespace
+}  // namespace kdx
+
+namespace kdx {
+namespace {
+
+// RuNNE's shared task ranks by macro F1: the KD gain, retained % and the fronts follow it,
+// not the mention F1.
+TEST(ReportHeadline, RuNNEUsesMacroF1) {
+  test::TempDir dir;
+  Registry reg(dir.file("r.sqlite"));
+  reg.upsert_experiment("e", "e.yaml", "");
+  auto add = [&](const std::string& id, const std::string& stage, double kd, int seed, double f1,
+                 double macro) {
+    RunRecord r;
+    r.id = id;
+    r.experiment = "e";
+    r.stage = stage;
+    r.dataset = "runne";
+    r.config = {{"params",
+                 {{"arch", "sru"},
+                  {"hidden", 64},
+                  {"seed", seed},
+                  {"loss", {{"ce_weight", 1.0}, {"kd_weight", kd}}}}},
+                {"dataset", {{"format", "runne"}}}};
+    r.run_json = nlohmann::json::object();
+    r.run_dir = dir.file(id);
+    r.state = state::kPending;
+    r.executor = "local";
+    reg.insert_run(r);
+    AttemptRecord a;
+    a.run_id = id;
+    a.executor = "local";
+    a.state = state::kCompleted;
+    a.start_time = 1;
+    a.end_time = 2;
+    reg.add_attempt(a);
+    reg.finish_attempt(a, {{"status", "ok"}, {"metrics", {{"f1", f1}, {"macro_f1", macro}}}});
+  };
+  add("t", "teacher", 0, 1, 0.8, 0.6);
+  add("k1", "student", 1, 1, 0.5, 0.45);
+  add("k2", "student", 1, 2, 0.5, 0.47);
+  add("c1", "student", 0, 1, 0.6, 0.40);
+  add("c2", "student", 0, 2, 0.6, 0.40);
+  auto rep = build_report(reg, "e", {});
+  auto& d = rep.datasets.at(0);
+  EXPECT_EQ(d.headline, "macro_f1");
+  ASSERT_EQ(d.students.size(), 2u);
+  for (auto& s : d.students)
+    if (s.kd_weight != 0) {
+      // Mention F1 would say -10 points; macro F1 says +6.
+      EXPECT_NEAR(s.kd_gain_points, 6.0, 1e-9);
+      EXPECT_NEAR(s.retained, 100 * 0.46 / 0.6, 1e-9);
+      EXPECT_EQ(s.gain_pairs, 2);
+    }
+  auto md = render_markdown(rep);
+  EXPECT_NE(md.find("Headline: Macro F1 (the shared task's metric)"), std::string::npos) << md;
 }
 
 }  // namespace

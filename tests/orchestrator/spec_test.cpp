@@ -77,16 +77,35 @@ TEST_F(SpecTest, UnknownGridParameter) {
       error_of(std::string(kHead) + "students:\n  grid:\n    hiden: [1]\n"),
       "exp.yaml:7:5: students.grid.hiden: unknown parameter (expected one of: arch, hidden, "
       "layers, "
-      "emb, proj, dropout, init_embedding, vocab, highway_bias, rescale, dataset, loss, epochs, "
+      "emb, proj, dropout, init_embedding, vocab, highway_bias, rescale, attention_dropout, conv, "
+      "dataset, loss, epochs, "
       "batch_size, lr, weight_decay, "
-      "warmup_steps, grad_clip, patience, seed, window, tagging, max_train_docs, max_test_docs, "
-      "checkpoint_every, threads, ranks, device, amp)\n      hiden: [1]\n      ^");
+      "warmup_steps, grad_clip, patience, lr_schedule, plateau_factor, plateau_patience, min_lr, "
+      "freeze_embedding_epochs, sampler, sampler_draws, seed, window, tagging, decoding, "
+      "max_train_docs, max_test_docs, checkpoint_every, threads, ranks, device, amp, "
+      "two_phase)\n      hiden: [1]\n      ^");
 }
 
 TEST_F(SpecTest, WrongTypeNamesKeyPath) {
   EXPECT_EQ(error_of(std::string(kHead) + "students:\n  grid:\n    hidden: [32, big]\n"),
             "exp.yaml:7:18: students.grid.hidden[1]: expected an integer, got a string\n"
             "      hidden: [32, big]\n                   ^");
+}
+
+// conv: a mapping holding lists (not a grid axis); a grid over whole front-ends.
+TEST_F(SpecTest, ConvFrontEndListsInsideAMapping) {
+  auto s = parse(std::string(kHead) +
+                 "students:\n"
+                 "  fixed: {conv: {kernels: [1, 3, 5], channels: [768, 384], dropout: 0.1}}\n"
+                 "  grid:\n"
+                 "    conv: [{channels: []}, {channels: [96]}]\n");
+  EXPECT_EQ(s.students.fixed["conv"]["channels"], (nlohmann::json{768, 384}));
+  ASSERT_EQ(s.students.grid.size(), 1u);
+  EXPECT_EQ(s.students.grid[0].values[1]["channels"], (nlohmann::json{96}));
+  auto e = error_of(std::string(kHead) + "students:\n  fixed: {conv: {channels: [768, x]}}\n");
+  EXPECT_NE(e.find("students.fixed.conv: channels[1]: expected an integer, got a string"),
+            std::string::npos)
+      << e;
 }
 
 TEST_F(SpecTest, ListWhereScalarExpected) {

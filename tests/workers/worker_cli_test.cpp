@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "tests/support/test_support.h"
 #include "workers/data/document.h"
+#include "workers/data/tokenizer.h"
 
 namespace kdx {
 namespace {
@@ -215,6 +217,44 @@ TEST_F(WorkerCli, TeacherLogitsStudentsExportAndStaleness) {
     EXPECT_EQ(i, 12u);
   }
   EXPECT_GT(compared, 0) << "no entity predicted: the comparison proved nothing";
+
+  // The export records the run's decoding (none in run.json: greedy); --decoding viterbi
+  // overrides it, and its entities start and end where the texts' words do.
+  EXPECT_EQ(nlohmann::json::parse(test::slurp(dir_->file("exported/encoding.json")))["decoding"],
+            "greedy");
+  auto vit =
+      test::run_command({KDX_TAG_BIN, dir_->file("exported"), "--batch", dir_->file("batch.jsonl"),
+                         "--threads", "1", "--stats", "none", "--decoding", "viterbi"});
+  ASSERT_EQ(vit.exit_code, 0) << vit.err;
+  std::istringstream vit_out(vit.out), texts(docs);
+  long vit_entities = 0;
+  for (std::string line, text_line;
+       std::getline(vit_out, line) && std::getline(texts, text_line);) {
+    auto text =
+        data::decode_utf8(nlohmann::json::parse(text_line)["sentences"].get<std::string>(), "test");
+    std::set<int> starts, ends;
+    for (auto& w : data::basic_tokenize(text, {})) {
+      starts.insert(w.start);
+      ends.insert(w.end);
+    }
+    for (auto& e : nlohmann::json::parse(line)["ners"]) {
+      ++vit_entities;
+      EXPECT_TRUE(starts.count(e[0].get<int>()) && ends.count(e[1].get<int>() + 1)) << e;
+    }
+  }
+  // These one-epoch models open most greedy entities with an I (the lenient decode), which
+  // Viterbi's constraints forbid: the override shows in the output differing from the
+  // export's own greedy decoding. (The boundary property over >10k entities: data_tests,
+  // Decoding.*RuNNE*.)
+  auto greedy = test::run_command({KDX_TAG_BIN, dir_->file("exported"), "--batch",
+                                   dir_->file("batch.jsonl"), "--threads", "1", "--stats", "none"});
+  ASSERT_EQ(greedy.exit_code, 0) << greedy.err;
+  EXPECT_NE(greedy.out, vit.out);
+  std::printf("[ kdx-tag  ] viterbi: %ld entities\n", vit_entities);
+  auto bad = test::run_command({KDX_TAG_BIN, dir_->file("exported"), "--batch",
+                                dir_->file("batch.jsonl"), "--decoding", "beam"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE((bad.out + bad.err).find("--decoding"), std::string::npos) << bad.err;
 
   // Retrain the teacher with another seed: the cache no longer belongs to it.
   std::string cache_before = test::slurp(dir_->file("logits/logits.bin"));

@@ -318,7 +318,8 @@ def read_docs(path):
     return docs
 
 
-def decode(tags, tokens, types, per_type):
+def decode(tags, tokens, types, per_type, bilou=False):
+    # As workers/data/tagging.cpp decode_tags: BILOU classes O=0 B=1 I=2 L=3 U=4.
     out = []
     cols = tags.shape[1]
     for col in range(cols):
@@ -331,13 +332,16 @@ def decode(tags, tokens, types, per_type):
                 open_type = -1
                 continue
             typ = col if per_type else (tag - 1) // 2
-            begin = tag == 1 if per_type else (tag - 1) % 2 == 0
+            begin = (tag == 1 or (bilou and tag == 4)) if per_type else (tag - 1) % 2 == 0
             if begin or open_type != typ:
                 if open_type >= 0:
                     out.append(tuple(cur))
                 cur, open_type = [s, e, types[typ]], typ
             else:
                 cur[1] = e
+            if bilou and tag in (3, 4):
+                out.append(tuple(cur))
+                open_type = -1
         if open_type >= 0:
             out.append(tuple(cur))
     return sorted(out)
@@ -365,7 +369,11 @@ def main():
         types = json.load(f)
     with open(a.export + "/encoding.json") as f:
         enc = json.load(f)
-    per_type, window = enc.get("tagging", "per_type_bio") == "per_type_bio", enc.get("window", 128)
+    tagging, window = enc.get("tagging", "per_type_bio"), enc.get("window", 128)
+    per_type, bilou = tagging in ("per_type_bio", "per_type_bilou"), tagging == "per_type_bilou"
+    if enc.get("decoding", "greedy") != "greedy":
+        raise SystemExit("tag.py: only greedy decoding (argmax), not " + str(enc["decoding"]) +
+                         "; kdx-tag --decoding greedy is the comparable run")
     cols, classes = desc["columns"], desc["classes"]
     pad, cls, sep = tok.ids["[PAD]"], tok.ids["[CLS]"], tok.ids["[SEP]"]
 
@@ -391,7 +399,7 @@ def main():
             best = model(ids, mask).view(len(rows), length, cols, classes).argmax(-1)
             for i, (di, first, rid) in enumerate(rows):
                 doc_tags[di][first:first + len(rid) - 2] = best[i, 1:len(rid) - 1]
-    predictions = [(docs[d][0], decode(doc_tags[d], doc_tokens[d], types, per_type))
+    predictions = [(docs[d][0], decode(doc_tags[d], doc_tokens[d], types, per_type, bilou))
                    for d in range(len(docs))]
     if a.out:
         with open(a.out, "w", encoding="utf-8") as f:

@@ -12,9 +12,16 @@ int TagScheme::type_index(const std::string& type) const {
   return -1;
 }
 
+const std::vector<std::string>& scheme_names() {
+  static const std::vector<std::string> names = {"per_type_bio", "per_type_bilou", "flat_bio"};
+  return names;
+}
+
 TagScheme make_scheme(const std::string& name, std::vector<std::string> types) {
-  if (name != "per_type_bio" && name != "flat_bio")
-    throw Error("unknown tagging scheme '" + name + "' (expected per_type_bio or flat_bio)");
+  const auto& names = scheme_names();
+  if (std::find(names.begin(), names.end(), name) == names.end())
+    throw Error("unknown tagging scheme '" + name +
+                "' (expected per_type_bio, per_type_bilou or flat_bio)");
   return {name, std::move(types)};
 }
 
@@ -53,12 +60,18 @@ std::vector<int> encode_tags(const TagScheme& scheme, const std::vector<Token>& 
     if (type < 0) continue;
     auto [first, last] = token_range(tokens, e);
     if (first > last) continue;
-    int col = scheme.name == "per_type_bio" ? type : 0;
+    int col = scheme.per_type() ? type : 0;
     bool free = true;
     for (int i = first; i <= last; ++i)
       free = free && tags[static_cast<size_t>(i * cols + col)] == 0;
     if (!free) continue;
-    int b = scheme.name == "per_type_bio" ? 1 : 1 + 2 * type;
+    if (scheme.bilou()) {
+      for (int i = first; i <= last; ++i)
+        tags[static_cast<size_t>(i * cols + col)] =
+            first == last ? kU : (i == first ? kB : (i == last ? kL : kI));
+      continue;
+    }
+    int b = scheme.per_type() ? kB : 1 + 2 * type;
     for (int i = first; i <= last; ++i)
       tags[static_cast<size_t>(i * cols + col)] = i == first ? b : b + 1;
   }
@@ -82,8 +95,10 @@ std::vector<Entity> decode_tags(const TagScheme& scheme, const std::vector<Token
         close();
         continue;
       }
-      int type = scheme.name == "per_type_bio" ? col : (tag - 1) / 2;
-      bool begin = scheme.name == "per_type_bio" ? tag == 1 : (tag - 1) % 2 == 0;
+      int type = scheme.per_type() ? col : (tag - 1) / 2;
+      // U and B start a new entity; I and L continue the open one (or open one, leniently).
+      bool begin =
+          scheme.per_type() ? tag == kB || (scheme.bilou() && tag == kU) : (tag - 1) % 2 == 0;
       auto& t = tokens[static_cast<size_t>(i)];
       if (begin || open_type != type) {
         close();
@@ -92,6 +107,7 @@ std::vector<Entity> decode_tags(const TagScheme& scheme, const std::vector<Token
       } else {
         cur.end = t.end;
       }
+      if (scheme.bilou() && (tag == kL || tag == kU)) close();
     }
     close();
   }

@@ -145,10 +145,10 @@ Tokenizer::Tokenizer(Vocab vocab, TokenizerOptions options)
     if (vocab_.id(t) >= 0) specials_.emplace_back(decode_utf8(t, "special token"), vocab_.id(t));
 }
 
-void Tokenizer::wordpiece(const Word& w, std::vector<Token>& out) const {
+void Tokenizer::wordpiece(const Word& w, int word, std::vector<Token>& out) const {
   int unk = vocab_.unk();
   if (static_cast<int>(w.text.size()) > options_.max_chars_per_word) {
-    out.push_back({unk, w.start, w.end});
+    out.push_back({unk, w.start, w.end, word});
     return;
   }
   // Each piece spans the original characters its normalised characters came from (stripped
@@ -169,18 +169,18 @@ void Tokenizer::wordpiece(const Word& w, std::vector<Token>& out) const {
       --end;
     }
     if (found < 0) {
-      out.push_back({unk, w.start, w.end});
+      out.push_back({unk, w.start, w.end, word});
       return;
     }
     int s = w.origin.empty() ? w.start : w.origin[start];
     int e = w.origin.empty() ? w.end : w.origin[end - 1] + 1;
-    pieces.push_back({found, s, e});
+    pieces.push_back({found, s, e, word});
     start = end;
   }
   out.insert(out.end(), pieces.begin(), pieces.end());
 }
 
-void Tokenizer::tokenize_span(const std::u32string& text, int begin, int end,
+void Tokenizer::tokenize_span(const std::u32string& text, int begin, int end, int& word,
                               std::vector<Token>& out) const {
   if (begin >= end) return;
   for (auto w : basic_tokenize(
@@ -188,31 +188,45 @@ void Tokenizer::tokenize_span(const std::u32string& text, int begin, int end,
     w.start += begin;
     w.end += begin;
     for (auto& o : w.origin) o += begin;
-    wordpiece(w, out);
+    wordpiece(w, word++, out);
   }
 }
 
 std::vector<Token> Tokenizer::tokenize(const std::u32string& text) const {
   std::vector<Token> out;
-  int from = 0;
+  int from = 0, word = 0;
   for (size_t i = 0; i < text.size(); ++i) {
     if (text[i] != U'[') continue;
     for (auto& [t, id] : specials_) {
       if (text.compare(i, t.size(), t) != 0) continue;
-      tokenize_span(text, from, static_cast<int>(i), out);
-      out.push_back({id, static_cast<int>(i), static_cast<int>(i + t.size())});
+      tokenize_span(text, from, static_cast<int>(i), word, out);
+      out.push_back({id, static_cast<int>(i), static_cast<int>(i + t.size()), word++});
       from = static_cast<int>(i + t.size());
       i += t.size() - 1;
       break;
     }
   }
-  tokenize_span(text, from, static_cast<int>(text.size()), out);
+  tokenize_span(text, from, static_cast<int>(text.size()), word, out);
   return out;
 }
 
 std::vector<std::string> Tokenizer::pieces(const std::u32string& text) const {
   std::vector<std::string> out;
   for (auto& t : tokenize(text)) out.push_back(vocab_.tokens[static_cast<size_t>(t.id)]);
+  return out;
+}
+
+std::vector<WordPosition> word_positions(const std::vector<Token>& tokens) {
+  const size_t n = tokens.size();
+  std::vector<WordPosition> out(n, WordPosition::Single);
+  auto same = [&](size_t a, size_t b) {
+    return tokens[a].word >= 0 && tokens[a].word == tokens[b].word;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    bool joins_prev = i > 0 && same(i - 1, i), joins_next = i + 1 < n && same(i, i + 1);
+    out[i] = joins_prev ? (joins_next ? WordPosition::Middle : WordPosition::Last)
+                        : (joins_next ? WordPosition::First : WordPosition::Single);
+  }
   return out;
 }
 

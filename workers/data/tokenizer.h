@@ -23,7 +23,16 @@ struct Token {
   int id = 0;
   int start = 0;  // code points in the original text
   int end = 0;    // exclusive
+  // The basic-tokenizer word this piece came from, unique within one text (a special token or
+  // an [UNK] word is a word of its own); -1 = unknown (hand-made tokens): a word by itself.
+  // Decoders use it to begin and end entities only where words do.
+  int word = -1;
 };
+
+// Where a piece sits in its word: the word-boundary constraints of the Viterbi decoder.
+enum class WordPosition { Single, First, Middle, Last };
+// One per token; a token whose `word` is -1 or differs from both neighbours' is Single.
+std::vector<WordPosition> word_positions(const std::vector<Token>& tokens);
 
 // Basic tokenization alone: words with their spans, after cleaning, CJK spacing,
 // lower-casing/accent stripping and punctuation splitting.
@@ -47,8 +56,10 @@ class Tokenizer {
   const TokenizerOptions& options() const { return options_; }
 
  private:
-  void wordpiece(const Word& w, std::vector<Token>& out) const;
-  void tokenize_span(const std::u32string& text, int begin, int end, std::vector<Token>& out) const;
+  void wordpiece(const Word& w, int word, std::vector<Token>& out) const;
+  // `word`: the index the next word gets; advanced past every word of the span.
+  void tokenize_span(const std::u32string& text, int begin, int end, int& word,
+                     std::vector<Token>& out) const;
   Vocab vocab_;
   TokenizerOptions options_;
   std::vector<std::pair<std::u32string, int>> specials_;  // text, id

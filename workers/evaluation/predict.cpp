@@ -3,10 +3,13 @@
 namespace kdx::evaluation {
 
 std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::EncodedDataset& data,
-                                    int pad_id, int batch_size, torch::Device device) {
+                                    int pad_id, int batch_size, torch::Device device,
+                                    decoding::Decoder decoder) {
   bool was_training = tagger.is_training();
   tagger.eval();
+  const bool greedy = decoder == decoding::Decoder::Greedy;
   std::vector<std::vector<int>> tags(data.examples.size());
+  std::vector<std::vector<float>> doc_logits;  // Viterbi: per document, its windows' rows
   const int cols = data.scheme.columns(), classes = data.scheme.classes();
   // Similar lengths together: less padding per batch.
   std::vector<int> order(data.examples.size());
@@ -24,6 +27,15 @@ std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::Enco
     auto ids = torch::from_blob(b.ids.data(), {b.size, b.len}, torch::kInt64).to(device);
     auto mask = torch::from_blob(b.mask.data(), {b.size, b.len}, torch::kInt64).to(device);
     auto logits = tagger.infer(ids, mask).view({b.size, b.len, cols, classes});
+    if (!greedy) {
+      auto host = logits.to(torch::kCPU, torch::kFloat32).contiguous();
+      const float* rows = host.data_ptr<float>();
+      const size_t per_example = static_cast<size_t>(b.len) * static_cast<size_t>(cols * classes);
+      for (int r = 0; r < b.size; ++r)
+        decoding::add_window_logits(data, static_cast<size_t>(idx[static_cast<size_t>(r)]),
+                                    rows + static_cast<size_t>(r) * per_example, doc_logits);
+      continue;
+    }
     auto best = logits.argmax(-1).to(torch::kCPU).to(torch::kInt32).contiguous();
     auto acc = best.accessor<int, 3>();
     for (int r = 0; r < b.size; ++r) {
@@ -37,6 +49,7 @@ std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::Enco
     }
   }
   tagger.train(was_training);
+  if (!greedy) return decoding::decode_documents(data, decoder, doc_logits);
   return data::decode_predictions(data, tags);
 }
 

@@ -1,5 +1,6 @@
-// Running a tagger over encoded data: argmax tags per example, decoded back to character
-// spans, and scored with the shared task's own metric (workers/data/metrics).
+// Running a tagger over encoded data: tags per example (argmax, or Viterbi over each
+// document's stitched windows; see workers/decoding), decoded back to character spans, and
+// scored with the shared task's own metric (workers/data/metrics).
 #pragma once
 
 #include <string>
@@ -7,14 +8,18 @@
 
 #include "workers/data/encode.h"
 #include "workers/data/metrics.h"
+#include "workers/decoding/decode.h"
 #include "workers/models/tagger.h"
 
 namespace kdx::evaluation {
 
-// Predicted documents (ids as in `data`), via tagger->infer() in batches.
+// Predicted documents (ids as in `data`), via tagger->infer() in batches. Greedy (the
+// default, and what runs without a `decoding` parameter get) is the argmax on the device,
+// as before decoders existed, so old runs reproduce.
 std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::EncodedDataset& data,
                                     int pad_id, int batch_size = 32,
-                                    torch::Device device = torch::kCPU);
+                                    torch::Device device = torch::kCPU,
+                                    decoding::Decoder decoder = decoding::Decoder::Greedy);
 
 // The dataset format's official scores (runne: RuNNE scorer; others: exact-span P/R/F1).
 data::NerScores score(const std::string& format, const std::vector<data::Document>& gold,

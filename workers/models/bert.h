@@ -70,6 +70,7 @@ class BertTaggerImpl : public TaggerImpl {
   BertTaggerImpl(const BertConfig& c, int columns, int classes);
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask) override;
   nlohmann::json describe() const override;
+  torch::Tensor word_embeddings() override { return bert->embeddings->word_embeddings->weight; }
   BertModel bert{nullptr};
   torch::nn::Dropout dropout{nullptr};
   torch::nn::Linear classifier{nullptr};

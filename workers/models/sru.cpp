@@ -256,7 +256,10 @@ torch::Tensor SruLayerImpl::project(const torch::Tensor& x, const torch::Tensor&
     auto scores = torch::matmul(z, kz.transpose(1, 2)) /
                   std::sqrt(static_cast<double>(options.attention_dim));
     scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e4);
-    auto a = torch::matmul(torch::softmax(scores, -1), vz);
+    auto weights = torch::softmax(scores, -1);
+    if (options.attention_dropout > 0)
+      weights = torch::dropout(weights, options.attention_dropout, is_training());
+    auto a = torch::matmul(weights, vz);
     U = o(norm(z + alpha * a));
   } else {
     U = W(x);

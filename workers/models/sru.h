@@ -33,10 +33,11 @@ torch::Tensor sru_bidirectional_naive(const torch::Tensor& U, const torch::Tenso
                                       const torch::Tensor& lengths, double scale_x = 1.0);
 
 struct SruOptions {
-  int attention_dim = 0;      // > 0: an SRU++ layer (self-attention replaces the projection)
-  double highway_bias = 0.0;  // initial b_r (the reference's SRU uses 0, its SRU++ -2)
-  bool rescale = false;       // scale the highway input by sqrt(1 + 2 e^{highway_bias})
-  double dropout = 0.0;       // dropout applied to this layer's output (init rescaling)
+  int attention_dim = 0;           // > 0: an SRU++ layer (self-attention replaces the projection)
+  double highway_bias = 0.0;       // initial b_r (the reference's SRU uses 0, its SRU++ -2)
+  bool rescale = false;            // scale the highway input by sqrt(1 + 2 e^{highway_bias})
+  double dropout = 0.0;            // dropout applied to this layer's output (init rescaling)
+  double attention_dropout = 0.0;  // SRU++: dropout on the attention weights (training only)
 };
 
 // One bidirectional SRU or SRU++ layer.

@@ -19,6 +19,13 @@ StudentConfig student_config_from_json(const nlohmann::json& j) {
   c.input_vocab = j.value("input_vocab", 0);
   c.highway_bias = j.value("highway_bias", 0.0);
   c.rescale = j.value("rescale", false);
+  c.attention_dropout = j.value("attention_dropout", 0.0);
+  if (j.contains("conv")) {
+    auto& v = j.at("conv");
+    c.conv.kernels = v.value("kernels", c.conv.kernels);
+    c.conv.channels = v.value("channels", c.conv.channels);
+    c.conv.dropout = v.value("dropout", c.conv.dropout);
+  }
   c.emb = j.value("emb", c.emb);
   c.hidden = j.value("hidden", c.hidden);
   c.layers = j.value("layers", c.layers);
@@ -31,19 +38,25 @@ StudentConfig student_config_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json student_config_to_json(const StudentConfig& c) {
-  return {{"arch", c.arch},
-          {"vocab_size", c.vocab_size},
-          {"emb", c.emb},
-          {"hidden", c.hidden},
-          {"layers", c.layers},
-          {"proj", c.proj},
-          {"dropout", c.dropout},
-          {"teacher_hidden", c.teacher_hidden},
-          {"columns", c.columns},
-          {"classes", c.classes},
-          {"input_vocab", c.input_vocab},
-          {"highway_bias", c.highway_bias},
-          {"rescale", c.rescale}};
+  nlohmann::json j = {{"arch", c.arch},
+                      {"vocab_size", c.vocab_size},
+                      {"emb", c.emb},
+                      {"hidden", c.hidden},
+                      {"layers", c.layers},
+                      {"proj", c.proj},
+                      {"dropout", c.dropout},
+                      {"teacher_hidden", c.teacher_hidden},
+                      {"columns", c.columns},
+                      {"classes", c.classes},
+                      {"input_vocab", c.input_vocab},
+                      {"highway_bias", c.highway_bias},
+                      {"rescale", c.rescale}};
+  // Written only when set, so a model without them describes itself as before.
+  if (c.attention_dropout != 0) j["attention_dropout"] = c.attention_dropout;
+  if (c.conv.layers() > 0)
+    j["conv"] = {
+        {"kernels", c.conv.kernels}, {"channels", c.conv.channels}, {"dropout", c.conv.dropout}};
+  return j;
 }
 
 StudentTaggerImpl::StudentTaggerImpl(const StudentConfig& c) : config(c) {
@@ -56,11 +69,16 @@ StudentTaggerImpl::StudentTaggerImpl(const StudentConfig& c) : config(c) {
   torch::nn::init::normal_(embedding->weight, 0.0, 0.1);
   if (c.teacher_hidden > 0)
     emb_proj = register_module("emb_proj", torch::nn::Linear(c.teacher_hidden, c.emb));
+  int rnn_in = c.emb;
+  if (c.conv.layers() > 0) {
+    conv = register_module("conv", ConvFrontend(c.emb, c.conv));
+    rnn_in = conv->output_size();
+  }
   if (c.arch == "lstm") {
     lstm_fwd = register_module("lstm_fwd", torch::nn::ModuleList());
     lstm_bwd = register_module("lstm_bwd", torch::nn::ModuleList());
     for (int i = 0; i < c.layers; ++i) {
-      int in = i == 0 ? c.emb : 2 * c.hidden;
+      int in = i == 0 ? rnn_in : 2 * c.hidden;
       lstm_fwd->push_back(torch::nn::LSTM(torch::nn::LSTMOptions(in, c.hidden).batch_first(true)));
       lstm_bwd->push_back(torch::nn::LSTM(torch::nn::LSTMOptions(in, c.hidden).batch_first(true)));
     }
@@ -70,9 +88,10 @@ StudentTaggerImpl::StudentTaggerImpl(const StudentConfig& c) : config(c) {
     o.attention_dim = c.arch == "srupp" ? (c.proj > 0 ? c.proj : c.hidden) : 0;
     o.highway_bias = c.highway_bias;
     o.rescale = c.rescale;
+    o.attention_dropout = c.attention_dropout;
     o.dropout = c.dropout;  // every layer's output is dropped out (before the next or the head)
     for (int i = 0; i < c.layers; ++i)
-      sru->push_back(SruLayer(i == 0 ? c.emb : 2 * c.hidden, c.hidden, o));
+      sru->push_back(SruLayer(i == 0 ? rnn_in : 2 * c.hidden, c.hidden, o));
   }
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
   head = register_module("head", torch::nn::Linear(2 * c.hidden, c.columns * c.classes));
@@ -85,6 +104,12 @@ torch::Tensor StudentTaggerImpl::embed(const torch::Tensor& ids) {
   auto x = embedding(rows);
   if (emb_proj) x = emb_proj(x);
   return x;
+}
+
+torch::Tensor StudentTaggerImpl::rnn_input_infer(const torch::Tensor& ids,
+                                                 const torch::Tensor& mask) {
+  auto x = embed(ids);
+  return conv ? conv->infer(x, mask) : x;
 }
 
 namespace {
@@ -105,6 +130,7 @@ torch::Tensor reverse_padded(const torch::Tensor& x, const torch::Tensor& length
 torch::Tensor StudentTaggerImpl::forward(const torch::Tensor& ids, const torch::Tensor& mask) {
   auto lengths = mask.sum(1).to(torch::kInt64);  // on the mask's device: no host sync
   auto x = dropout(embed(ids));
+  if (conv) x = conv(x, mask);
   torch::Tensor h;
   if (lstm_fwd) {
     h = x;
@@ -184,7 +210,7 @@ torch::Tensor StudentTaggerImpl::aten_infer(const torch::Tensor& ids, const torc
     // No padding: both directions of a layer in one fused bidirectional ATen call, as
     // Python's nn.LSTM(bidirectional=True) runs them (padded batches need the per-direction
     // reversal of forward()).
-    auto x = embed(ids);
+    auto x = rnn_input_infer(ids, mask);
     for (size_t i = 0; i < lstm_fwd->size(); ++i) {
       auto f = lstm_fwd[i]->named_parameters(), b = lstm_bwd[i]->named_parameters();
       std::vector<torch::Tensor> params = {f["weight_ih_l0"], f["weight_hh_l0"], f["bias_ih_l0"],
@@ -214,7 +240,7 @@ torch::Tensor StudentTaggerImpl::infer(const torch::Tensor& ids, const torch::Te
   if (!lstm_fwd || !ids.device().is_cpu()) return aten_infer(ids, mask);
   auto loop = [&] {
     auto lengths = mask.sum(1).to(torch::kInt64).contiguous();
-    return head(lstm_infer(embed(ids).contiguous(), lengths));
+    return head(lstm_infer(rnn_input_infer(ids, mask).contiguous(), lengths));
   };
   std::string kernel = lstm_kernel;
   if (kernel.empty()) {

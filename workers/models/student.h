@@ -1,10 +1,12 @@
-// Recurrent students: embedding (optionally the teacher's, projected) -> bidirectional
+// Recurrent students: embedding (optionally the teacher's, projected) -> optionally a
+// convolutional front-end (Malakhov 2022's ConvLSTM / ConvSRU / ConvSRU++) -> bidirectional
 // LSTM, SRU or SRU++ layers -> linear tag head with the teacher's output layout.
 #pragma once
 
 #include <map>
 #include <string>
 
+#include "workers/models/conv_frontend.h"
 #include "workers/models/sru.h"
 #include "workers/models/tagger.h"
 
@@ -21,8 +23,10 @@ struct StudentConfig {
   int layers = 1;
   int proj = 0;  // SRU++ attention size; 0 = hidden
   double dropout = 0.1;
-  double highway_bias = 0.0;  // SRU/SRU++: initial reset-gate bias
-  bool rescale = false;       // SRU/SRU++: scale the highway input
+  double highway_bias = 0.0;       // SRU/SRU++: initial reset-gate bias
+  bool rescale = false;            // SRU/SRU++: scale the highway input
+  double attention_dropout = 0.0;  // SRU++: dropout on the attention weights
+  ConvOptions conv;                // no channels: no front-end (the embedding feeds the RNN)
   // Models of kdx 0.1 only: embeddings sized like the teacher's, then projected to `emb`.
   int teacher_hidden = 0;
   int columns = 1, classes = 3;
@@ -45,10 +49,12 @@ class StudentTaggerImpl : public TaggerImpl {
   // The kernel "auto" chose for a batch size, or "" before the first such call.
   std::string chosen_lstm_kernel(int64_t batch) const;
   nlohmann::json describe() const override;
+  torch::Tensor word_embeddings() override { return embedding->weight; }
 
   StudentConfig config;
   torch::nn::Embedding embedding{nullptr};
   torch::nn::Linear emb_proj{nullptr};
+  ConvFrontend conv{nullptr};
   // Per layer, one unidirectional LSTM per direction; the backward one reads each sequence
   // reversed within its own length. (Packed sequences would do the same, several times slower.)
   torch::nn::ModuleList lstm_fwd{nullptr}, lstm_bwd{nullptr};
@@ -59,6 +65,8 @@ class StudentTaggerImpl : public TaggerImpl {
 
  private:
   torch::Tensor embed(const torch::Tensor& ids);
+  // The recurrent stack's input at inference: embed() and the front-end's eval-mode pass.
+  torch::Tensor rnn_input_infer(const torch::Tensor& ids, const torch::Tensor& mask);
   torch::Tensor lstm_infer(torch::Tensor x, const torch::Tensor& lengths);
   torch::Tensor aten_infer(const torch::Tensor& ids, const torch::Tensor& mask);
   std::map<int64_t, std::string> chosen_;

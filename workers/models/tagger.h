@@ -19,6 +19,10 @@ class TaggerImpl : public torch::nn::Module {
   }
   // Architecture description, enough to rebuild the module (model.json).
   virtual nlohmann::json describe() const = 0;
+  // The word-embedding table (one row per wordpiece), which parameter counts report apart:
+  // the paper compares models without it. Position and segment embeddings are not in it.
+  // Undefined: none.
+  virtual torch::Tensor word_embeddings() { return {}; }
   // Output layout of the head.
   int columns = 1, classes = 1;
 };
@@ -27,5 +31,14 @@ using Tagger = std::shared_ptr<TaggerImpl>;
 
 // Parameter count and serialized size (float32) of a module.
 int64_t parameter_count(torch::nn::Module& m);
+
+// A tagger's parameters, counted three ways for result.json (teacher and student alike).
+struct ParamCounts {
+  int64_t total = 0;      // every parameter (result.json "params")
+  int64_t trainable = 0;  // those with requires_grad now ("params_trainable")
+  int64_t embedding = 0;  // the word-embedding table
+  int64_t no_embedding() const { return total - embedding; }  // "params_no_embedding"
+};
+ParamCounts count_parameters(TaggerImpl& tagger);
 
 }  // namespace kdx::models

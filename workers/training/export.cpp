@@ -27,6 +27,7 @@ void export_model(const std::string& run_dir, const std::string& out) {
   auto run = read_json_file(run_dir + "/run.json");
   nlohmann::json enc = {{"tagging", run["params"].value("tagging", "per_type_bio")},
                         {"window", run["params"].value("window", 128)},
+                        {"decoding", run["params"].value("decoding", "greedy")},
                         {"format", run["dataset"].value("format", "")}};
   write_file_atomic(out + "/encoding.json", enc.dump(2) + "\n");
 }
@@ -43,13 +44,15 @@ ExportedModel load_exported(const std::string& dir) {
   auto enc = read_json_file(dir + "/encoding.json");
   m.scheme = data::make_scheme(enc.value("tagging", "per_type_bio"), types);
   m.window = enc.value("window", 128);
+  m.decoder = decoding::parse_decoder(enc.value("decoding", "greedy"));
   return m;
 }
 
 std::vector<data::Entity> tag_text(ExportedModel& m, const std::u32string& text) {
   data::Document d{"0", text, {}};
   auto enc = data::encode_dataset({d}, *m.tokenizer, m.scheme, m.window);
-  auto docs = evaluation::predict(*m.tagger, enc, m.tokenizer->vocab().pad());
+  auto docs =
+      evaluation::predict(*m.tagger, enc, m.tokenizer->vocab().pad(), 32, torch::kCPU, m.decoder);
   return docs.at(0).entities;
 }
 

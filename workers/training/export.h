@@ -1,6 +1,8 @@
 // `kdx-worker export`: a finished run's model as a self-contained directory that a C++
 // program loads with load_exported() (see tools/kdx-tag.cpp): model.json (architecture),
-// model.safetensors (weights), vocab.txt + tokenizer_config.json, types.json (+ tagging).
+// model.safetensors (weights), vocab.txt + tokenizer_config.json, types.json, and
+// encoding.json (tagging, window, the run's decoding, the data format). The model outputs
+// logits; decoding them to tags stays outside it (workers/decoding).
 #pragma once
 
 #include <string>
@@ -8,6 +10,7 @@
 
 #include "workers/data/tagging.h"
 #include "workers/data/tokenizer.h"
+#include "workers/decoding/decode.h"
 #include "workers/models/tagger.h"
 
 namespace kdx::training {
@@ -19,6 +22,8 @@ struct ExportedModel {
   std::unique_ptr<data::Tokenizer> tokenizer;
   data::TagScheme scheme;
   int window = 128;
+  // The run's params.decoding; greedy for exports without one (older runs, older exports).
+  decoding::Decoder decoder = decoding::Decoder::Greedy;
 };
 ExportedModel load_exported(const std::string& dir);
 

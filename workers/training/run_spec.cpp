@@ -1,9 +1,12 @@
 #include "workers/training/run_spec.h"
 
+#include <algorithm>
+
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_io.h"
 #include "common/params.h"
+#include "common/strings.h"
 
 namespace kdx::training {
 namespace {
@@ -44,9 +47,12 @@ RunSpec read_run_spec(const std::string& path) {
   s.id = str("id");
   s.experiment = str("experiment");
   s.stage = str("stage");
-  if (s.stage != "pretrain" && s.stage != "teacher" && s.stage != "logits" && s.stage != "student")
-    throw Error(path + ": field \"stage\": '" + s.stage +
-                "' is not pretrain, teacher, logits or student");
+  {
+    const auto& names = stage_names();
+    if (std::find(names.begin(), names.end(), s.stage) == names.end())
+      throw Error(path + ": field \"stage\": '" + s.stage +
+                  "' is not one of: " + join(names, ", "));
+  }
   s.run_dir = str("run_dir");
   auto top = [&](const char* key) {
     if (j.contains(key) && !j[key].is_string())
@@ -56,6 +62,7 @@ RunSpec read_run_spec(const std::string& path) {
   s.teacher_dir = top("teacher_dir");
   s.logits_dir = top("logits_dir");
   s.pretrain_dir = top("pretrain_dir");
+  s.student_dir = top("student_dir");
   auto strings = [&](const nlohmann::json& v, const std::string& name) {
     if (!v.is_array()) throw Error(path + ": field \"" + name + "\" must be a list of paths");
     std::vector<std::string> out;

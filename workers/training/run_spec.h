@@ -11,9 +11,10 @@ namespace kdx::training {
 
 struct RunSpec {
   std::string path;                   // of run.json
-  std::string id, experiment, stage;  // stage: pretrain | teacher | logits | student
+  std::string id, experiment, stage;  // one of kdx::stage_names()
   std::string run_dir, teacher_dir, logits_dir;
   std::string pretrain_dir;  // a teacher's pretrained encoder (the pretrain run), else empty
+  std::string student_dir;   // student_finetune: its student_kd run
   std::string dataset, format;
   std::map<std::string, std::vector<std::string>> files;  // train / dev / test -> absolute paths
   std::vector<std::string> unlabeled;  // logits and KD students: unlabelled text to distil on

@@ -11,6 +11,8 @@ const std::vector<std::pair<std::string, StageFn>>& stage_table() {
       {"pretrain", run_pretrain},
       {"teacher", run_teacher},
       {"logits", run_logits},
+      {"student_kd", run_student_kd},
+      {"student_finetune", run_student_finetune},
       {"student", run_student},
   };
   return table;

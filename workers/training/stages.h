@@ -28,6 +28,10 @@ void run_pretrain(const RunSpec& spec, distributed::Reducer& reducer, const Stag
 void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& options);
 void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& options);
 void run_student(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& options);
+void run_student_kd(const RunSpec& spec, distributed::Reducer& reducer,
+                    const StageOptions& options);
+void run_student_finetune(const RunSpec& spec, distributed::Reducer& reducer,
+                          const StageOptions& options);
 
 // Stage name -> its function, in DAG order.
 const std::vector<std::pair<std::string, StageFn>>& stage_table();

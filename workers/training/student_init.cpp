@@ -69,6 +69,20 @@ std::shared_ptr<models::StudentTaggerImpl> make_student(const RunSpec& spec, con
   c.dropout = spec.param_double("dropout");
   c.highway_bias = spec.params.value("highway_bias", 0.0);
   c.rescale = spec.params.value("rescale", false);
+  // Absent (run.json files older than the keys): no attention dropout, no front-end.
+  c.attention_dropout = spec.params.value("attention_dropout", 0.0);
+  if (spec.params.contains("conv")) {
+    const auto& conv = spec.params["conv"];  // types and ranges checked with run.json
+    if (!conv.contains("channels"))
+      throw Error(spec.path +
+                  ": params.conv.channels: missing (each conv layer's output channels, e.g. "
+                  "[768, 384]; [] for no front-end)");
+    c.conv.channels = conv["channels"].get<std::vector<int>>();
+    c.conv.kernels = conv.value("kernels", c.conv.kernels);
+    c.conv.dropout = conv.value("dropout", c.conv.dropout);
+    auto bad = models::check_conv_options(c.conv);
+    if (!bad.empty()) throw Error(spec.path + ": params.conv." + bad);
+  }
   c.columns = p.scheme.columns();
   c.classes = p.scheme.classes();
   const auto& vocab = p.tokenizer->vocab();

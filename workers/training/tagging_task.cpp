@@ -21,15 +21,18 @@ StepLoss TaggingTask::loss(const std::vector<int>& global_batch, const std::vect
                            int) {
   const auto& train = *data_.train;
   const int cols = train.scheme.columns(), classes = train.scheme.classes();
-  double ce_cells = 0, kd_cells = 0;
+  double ce_cells = 0, kd_cells = 0, dice_units = 0;
   for (int e : global_batch) {
     auto& ex = train.examples[static_cast<size_t>(e)];
-    ce_cells += static_cast<double>(data::labelled_cells(ex));
+    const long labelled = data::labelled_cells(ex);
+    ce_cells += static_cast<double>(labelled);
     kd_cells += static_cast<double>(data::distillation_cells(ex));
+    if (labelled > 0) dice_units += cols;
   }
-  const bool kd = objective_.kd_weight != 0;
+  const bool kd = objective_.kd_weight != 0, dice = objective_.dice_weight != 0;
   StepLoss out;
   out.terms = {{"ce", 0.0}};
+  if (dice) out.terms.emplace_back("dice", 0.0);
   if (kd) out.terms.emplace_back("kd", 0.0);
   if (mine.empty()) return out;
   auto b = data::make_batch(train, mine, data_.pad_id);
@@ -58,12 +61,14 @@ StepLoss TaggingTask::loss(const std::vector<int>& global_batch, const std::vect
     }
     teacher = runtime::to_device(torch::stack(rows), exec_);  // [b, T, cols * classes]
   }
-  auto terms =
-      compute_objective(objective_, logits, teacher, tags, kd_mask, classes, ce_cells, kd_cells);
+  auto terms = compute_objective(objective_, logits, teacher, tags, kd_mask, classes, ce_cells,
+                                 kd_cells, dice_units);
   out.total = terms.total;
   // The parts stay on the device: the trainer reads them with the loss in one transfer.
-  out.term_values =
-      kd ? torch::stack({terms.ce.detach(), terms.kd.detach()}) : terms.ce.detach().reshape({1});
+  std::vector<torch::Tensor> parts = {terms.ce.detach()};
+  if (dice) parts.push_back(terms.dice.detach());
+  if (kd) parts.push_back(terms.kd.detach());
+  out.term_values = torch::stack(parts);
   return out;
 }
 
@@ -73,7 +78,8 @@ Evaluation TaggingTask::evaluate() {
     ev.fields["dev_f1"] = nullptr;
     return ev;
   }
-  auto pred = evaluation::predict(*tagger_, *data_.dev, data_.pad_id, 32, exec_.device);
+  auto pred =
+      evaluation::predict(*tagger_, *data_.dev, data_.pad_id, 32, exec_.device, data_.decoder);
   ev.score = evaluation::score(data_.format, *data_.dev_gold, pred, data_.types).mention.f1;
   ev.fields["dev_f1"] = ev.score;
   return ev;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "workers/data/encode.h"
+#include "workers/decoding/decode.h"
 #include "workers/models/tagger.h"
 #include "workers/runtime/execution.h"
 #include "workers/training/logits_cache.h"
@@ -22,6 +23,7 @@ struct TrainData {
   int pad_id = 0;
   std::string format;
   std::vector<std::string> types;
+  decoding::Decoder decoder = decoding::Decoder::Greedy;  // of the dev evaluation
 };
 
 class TaggingTask : public Task {

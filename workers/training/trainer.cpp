@@ -40,7 +40,18 @@ Trainer::Trainer(std::shared_ptr<torch::nn::Module> model, Task& task, TrainerOp
   model_->to(opt_.exec.device);
   optimizer_ = std::make_unique<torch::optim::AdamW>(
       model_->parameters(), torch::optim::AdamWOptions(opt_.lr).weight_decay(opt_.weight_decay));
-  long per_epoch = (static_cast<long>(task_.size()) + opt_.batch_size - 1) / opt_.batch_size;
+  if (opt_.lr_schedule != "linear" && opt_.lr_schedule != "constant" &&
+      opt_.lr_schedule != "plateau")
+    throw Error("unknown lr_schedule '" + opt_.lr_schedule +
+                "' (expected linear, constant or plateau)");
+  if (!opt_.order) {
+    const size_t n = task_.size();
+    const uint64_t seed = opt_.seed;
+    opt_.order = [n, seed](int epoch) { return epoch_order(n, seed, epoch); };
+  }
+  // Every epoch has the same length (the sampler draws a fixed number), so epoch 0 tells.
+  epoch_size_ = static_cast<long>(opt_.order(0).size());
+  long per_epoch = (epoch_size_ + opt_.batch_size - 1) / opt_.batch_size;
   total_steps_ = per_epoch * opt_.epochs;
   // KDX_BUCKET_MB: gradient bucket size for the all-reduce; 0 = one all-reduce per parameter.
   if (const char* mb = std::getenv("KDX_BUCKET_MB"))
@@ -65,9 +76,21 @@ void clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
 
 }  // namespace
 
-double Trainer::lr_at(long step) const {
+void Trainer::set_frozen(int epoch) {
+  const bool freeze = epoch < opt_.freeze_epochs;
+  for (auto& p : opt_.frozen) {
+    p.requires_grad_(!freeze);
+    // No gradient at all, not a zero one: AdamW skips a parameter without a gradient, but
+    // would still decay its weights and apply its moments for a zero gradient.
+    if (freeze) p.mutable_grad() = torch::Tensor();
+  }
+}
+
+double Trainer::lr_at(long step, double lr_scale) const {
   if (opt_.warmup_steps > 0 && step < opt_.warmup_steps)
     return opt_.lr * static_cast<double>(step + 1) / static_cast<double>(opt_.warmup_steps);
+  if (opt_.lr_schedule == "constant") return opt_.lr;
+  if (opt_.lr_schedule == "plateau") return std::max(opt_.lr * lr_scale, opt_.min_lr);
   long decay = std::max<long>(1, total_steps_ - opt_.warmup_steps);
   double left = static_cast<double>(total_steps_ - step) / static_cast<double>(decay);
   return opt_.lr * std::max(0.0, std::min(1.0, left));
@@ -101,7 +124,10 @@ double Trainer::train_step(const std::vector<int>& global_batch, TrainingState& 
     for (int64_t i = 0; i < parts.numel() && static_cast<size_t>(i) < local.size(); ++i)
       local[static_cast<size_t>(i)] = v[i];
   }
-  auto params = model_->parameters();
+  // Frozen parameters have no gradient: they are neither summed over ranks nor updated.
+  std::vector<torch::Tensor> params;
+  for (auto& p : model_->parameters())
+    if (p.requires_grad()) params.push_back(p);
   auto t0 = std::chrono::steady_clock::now();
   distributed::sync_gradients(reducer_, params, bucket_bytes_);
   sync_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -132,7 +158,7 @@ double Trainer::train_step(const std::vector<int>& global_batch, TrainingState& 
   if (!std::isfinite(global_loss)) return global_loss;
   if (opt_.grad_clip > 0) clip_gradients(params, opt_.grad_clip);
   for (auto& g : optimizer_->param_groups())
-    static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr_at(step));
+    static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr_at(step, s.lr_scale));
   optimizer_->step();
   optimizer_->zero_grad();
   return global_loss;
@@ -177,8 +203,9 @@ TrainingState Trainer::run() {
     }
   }
   distributed::sync_parameters(reducer_, model_->parameters());
+  set_frozen(s.epoch);  // also when the resumed run has no epoch left (params_trainable)
   model_->train();
-  const long n = static_cast<long>(task_.size());
+  const long n = epoch_size_;
   const long per_epoch = (n + opt_.batch_size - 1) / opt_.batch_size;
   if (s.batch_in_epoch > per_epoch)
     throw Error(opt_.checkpoint_dir + "/state.json: batch " + std::to_string(s.batch_in_epoch) +
@@ -193,7 +220,11 @@ TrainingState Trainer::run() {
   };
 
   while (!s.finished && s.epoch < opt_.epochs) {
-    auto order = epoch_order(static_cast<size_t>(n), opt_.seed, s.epoch);
+    auto order = opt_.order(s.epoch);
+    if (static_cast<long>(order.size()) != n)
+      throw Error("the training order of epoch " + std::to_string(s.epoch + 1) + " has " +
+                  std::to_string(order.size()) + " examples, epoch 1 had " + std::to_string(n));
+    set_frozen(s.epoch);
     double loss_sum = 0;
     std::vector<std::pair<std::string, double>> term_sums;
     int loss_n = 0;
@@ -251,7 +282,7 @@ TrainingState Trainer::run() {
         last_print = t;
       }
       if (spdlog::should_log(spdlog::level::trace))
-        spdlog::trace("step {} loss {:.5f} lr {:.3g}", s.step, loss, lr_at(s.step - 1));
+        spdlog::trace("step {} loss {:.5f} lr {:.3g}", s.step, loss, lr_at(s.step - 1, s.lr_scale));
       if (stop) {
         // Every rank saw the same flag in the step's all-reduce: all stop after this step.
         s.elapsed_s += elapsed();
@@ -267,6 +298,10 @@ TrainingState Trainer::run() {
     }
     if (tty) std::fprintf(stderr, "\n");
     auto ev = task_.evaluate();
+    // Every rank decides early stopping and the plateau's learning rate on rank 0's score:
+    // ranks that disagreed would stop at different epochs or train at different rates.
+    if (reducer_.world > 1)
+      ev.score = distributed::allreduce_scalars(reducer_, {reducer_.rank == 0 ? ev.score : 0.0})[0];
     // Ties go to the later epoch: with equal held-out scores the longer-trained weights are
     // kept, and a run whose dev F1 stays 0 does not keep its first, barely trained, epoch.
     bool improved = ev.score < 0 || ev.score > s.best_score + 1e-12;
@@ -277,19 +312,31 @@ TrainingState Trainer::run() {
       if (reducer_.rank == 0 && !opt_.best_weights.empty())
         save_weights(*model_, opt_.best_weights);
     }
-    // Patience counts only once the score has left 0: a model that has not yet found a single
-    // dev entity is still learning, not converged (small students often need a few epochs).
-    if (improved || s.best_score <= 0)
+    // A score still at 0 counts as no gain: a run that finds no dev entity for its patience
+    // stops (and says so) instead of running every epoch at a learning rate that does not
+    // train it.
+    if (improved && ev.score > 0)
       s.epochs_without_improvement = 0;
-    else
+    else if (ev.score >= 0)
       ++s.epochs_without_improvement;
+    const double lr_before = lr_at(std::max<long>(0, s.step - 1), s.lr_scale);
+    if (opt_.lr_schedule == "plateau" && ev.score >= 0) {
+      if (ev.score > s.plateau_best + 1e-12) {
+        s.plateau_best = ev.score;
+        s.plateau_bad_epochs = 0;
+      } else if (++s.plateau_bad_epochs > opt_.plateau_patience) {
+        s.lr_scale = std::max(s.lr_scale * opt_.plateau_factor, opt_.min_lr / opt_.lr);
+        s.lr_scale = std::min(1.0, std::max(s.lr_scale, 1e-12));
+        s.plateau_bad_epochs = 0;
+      }
+    }
     if (reducer_.rank == 0 && !opt_.metrics_path.empty()) {
       double steps = loss_n ? loss_n : 1;
       nlohmann::json m = {
           {"epoch", s.epoch + 1}, {"step", s.step}, {"train_loss", loss_sum / steps}};
       for (auto& [name, sum] : term_sums) m[name] = sum / steps;
       for (auto& [name, value] : ev.fields.items()) m[name] = value;
-      m["lr"] = lr_at(std::max<long>(0, s.step - 1));
+      m["lr"] = lr_before;
       m["tokens_per_s"] = tokens_per_s_;
       m["elapsed_s"] = s.elapsed_s + elapsed();
       std::ofstream(opt_.metrics_path, std::ios::app) << m.dump() << "\n";
@@ -306,7 +353,14 @@ TrainingState Trainer::run() {
     }
     ++s.epoch;
     s.batch_in_epoch = 0;
-    if (opt_.patience > 0 && s.epochs_without_improvement >= opt_.patience) s.finished = true;
+    // A model that has not found one dev entity yet gets twice the patience (small students
+    // and a halving learning rate often need a few epochs to start), then stops.
+    const bool at_zero = s.best_score <= 0;
+    if (opt_.patience > 0 &&
+        s.epochs_without_improvement >= (at_zero ? 2 * opt_.patience : opt_.patience)) {
+      s.finished = true;
+      s.stalled = at_zero;
+    }
     if (s.epoch >= opt_.epochs) s.finished = true;
     s.elapsed_s += elapsed();
     started = std::chrono::steady_clock::now();
@@ -316,7 +370,12 @@ TrainingState Trainer::run() {
     last_progress = -1e9;
     write_checkpoint(s);
     write_progress(s, tokens_per_s_, 0, s.last_loss);
-    if (s.finished && !opt_.quiet && s.epoch < opt_.epochs)
+    if (s.stalled && !opt_.quiet)
+      spdlog::warn(
+          "stopped after epoch {}: the held-out score stayed at 0 for {} epochs (the "
+          "model found no dev entity; a lower lr may train it)",
+          s.epoch, 2 * opt_.patience);
+    else if (s.finished && !opt_.quiet && s.epoch < opt_.epochs)
       spdlog::info("early stop after epoch {}: no held-out gain in {} epochs (best: epoch {})",
                    s.epoch, opt_.patience, s.best_epoch);
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,22 @@ struct TrainerOptions {
   int batch_size = 16;  // global, over all ranks
   double lr = 1e-3, weight_decay = 0.01, grad_clip = 1.0;
   int warmup_steps = 0;
-  int patience = 0;  // epochs without a held-out gain before stopping; 0 = run every epoch
+  // After the warm-up: "linear" decay to 0 at the last step; "constant"; "plateau": constant,
+  // times plateau_factor whenever the held-out score has not improved for more than
+  // plateau_patience epochs, never below min_lr (PyTorch's ReduceLROnPlateau, mode max).
+  std::string lr_schedule = "linear";
+  double plateau_factor = 0.5, min_lr = 0;
+  int plateau_patience = 0;
+  // Epochs without a held-out gain before stopping; 0 = run every epoch. A run whose score
+  // is still 0 stops after twice as many and says so (TrainingState::stalled).
+  int patience = 0;
+  // The examples of one epoch, in training order; empty = every example, shuffled by
+  // (seed, epoch) (epoch_order). Must depend on (seed, epoch) only, so a resume sees the same.
+  std::function<std::vector<int>(int epoch)> order;
+  // Parameters kept fixed while the completed epochs are fewer than freeze_epochs (the
+  // paper's students freeze the teacher's embedding table for their first 20 epochs).
+  std::vector<torch::Tensor> frozen;
+  int freeze_epochs = 0;
   int checkpoint_every = 200;
   uint64_t seed = 1;
   std::string checkpoint_dir;  // empty = no checkpoints
@@ -67,7 +83,8 @@ class Trainer {
   // any rank has seen a stop signal, so that all ranks stop after the same step.
   double train_step(const std::vector<int>& global_batch, TrainingState& s,
                     std::vector<std::pair<std::string, double>>& terms, bool& stop, bool& skipped);
-  double lr_at(long step) const;
+  double lr_at(long step, double lr_scale) const;
+  void set_frozen(int epoch);
   void write_checkpoint(const TrainingState& s);
   void write_progress(const TrainingState& s, double tokens_per_s, double eta_s, double loss);
 
@@ -81,6 +98,7 @@ class Trainer {
   double sync_seconds_ = 0;
   long sync_steps_ = 0;
   size_t bucket_bytes_ = 8 << 20;
+  long epoch_size_ = 0;
 };
 
 // The examples of epoch `epoch` in training order: a permutation seeded by (seed, epoch).

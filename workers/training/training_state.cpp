@@ -23,15 +23,19 @@ nlohmann::json TrainingState::to_json() const {
           {"loss_scaler",
            {{"scale", scaler.scale},
             {"good_steps", scaler.good_steps},
-            {"skipped_steps", scaler.skipped_steps}}}};
+            {"skipped_steps", scaler.skipped_steps}}},
+          {"lr_scale", lr_scale},
+          {"plateau_best", plateau_best},
+          {"plateau_bad_epochs", plateau_bad_epochs},
+          {"stalled", stalled}};
 }
 
 TrainingState TrainingState::from_json(const nlohmann::json& j, const std::string& where) {
   const int version = j.is_object() && j.contains("version") && j["version"].is_number_integer()
                           ? j["version"].get<int>()
                           : 0;
-  if (version != kVersion && version != 2)
-    throw Error(where + ": not a training state of version 2 or " + std::to_string(kVersion));
+  if (version < 2 || version > kVersion)
+    throw Error(where + ": not a training state of version 2 to " + std::to_string(kVersion));
   // Every counter typed and in range: a damaged state must stop the resume, not index past
   // an epoch's batches.
   auto integer = [&](const char* k, int64_t lo, int64_t hi) {
@@ -78,6 +82,16 @@ TrainingState TrainingState::from_json(const nlohmann::json& j, const std::strin
     if (s.scaler.scale <= 0) throw Error(where + ": field \"loss_scaler.scale\" must be > 0");
     s.scaler.good_steps = static_cast<int>(std::min(field("good_steps"), 1e9));
     s.scaler.skipped_steps = static_cast<long>(std::min(field("skipped_steps"), 1e15));
+  }
+  if (version >= 4) {
+    s.lr_scale = number("lr_scale");
+    if (s.lr_scale <= 0 || s.lr_scale > 1)
+      throw Error(where + ": field \"lr_scale\" must be in (0, 1]");
+    s.plateau_best = number("plateau_best");
+    s.plateau_bad_epochs = static_cast<int>(integer("plateau_bad_epochs", 0, 1000000));
+    if (!j.contains("stalled") || !j["stalled"].is_boolean())
+      throw Error(where + ": field \"stalled\" must be true or false");
+    s.stalled = j["stalled"].get<bool>();
   }
   return s;
 }

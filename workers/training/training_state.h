@@ -16,9 +16,9 @@ struct LossScalerState {
 };
 
 struct TrainingState {
-  // 3: adds the loss scaler. A version-2 state (written before mixed precision) resumes
-  // with the scaler's initial state.
-  static constexpr int kVersion = 3;
+  // 3: adds the loss scaler; 4: the learning-rate plateau schedule and the stalled flag. An
+  // older state resumes with those parts' initial values.
+  static constexpr int kVersion = 4;
   int epoch = 0;           // current epoch (0-based)
   int batch_in_epoch = 0;  // batches of this epoch already done
   long step = 0;           // optimizer steps done
@@ -31,6 +31,13 @@ struct TrainingState {
   double last_loss = 0;
   bool finished = false;
   LossScalerState scaler;
+  // lr_schedule "plateau": the factor on the peak learning rate, the best held-out score the
+  // schedule has seen and the epochs since it improved.
+  double lr_scale = 1.0;
+  double plateau_best = -1;
+  int plateau_bad_epochs = 0;
+  // The held-out score never left 0 and early stopping ended the run (a warning in result.json).
+  bool stalled = false;
 
   nlohmann::json to_json() const;
   static TrainingState from_json(const nlohmann::json& j, const std::string& where);

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <map>
+
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "tests/support/test_support.h"
@@ -8,6 +11,7 @@
 #include "workers/models/safetensors.h"
 #include "workers/models/student.h"
 #include "workers/training/checkpoint.h"
+#include "workers/training/student_init.h"
 
 namespace kdx::models {
 namespace {
@@ -90,6 +94,257 @@ BertConfig tiny_bert() {
   c.max_position = 64;
   c.dropout = c.attention_dropout = 0.0;
   return c;
+}
+
+TEST(ConvFrontend, ShapesNamesAndBadOptions) {
+  torch::manual_seed(5);
+  ConvOptions o;
+  o.kernels = {1, 3, 5};
+  o.channels = {12, 6};
+  ConvFrontendImpl f(16, o);
+  EXPECT_EQ(f.output_size(), 6);
+  auto x = torch::randn({2, 7, 16});
+  auto mask = torch::ones({2, 7}, torch::kInt64);
+  mask[1].narrow(0, 4, 3).zero_();
+  auto y = f.forward(x, mask);
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{2, 7, 6}));
+  // Padded positions come out as zeros (ReLU -> BatchNorm would make them non-zero).
+  EXPECT_EQ(y[1].narrow(0, 4, 3).abs().max().item<float>(), 0.f);
+  auto p = f.named_parameters();
+  for (auto name : {"layers.0.convs.0.weight", "layers.0.convs.2.weight", "layers.0.norm.weight",
+                    "layers.1.convs.1.bias", "layers.1.norm.bias"})
+    EXPECT_TRUE(p.contains(name)) << name;
+  // 'same' padding: each kernel keeps the length; 12 channels are 3 x 4.
+  EXPECT_EQ(p["layers.0.convs.2.weight"].sizes(), (std::vector<int64_t>{4, 16, 5}));
+  EXPECT_TRUE(f.named_buffers().contains("layers.1.norm.running_var"));
+  auto message = [](ConvOptions bad) {
+    try {
+      ConvFrontendImpl(8, bad);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  ConvOptions even = o;
+  even.kernels = {1, 2};
+  EXPECT_EQ(message(even),
+            "conv front-end: kernels: 2 is not an odd width >= 1 ('same' padding needs odd "
+            "widths)");
+  ConvOptions split = o;
+  split.channels = {12, 7};
+  EXPECT_EQ(message(split),
+            "conv front-end: channels: 7 is not a positive multiple of the 3 kernel widths (each "
+            "layer's channels are split equally)");
+}
+
+// ConvLSTM / ConvSRU / ConvSRU++ at a small size: training-mode passes move BatchNorm's
+// running statistics away from (0, 1), then in eval mode forward(), infer() and each row run
+// alone without padding agree at every real token, whatever tokens the padding holds.
+class ConvStudents : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ConvStudents, EvalForwardInferAndUnpaddedRowsAgree) {
+  StudentConfig c;
+  c.arch = GetParam();
+  c.vocab_size = 40;
+  c.emb = 10;
+  c.hidden = 6;
+  c.layers = 2;
+  c.proj = 4;
+  c.columns = 2;
+  c.classes = 3;
+  c.dropout = 0.1;
+  c.attention_dropout = 0.1;
+  c.conv.kernels = {1, 3, 5};
+  c.conv.channels = {12, 9};
+  c.conv.dropout = 0.1;
+  torch::manual_seed(7);
+  StudentTaggerImpl m(c);
+  auto ids = torch::randint(1, 40, {3, 8}, torch::kInt64);  // padding positions hold real ids
+  auto mask = torch::ones({3, 8}, torch::kInt64);
+  const std::vector<int64_t> lengths = {8, 5, 2};
+  for (int64_t r = 0; r < 3; ++r) mask[r].narrow(0, lengths[r], 8 - lengths[r]).zero_();
+  m.train();
+  auto y = m.forward(ids, mask);
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{3, 8, 6}));
+  y.sum().backward();
+  for (auto& p : m.named_parameters()) EXPECT_TRUE(p.value().grad().defined()) << p.key();
+  {
+    torch::NoGradGuard g;
+    for (int i = 0; i < 5; ++i)
+      m.forward(torch::randint(1, 40, {4, 8}, torch::kInt64), mask.repeat({2, 1}).narrow(0, 0, 4));
+  }
+  auto stats = m.named_buffers()["conv.layers.0.norm.running_mean"].clone();
+  EXPECT_GT(stats.abs().max().item<float>(), 1e-3);  // moved: eval mode reads real statistics
+  // infer() is the eval-mode computation even while the module is in training mode, and it
+  // leaves the running statistics alone.
+  auto in_train_mode = m.infer(ids, mask);
+  EXPECT_TRUE(torch::equal(stats, m.named_buffers()["conv.layers.0.norm.running_mean"]));
+  m.eval();
+  auto a = m.forward(ids, mask).detach();
+  auto valid = mask.unsqueeze(-1).to(torch::kFloat32);
+  EXPECT_LT(((a - in_train_mode) * valid).abs().max().item<float>(), 1e-4);
+  std::vector<std::string> kernels = {""};
+  if (c.arch == "lstm") kernels = {"loop", "aten"};
+  for (auto& kernel : kernels) {
+    m.lstm_kernel = kernel;
+    EXPECT_LT(((a - m.infer(ids, mask)) * valid).abs().max().item<float>(), 1e-4) << kernel;
+    // No padding: ATen's fused bidirectional path for the LSTM.
+    auto full = torch::ones({3, 8}, torch::kInt64);
+    EXPECT_LT((m.forward(ids, full).detach() - m.infer(ids, full)).abs().max().item<float>(), 1e-4)
+        << kernel;
+  }
+  for (int64_t r = 0; r < 3; ++r) {
+    auto alone_ids = ids[r].narrow(0, 0, lengths[r]).unsqueeze(0);
+    auto alone = m.forward(alone_ids, torch::ones_like(alone_ids)).detach();
+    EXPECT_LT((alone[0] - a[r].narrow(0, 0, lengths[r])).abs().max().item<float>(), 1e-5)
+        << "row " << r;
+    for (auto& kernel : kernels) {
+      m.lstm_kernel = kernel;
+      auto inf = m.infer(alone_ids, torch::ones_like(alone_ids));
+      EXPECT_LT((alone - inf).abs().max().item<float>(), 1e-4) << kernel << " row " << r;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, ConvStudents, ::testing::Values("lstm", "sru", "srupp"));
+
+// model.json -> make_tagger -> the same model (kdx-tag and export load students this way),
+// with the BatchNorm statistics travelling in the weights file; a description without the
+// new keys builds today's student.
+TEST(Student, ConvConfigRoundTripsThroughModelJson) {
+  test::TempDir dir;
+  StudentConfig c;
+  c.arch = "srupp";
+  c.vocab_size = 30;
+  c.emb = 8;
+  c.hidden = 4;
+  c.layers = 2;
+  c.proj = 4;
+  c.attention_dropout = 0.1;
+  c.conv.kernels = {1, 3};
+  c.conv.channels = {8, 6};
+  c.conv.dropout = 0.2;
+  torch::manual_seed(2);
+  StudentTaggerImpl a(c);
+  {
+    torch::NoGradGuard g;
+    a.forward(torch::randint(1, 30, {4, 6}, torch::kInt64), torch::ones({4, 6}, torch::kInt64));
+  }
+  a.eval();
+  auto desc = nlohmann::json::parse(a.describe().dump());
+  EXPECT_EQ(desc["conv"],
+            (nlohmann::json{{"kernels", {1, 3}}, {"channels", {8, 6}}, {"dropout", 0.2}}));
+  EXPECT_EQ(desc["attention_dropout"], 0.1);
+  training::save_weights(a, dir.file("w.safetensors"));
+  auto b = make_tagger(desc);
+  training::load_weights(*b, dir.file("w.safetensors"));
+  b->eval();
+  EXPECT_EQ(b->describe(), a.describe());
+  auto ids = torch::randint(1, 30, {2, 6}, torch::kInt64);
+  auto mask = torch::ones({2, 6}, torch::kInt64);
+  EXPECT_TRUE(torch::allclose(a.infer(ids, mask), b->infer(ids, mask)));
+  StudentConfig plain;
+  plain.vocab_size = 30;
+  auto old = student_config_to_json(plain);
+  EXPECT_FALSE(old.contains("conv"));
+  EXPECT_FALSE(old.contains("attention_dropout"));
+  auto rebuilt = make_tagger(old);
+  EXPECT_FALSE(std::dynamic_pointer_cast<StudentTaggerImpl>(rebuilt)->conv);
+  EXPECT_EQ(rebuilt->describe(), StudentTaggerImpl(plain).describe());
+}
+
+// The student stage's own checks of conv (what the parameter table cannot express) name the
+// run.json file and the field.
+TEST(Student, BadConvParamsNameTheRunJsonField) {
+  training::RunSpec spec;
+  spec.path = "/runs/x/run.json";
+  spec.params = {{"arch", "lstm"}, {"emb", 8},       {"hidden", 4}, {"layers", 1},
+                 {"proj", 0},      {"dropout", 0.1}, {"seed", 1},   {"init_embedding", false}};
+  training::Prepared prep;
+  auto error_of = [&](const nlohmann::json& conv) {
+    spec.params["conv"] = conv;
+    try {
+      training::make_student(spec, prep, "");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_of({{"kernels", {3, 4}}, {"channels", {6}}}),
+            "/runs/x/run.json: params.conv.kernels: 4 is not an odd width >= 1 ('same' padding "
+            "needs odd widths)");
+  EXPECT_EQ(error_of({{"channels", {8}}}),
+            "/runs/x/run.json: params.conv.channels: 8 is not a positive multiple of the 3 kernel "
+            "widths (each layer's channels are split equally)");
+  EXPECT_EQ(error_of({{"kernels", {1, 3, 5}}}),
+            "/runs/x/run.json: params.conv.channels: missing (each conv layer's output channels, "
+            "e.g. [768, 384]; [] for no front-end)");
+}
+
+// Malakhov (2022): RuBERT's 119,547 x 768 wordpiece embedding (frozen), conv 768 -> 768 -> 384
+// with kernels 1, 3, 5, four bidirectional layers of 192 per direction, SRU++ attention 96,
+// a head of 29 entity types x 5 classes. The paper reports 6.3M / 4.5M / 3.4M trainable
+// parameters (its embedding frozen) against BERT's 85.5M without word embeddings.
+TEST(ParamCount, PapersStudentsAtFullSize) {
+  const int64_t V = 119547, E = 768, H = 192, L = 4, A = 96, out = 29 * 5;
+  auto conv = [](int64_t in, int64_t ch, int64_t kernel_sum, int64_t n_kernels) {
+    return in * (ch / n_kernels) * kernel_sum + ch + 2 * ch;  // weights, biases, BN scale/shift
+  };
+  const int64_t front = conv(E, 768, 1 + 3 + 5, 3) + conv(768, 384, 1 + 3 + 5, 3);
+  const int64_t head = 2 * H * out + out;
+  // Every recurrent layer reads 384 = 2 x 192: the first from the conv's last layer.
+  const int64_t lstm_layer = 2 * (4 * H * (384 + H) + 2 * 4 * H);     // PyTorch's two bias vectors
+  const int64_t sru_layer = 384 * 2 * H * 3 + 2 * 2 * H + 2 * 2 * H;  // W (3 blocks), v, b
+  // q (384 -> A), k and v (A -> A), o (A -> 3 blocks), LayerNorm, the rezero alpha, v, b.
+  const int64_t srupp_layer =
+      384 * A + 2 * A * A + A * 2 * H * 3 + 2 * A + 1 + 2 * 2 * H + 2 * 2 * H;
+  const std::map<std::string, int64_t> want = {{"lstm", front + L * lstm_layer + head},
+                                               {"sru", front + L * sru_layer + head},
+                                               {"srupp", front + L * srupp_layer + head}};
+  for (auto& [arch, no_embedding] : want) {
+    StudentConfig c;
+    c.arch = arch;
+    c.vocab_size = static_cast<int>(V);
+    c.emb = static_cast<int>(E);
+    c.hidden = static_cast<int>(H);
+    c.layers = static_cast<int>(L);
+    c.proj = static_cast<int>(A);
+    c.highway_bias = arch == "lstm" ? 0.0 : -2.0;
+    c.attention_dropout = 0.1;
+    c.columns = 29;
+    c.classes = 5;
+    c.conv.kernels = {1, 3, 5};
+    c.conv.channels = {768, 384};
+    c.conv.dropout = 0.1;
+    StudentTaggerImpl m(c);
+    m.embedding->weight.requires_grad_(false);  // the paper's frozen embedding
+    auto n = count_parameters(m);
+    EXPECT_EQ(n.embedding, V * E) << arch;
+    EXPECT_EQ(n.no_embedding(), no_embedding) << arch;
+    EXPECT_EQ(n.total, V * E + no_embedding) << arch;
+    EXPECT_EQ(n.trainable, no_embedding) << arch;
+    std::printf("[ params   ] Conv%s: total %.3fM, without the embedding %.3fM (%lld)\n",
+                arch == "lstm"  ? "LSTM"
+                : arch == "sru" ? "SRU"
+                                : "SRU++",
+                static_cast<double>(n.total) / 1e6, static_cast<double>(n.no_embedding()) / 1e6,
+                static_cast<long long>(n.no_embedding()));
+  }
+  // The paper's rounded figures.
+  EXPECT_NEAR(static_cast<double>(want.at("lstm")), 6.3e6, 0.05e6);
+  EXPECT_NEAR(static_cast<double>(want.at("sru")), 4.5e6, 0.05e6);
+  EXPECT_NEAR(static_cast<double>(want.at("srupp")), 3.4e6, 0.05e6);
+}
+
+// The teacher is counted the same way: its word-embedding table apart, position and segment
+// embeddings in the body.
+TEST(ParamCount, TeacherWordEmbeddingsOnly) {
+  BertTaggerImpl t(tiny_bert(), 2, 3);
+  auto n = count_parameters(t);
+  EXPECT_EQ(n.total, parameter_count(t));
+  EXPECT_EQ(n.trainable, n.total);
+  EXPECT_EQ(n.embedding, 30 * 16);
+  EXPECT_EQ(n.no_embedding(), n.total - 30 * 16);
 }
 
 TEST(Bert, HuggingFaceParameterNames) {

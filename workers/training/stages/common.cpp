@@ -31,6 +31,12 @@ TrainerOptions trainer_options(const RunSpec& spec, const StageOptions& so) {
   o.grad_clip = spec.param_double("grad_clip");
   o.warmup_steps = spec.param_int("warmup_steps");
   o.patience = spec.param_int("patience");
+  // Parameters newer than kdx 0.3 (absent from older run.json files): their old behaviour.
+  o.lr_schedule = spec.params.value("lr_schedule", std::string("linear"));
+  o.plateau_factor = spec.params.value("plateau_factor", 0.5);
+  o.plateau_patience = spec.params.value("plateau_patience", 0);
+  o.min_lr = spec.params.value("min_lr", 0.0);
+  o.freeze_epochs = spec.params.value("freeze_embedding_epochs", 0);
   o.checkpoint_every = spec.param_int("checkpoint_every");
   o.seed = static_cast<uint64_t>(spec.param_int64("seed"));
   o.checkpoint_dir = spec.run_dir + "/checkpoint";
@@ -52,11 +58,22 @@ Objective objective_of(const RunSpec& spec) {
     o.kd_weight = l.value("kd_weight", 0.0);
     o.kd_loss = l.value("kd_loss", std::string("kl"));
     o.temperature = l.value("temperature", 1.0);
+    o.dice_weight = l.value("dice_weight", 0.0);
+    o.label_smoothing = l.value("label_smoothing", 0.0);
     if (!known_kd_loss(o.kd_loss))
       throw Error(spec.path + ": params.loss.kd_loss: '" + o.kd_loss +
                   "' is not one of: kl, mse, mse_prob");
   }
   return o;
+}
+
+decoding::Decoder decoder_of(const RunSpec& spec) {
+  if (!spec.params.contains("decoding")) return decoding::Decoder::Greedy;
+  try {
+    return decoding::parse_decoder(spec.param_string("decoding"));
+  } catch (const Error& e) {
+    throw Error(spec.path + ": params.decoding: " + e.what());
+  }
 }
 
 void load_best(torch::nn::Module& model, const RunSpec& spec) {
@@ -100,6 +117,12 @@ nlohmann::json training_metrics(const RunSpec&, const StageOptions& so, const Tr
   return m;
 }
 
+namespace {
+int trainer_patience(const RunSpec& spec) {
+  return spec.params.value("patience", 0);
+}
+}  // namespace
+
 void write_result(const RunSpec& spec, const nlohmann::json& metrics,
                   const nlohmann::json& warnings, const nlohmann::json& files) {
   nlohmann::json result = {{"status", "ok"},     {"stage", spec.stage},  {"run", spec.id},
@@ -114,7 +137,7 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
   nlohmann::json files = {{"model", spec.run_dir + "/model.safetensors"}};
   metrics.update(training_metrics(spec, so, trainer, state, world));
   if (!p.test_docs.empty()) {
-    auto pred = evaluation::predict(tagger, p.test, pad, 32, exec.device);
+    auto pred = evaluation::predict(tagger, p.test, pad, 32, exec.device, decoder_of(spec));
     for (size_t i = 0; i < pred.size(); ++i) pred[i].text = p.test_docs[i].text;
     auto scores = evaluation::score(spec.format, p.test_docs, pred, p.types);
     metrics["f1"] = scores.mention.f1;
@@ -129,7 +152,13 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
     files["predictions"] = pred_path;
     write_file_atomic(spec.run_dir + "/scores.json", scores.to_json().dump(2) + "\n");
   }
-  metrics["params"] = models::parameter_count(tagger);
+  // Teacher and student counted alike. params_trainable: requires_grad as training left it (an
+  // embedding frozen to the end is not trainable); params_no_embedding: without the
+  // word-embedding table, the paper's comparison.
+  auto counts = models::count_parameters(tagger);
+  metrics["params"] = counts.total;
+  metrics["params_trainable"] = counts.trainable;
+  metrics["params_no_embedding"] = counts.no_embedding();
   metrics["size_mb"] = file_mb(spec.run_dir + "/model.safetensors");
   if (so.measure_latency) {
     int vocab = static_cast<int>(p.tokenizer->vocab().size());
@@ -151,7 +180,11 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
   }
   metrics["best_dev_f1"] = state.best_score;
   nlohmann::json warnings = nlohmann::json::array();
-  if (state.best_score == 0)
+  if (state.stalled)
+    warnings.push_back("dev F1 stayed 0 for " + std::to_string(2 * trainer_patience(spec)) +
+                       " epochs, so training stopped after epoch " + std::to_string(state.epoch) +
+                       ": the model never found a dev entity; try a lower lr");
+  else if (state.best_score == 0)
     warnings.push_back("dev F1 was 0 in every epoch (" + std::to_string(state.epoch) +
                        "): the model never found a dev entity; try another lr or more epochs");
   if (state.scaler.skipped_steps > 0)

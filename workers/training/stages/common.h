@@ -2,10 +2,13 @@
 // latency on the CPU and on the run's GPU, device facts) and the teacher directory helpers.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "workers/decoding/decode.h"
+#include "workers/models/student.h"
 #include "workers/models/tagger.h"
 #include "workers/training/objective.h"
 #include "workers/training/prepare.h"
@@ -17,6 +20,9 @@ namespace kdx::training::stages {
 double file_mb(const std::string& path);
 TrainerOptions trainer_options(const RunSpec& spec, const StageOptions& so);
 Objective objective_of(const RunSpec& spec);
+// params.decoding of the dev and test evaluation; greedy when absent (run.json files older
+// than the parameter), so their scores reproduce.
+decoding::Decoder decoder_of(const RunSpec& spec);
 
 // The trained model's best held-out weights, when the trainer kept any.
 void load_best(torch::nn::Module& model, const RunSpec& spec);
@@ -36,5 +42,18 @@ std::vector<std::string> read_types(const std::string& dir);
 // The finished teacher of a teacher_dir: its tagger, with weights, on the CPU.
 models::Tagger load_teacher(const std::string& dir);
 void check_finished_teacher(const std::string& dir);
+
+// The student stages (student, student_kd, student_finetune): the dataset encoded with the
+// teacher's tokenizer and tag layout (checked against the teacher's model.json).
+void prepare_student_data(const RunSpec& spec, Prepared& p);
+// params.sampler: empty (the trainer's shuffle) or the entity-balanced order.
+std::function<std::vector<int>(int)> training_order(const RunSpec& spec, const Prepared& p);
+// Trains `student` on `objective` (the logits cache opened when it has a KD term), in
+// `order` (empty = shuffle), then writes the model files and result.json (rank 0);
+// `extra_metrics` go into result.json too.
+void train_student(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& so,
+                   Prepared& p, std::shared_ptr<models::StudentTaggerImpl> student,
+                   Objective objective, std::function<std::vector<int>(int)> order,
+                   nlohmann::json extra_metrics);
 
 }  // namespace kdx::training::stages

@@ -31,8 +31,12 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   p.tokenizer = load_tokenizer(spec.teacher_dir);
   auto teacher = load_teacher(spec.teacher_dir);
   auto desc = teacher->describe();
-  std::string tagging =
-      tp.value("tagging", desc.value("columns", 1) == 1 ? "flat_bio" : "per_type_bio");
+  // A teacher run.json without params.tagging: its head's shape tells the per-type schemes
+  // apart (3 classes BIO, 5 BILOU).
+  std::string tagging = tp.value(
+      "tagging", desc.value("columns", 1) == 1
+                     ? "flat_bio"
+                     : (desc.value("classes", 3) == 5 ? "per_type_bilou" : "per_type_bio"));
   p.scheme = data::make_scheme(tagging, p.types);
   keyed.params["tagging"] = tagging;
   int window = keyed.params["window"];

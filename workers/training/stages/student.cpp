@@ -1,5 +1,7 @@
-// A recurrent student (LSTM, SRU, SRU++) on the teacher's vocabulary and tags, trained on
-// cross-entropy and, when loss.kd_weight is set, on the cached teacher logits.
+// A recurrent student (LSTM, SRU, SRU++) on the teacher's vocabulary and tags, trained on its
+// supervised loss (CE, Dice) and, when loss.kd_weight is set, on the cached teacher logits in
+// the same loss: one-phase distillation. The two-phase recipe is student_kd then
+// student_finetune; all three share train_student() below.
 #include "workers/models/student.h"
 
 #include "common/atomic_file.h"
@@ -7,20 +9,19 @@
 #include "common/json_io.h"
 #include "common/strings.h"
 #include "workers/training/logits_cache.h"
+#include "workers/training/sampler.h"
 #include "workers/training/stages/common.h"
 #include "workers/training/student_init.h"
 #include "workers/training/tagging_task.h"
 
-namespace kdx::training {
+namespace kdx::training::stages {
 
-void run_student(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& so) {
-  using namespace stages;
-  std::string arch = spec.param_string("arch");
+void prepare_student_data(const RunSpec& spec, Prepared& p) {
+  const std::string arch = spec.param_string("arch");
   if (arch != "lstm" && arch != "sru" && arch != "srupp")
     throw Error(spec.path + ": params.arch: unknown student architecture '" + arch +
                 "' (expected lstm, sru, srupp)");
   check_finished_teacher(spec.teacher_dir);
-  Prepared p;
   read_documents(spec, p);
   p.types = read_types(spec.teacher_dir);
   p.tokenizer = load_tokenizer(spec.teacher_dir);
@@ -31,11 +32,50 @@ void run_student(const RunSpec& spec, distributed::Reducer& reducer, const Stage
       teacher_desc.value("classes", 0) != p.scheme.classes())
     throw Error(spec.path + ": params.tagging '" + spec.param_string("tagging") +
                 "' does not match the teacher's output layout");
+}
 
-  auto student = make_student(spec, p, spec.teacher_dir);
+std::function<std::vector<int>(int)> training_order(const RunSpec& spec, const Prepared& p) {
+  const std::string sampler = spec.params.value("sampler", std::string("shuffle"));
+  const uint64_t seed = static_cast<uint64_t>(spec.param_int64("seed"));
+  if (sampler == "shuffle") return {};
+  if (sampler != "entity_balanced")
+    throw Error(spec.path + ": params.sampler: '" + sampler +
+                "' is not one of: shuffle, entity_balanced");
+  bool unlabelled = false;
+  for (auto& ex : p.train.examples) unlabelled = unlabelled || !ex.labelled;
+  if (unlabelled && spec.params.contains("loss") &&
+      spec.params["loss"].value("kd_weight", 0.0) != 0)
+    throw Error(spec.path +
+                ": params.sampler: entity_balanced draws only windows with gold "
+                "entities, so this distilling student would never see its unlabeled "
+                "text; use sampler: shuffle (or two_phase)");
+  auto counts = entity_counts(p.train);
+  long draws = spec.params.value("sampler_draws", 0L);
+  if (draws <= 0) {
+    draws = 0;
+    for (auto& ex : p.train.examples) draws += ex.labelled ? 1 : 0;
+  }
+  // Checked here, where the run.json path can be named, rather than in the first epoch.
+  bool any = false;
+  for (auto& row : counts)
+    for (int c : row) any = any || c > 0;
+  if (!any)
+    throw Error(spec.path +
+                ": params.sampler: entity_balanced, but no training window holds "
+                "an entity");
+  return [counts = std::move(counts), draws, seed](int epoch) {
+    return entity_balanced_order(counts, draws, seed, epoch);
+  };
+}
+
+void train_student(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& so,
+                   Prepared& p, std::shared_ptr<models::StudentTaggerImpl> student,
+                   Objective objective, std::function<std::vector<int>(int)> order,
+                   nlohmann::json extra_metrics) {
   const auto& c = student->config;
   TrainerOptions opt = trainer_options(spec, so);
-  Objective objective = objective_of(spec);
+  opt.order = std::move(order);
+  if (opt.freeze_epochs > 0) opt.frozen = {student->word_embeddings()};
   std::unique_ptr<LogitsCache> cache;
   if (objective.kd_weight != 0) {
     if (spec.logits_dir.empty())
@@ -49,6 +89,7 @@ void run_student(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   }
   TrainData td{&p.train,    &p.dev, &p.dev_docs, cache.get(), p.tokenizer->vocab().pad(),
                spec.format, p.types};
+  td.decoder = decoder_of(spec);
   TaggingTask task(student, td, objective, so.exec);
   Trainer trainer(student, task, opt, reducer);
   auto state = trainer.run();
@@ -56,8 +97,22 @@ void run_student(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   load_best(*student, spec);
   write_model_files(*student, spec.run_dir, p.types);
   save_tokenizer(*p.tokenizer, spec.run_dir);
-  finish(spec, *student, p, so, {{"arch", c.arch}, {"kd_weight", objective.kd_weight}}, trainer,
-         state, reducer.world);
+  nlohmann::json metrics = {{"arch", c.arch}, {"kd_weight", objective.kd_weight}};
+  if (extra_metrics.is_object()) metrics.update(extra_metrics);
+  finish(spec, *student, p, so, metrics, trainer, state, reducer.world);
+}
+
+}  // namespace kdx::training::stages
+
+namespace kdx::training {
+
+void run_student(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& so) {
+  Prepared p;
+  stages::prepare_student_data(spec, p);
+  auto student = make_student(spec, p, spec.teacher_dir);
+  auto order = stages::training_order(spec, p);
+  stages::train_student(spec, reducer, so, p, student, stages::objective_of(spec), order,
+                        nlohmann::json::object());
 }
 
 }  // namespace kdx::training

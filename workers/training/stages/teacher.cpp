@@ -49,8 +49,13 @@ void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   encode_all(spec, p);
   TrainData td{&p.train,    &p.dev, &p.dev_docs, nullptr, p.tokenizer->vocab().pad(),
                spec.format, p.types};
-  TaggingTask task(tagger, td, Objective{}, so.exec);
-  Trainer trainer(tagger, task, trainer_options(spec, so), reducer);
+  td.decoder = decoder_of(spec);
+  Objective objective = objective_of(spec);  // supervised terms only (no loss.kd_* here)
+  TaggingTask task(tagger, td, objective, so.exec);
+  TrainerOptions opt = trainer_options(spec, so);
+  opt.order = training_order(spec, p);
+  if (opt.freeze_epochs > 0) opt.frozen = {tagger->word_embeddings()};
+  Trainer trainer(tagger, task, opt, reducer);
   auto state = trainer.run();
   if (reducer.rank != 0) return;
   load_best(*tagger, spec);

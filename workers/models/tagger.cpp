@@ -1,0 +1,16 @@
+#include "workers/models/tagger.h"
+
+namespace kdx::models {
+
+ParamCounts count_parameters(TaggerImpl& tagger) {
+  ParamCounts n;
+  for (auto& p : tagger.parameters()) {
+    n.total += p.numel();
+    if (p.requires_grad()) n.trainable += p.numel();
+  }
+  auto emb = tagger.word_embeddings();
+  if (emb.defined()) n.embedding = emb.numel();
+  return n;
+}
+
+}  // namespace kdx::models
