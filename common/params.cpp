@@ -29,7 +29,7 @@ std::vector<ParamDef> training_params() {
        P::Int,
        {},
        {},
-       "early stopping: epochs without dev improvement (twice as many at dev F1 0)",
+       "early stopping: epochs without dev improvement (at dev F1 0: twice as many, at least 6)",
        0,
        100000},
       {"lr_schedule",

@@ -209,9 +209,15 @@ ReportData build_report(Registry& reg, const std::string& experiment,
       key["loss.kd_weight"] = params_flat.value("loss.kd_weight", 0.0);
     // The phases of two-phase distillation are rows of their own, beside their CE-only twin.
     if (r.stage != "student" && r.stage != "teacher") key["phase"] = r.stage;
-    // Fine-tuned students of different phase-1 runs are different configurations.
-    if (r.config.contains("student_kd") && group_by.empty())
-      key["phase1_run"] = r.config["student_kd"];
+    // Fine-tuned students of different phase-1 settings are different configurations (the
+    // phase-1 run's settings but its seed, which pairs with the fine-tuning seed).
+    if (r.config.contains("student_kd") && r.config["student_kd"].is_string() && group_by.empty())
+      if (auto kd_run = reg.run(r.config["student_kd"].get<std::string>())) {
+        nlohmann::json kd_flat;
+        flatten(kd_run->config["params"], "", kd_flat);
+        for (auto& [k, v] : kd_flat.items())
+          if (!kNotConfig.count(k)) key["phase1." + k] = v;
+      }
     Acc& acc = r.stage == "teacher" ? teachers[r.dataset] : students[r.dataset][key.dump()];
     acc.row.stage = r.stage;
     acc.row.arch = r.stage == "teacher" ? "bert" : params_flat.value("arch", std::string());
@@ -266,7 +272,8 @@ ReportData build_report(Registry& reg, const std::string& experiment,
       if (s.stage == "student_kd") continue;  // settings of its own: no CE-only twin
       nlohmann::json twin = without_kd(s.key);
       twin.erase("phase");
-      twin.erase("phase1_run");
+      for (auto it = twin.begin(); it != twin.end();)
+        it = it.key().rfind("phase1.", 0) == 0 ? twin.erase(it) : std::next(it);
       for (auto& o : ds.students) {
         if (o.kd_weight != 0 || o.stage != "student" || without_kd(o.key) != twin) continue;
         s.scratch_f1 = o.headline;

@@ -4,9 +4,11 @@
 
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "common/error.h"
 #include "common/params.h"
+#include "tests/support/test_support.h"
 
 namespace kdx {
 namespace {
@@ -272,6 +274,34 @@ TEST(Planner, TwoPhaseNeedsATransferCorpusAndNoKdInFinetuning) {
                  "p.yaml: students: two_phase: loss.kd_weight is 1, but the fine-tuning phase is "
                  "supervised only (the teacher is learned from in the student_kd phase); set "
                  "loss.kd_weight: 0");
+  }
+}
+
+}  // namespace
+}  // namespace kdx
+
+namespace kdx {
+namespace {
+
+// A finished teacher's tag layout, not this version's default, is what its students get.
+TEST(Planner, StudentsOfACheckpointTakeItsTagLayout) {
+  test::TempDir dir;
+  for (auto [classes, columns, scheme] :
+       {std::tuple{3, 29, "per_type_bio"}, std::tuple{5, 29, "per_type_bilou"},
+        std::tuple{59, 1, "flat_bio"}}) {
+    dir.write(
+        "teacher/model.json",
+        nlohmann::json({{"arch", "bert"}, {"columns", columns}, {"classes", classes}}).dump());
+    auto plan = plan_of(
+        "experiment: p\n"
+        "datasets:\n"
+        "  - {name: a, format: runne, train: a/train.jsonl, test: a/test.jsonl}\n"
+        "teacher: {checkpoint: " +
+        dir.file("teacher") + "}\nstudents:\n  grid: {loss: [{kd_weight: 0}]}\n");
+    for (auto& r : plan.runs)
+      if (r.stage == "student") {
+        EXPECT_EQ(r.config["params"]["tagging"], scheme) << classes;
+      }
   }
 }
 

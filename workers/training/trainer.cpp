@@ -353,11 +353,12 @@ TrainingState Trainer::run() {
     }
     ++s.epoch;
     s.batch_in_epoch = 0;
-    // A model that has not found one dev entity yet gets twice the patience (small students
-    // and a halving learning rate often need a few epochs to start), then stops.
+    // A model that has not found one dev entity yet gets twice the patience, and at least 6
+    // epochs (small students and a halving learning rate often need a few to start), then
+    // stops.
     const bool at_zero = s.best_score <= 0;
     if (opt_.patience > 0 &&
-        s.epochs_without_improvement >= (at_zero ? 2 * opt_.patience : opt_.patience)) {
+        s.epochs_without_improvement >= (at_zero ? zero_patience() : opt_.patience)) {
       s.finished = true;
       s.stalled = at_zero;
     }
@@ -374,7 +375,7 @@ TrainingState Trainer::run() {
       spdlog::warn(
           "stopped after epoch {}: the held-out score stayed at 0 for {} epochs (the "
           "model found no dev entity; a lower lr may train it)",
-          s.epoch, 2 * opt_.patience);
+          s.epoch, zero_patience());
     else if (s.finished && !opt_.quiet && s.epoch < opt_.epochs)
       spdlog::info("early stop after epoch {}: no held-out gain in {} epochs (best: epoch {})",
                    s.epoch, opt_.patience, s.best_epoch);

@@ -5,6 +5,7 @@
 // rank 0 writes files.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <string>
@@ -32,7 +33,7 @@ struct TrainerOptions {
   double plateau_factor = 0.5, min_lr = 0;
   int plateau_patience = 0;
   // Epochs without a held-out gain before stopping; 0 = run every epoch. A run whose score
-  // is still 0 stops after twice as many and says so (TrainingState::stalled).
+  // is still 0 stops after twice as many (at least 6) and says so (TrainingState::stalled).
   int patience = 0;
   // The examples of one epoch, in training order; empty = every example, shuffled by
   // (seed, epoch) (epoch_order). Must depend on (seed, epoch) only, so a resume sees the same.
@@ -84,6 +85,7 @@ class Trainer {
   double train_step(const std::vector<int>& global_batch, TrainingState& s,
                     std::vector<std::pair<std::string, double>>& terms, bool& stop, bool& skipped);
   double lr_at(long step, double lr_scale) const;
+  int zero_patience() const { return std::max(6, 2 * opt_.patience); }
   void set_frozen(int epoch);
   void write_checkpoint(const TrainingState& s);
   void write_progress(const TrainingState& s, double tokens_per_s, double eta_s, double loss);

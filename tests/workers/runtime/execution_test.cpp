@@ -173,7 +173,7 @@ TEST(LossScaler, TrainerSkipsOverflowingStepsAndKeepsTheScaleInTheCheckpoint) {
   EXPECT_EQ(s.scaler.scale, 32768.0);
   EXPECT_EQ(max_difference(*tagger, before), 0.0);
   auto state = parse_json(test::slurp(dir.file("ckpt/state.json")));
-  EXPECT_EQ(state["version"], 3);
+  EXPECT_EQ(state["version"], TrainingState::kVersion);
   EXPECT_EQ(state["loss_scaler"]["scale"], 32768.0);
   EXPECT_EQ(state["loss_scaler"]["skipped_steps"], 1);
   // The resumed run continues the same scale: a second overflow halves it again.

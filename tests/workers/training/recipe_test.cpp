@@ -198,7 +198,7 @@ TEST(Trainer, DevF1StuckAtZeroStopsAfterPatience) {
   opt.warmup_steps = 0;
   opt.patience = 3;
   auto s = Trainer(tagger, task, opt, *dist).run();
-  EXPECT_EQ(s.epoch, 6);  // twice the patience at a score of 0
+  EXPECT_EQ(s.epoch, 6);  // twice the patience (at least 6) at a score of 0
   EXPECT_TRUE(s.stalled);
   EXPECT_TRUE(s.finished);
 }

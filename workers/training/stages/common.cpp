@@ -181,7 +181,8 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
   metrics["best_dev_f1"] = state.best_score;
   nlohmann::json warnings = nlohmann::json::array();
   if (state.stalled)
-    warnings.push_back("dev F1 stayed 0 for " + std::to_string(2 * trainer_patience(spec)) +
+    warnings.push_back("dev F1 stayed 0 for " +
+                       std::to_string(std::max(6, 2 * trainer_patience(spec))) +
                        " epochs, so training stopped after epoch " + std::to_string(state.epoch) +
                        ": the model never found a dev entity; try a lower lr");
   else if (state.best_score == 0)
