@@ -296,7 +296,26 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
     const nlohmann::json& teacher_ref_json = l.config["teacher"];
     std::vector<PlannedRun> students;
     students.reserve(mine.size());
-    std::set<std::string> kd_phase_ids;  // grid points differing only in fine-tuning share one
+    // Grid points whose phase-1 settings agree (the point's own under two_phase's overrides)
+    // share one student_kd run.
+    std::set<std::string> kd_phase_ids;
+    // A student-stage run of this dataset: everything but its dependencies and data links.
+    auto student_run = [&](const std::string& stage, nlohmann::json params, nlohmann::json extra) {
+      PlannedRun r;
+      r.stage = stage;
+      r.dataset = ds.name;
+      r.config = {{"experiment", spec.experiment},
+                  {"stage", stage},
+                  {"dataset", ds_identity},
+                  {"params", std::move(params)},
+                  {"teacher", teacher_ref_json}};
+      r.config.update(extra);
+      r.id = id_of_normalized(r.config);
+      r.resources = spec.students.resources;
+      r.run_dir = run_dir(r.id);
+      r.teacher_dir = teacher_dir;
+      return r;
+    };
     for (auto& p : mine) {
       nlohmann::json params = defaults;
       deep_merge(params, p);  // both normalised already
@@ -338,36 +357,14 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
         kd_params["loss"] = kd_loss;
         kd_params.erase("sampler");  // phase 1 reads no gold: nothing to balance
         kd_params.erase("sampler_draws");
-        kd_params = normalize_numbers(kd_params);
-        PlannedRun k;
-        k.stage = "student_kd";
-        k.dataset = ds.name;
-        k.config = {{"experiment", spec.experiment},
-                    {"stage", "student_kd"},
-                    {"dataset", ds_identity},
-                    {"params", kd_params},
-                    {"teacher", teacher_ref_json},
-                    {"logits", l.id},
-                    {"unlabeled", ds.splits.at("unlabeled")}};
+        PlannedRun k = student_run("student_kd", normalize_numbers(kd_params),
+                                   {{"logits", l.id}, {"unlabeled", ds.splits.at("unlabeled")}});
         k.unlabeled = true;
-        k.id = id_of_normalized(k.config);
-        k.resources = spec.students.resources;
-        k.run_dir = run_dir(k.id);
         k.deps = {l.id};
-        k.teacher_dir = teacher_dir;
         k.logits_dir = l.run_dir;
         any_kd = true;
-        PlannedRun f;
-        f.stage = "student_finetune";
-        f.dataset = ds.name;
-        f.config = {{"experiment", spec.experiment}, {"stage", "student_finetune"},
-                    {"dataset", ds_identity},        {"params", std::move(params)},
-                    {"teacher", teacher_ref_json},   {"student_kd", k.id}};
-        f.id = id_of_normalized(f.config);
-        f.resources = spec.students.resources;
-        f.run_dir = run_dir(f.id);
+        PlannedRun f = student_run("student_finetune", std::move(params), {{"student_kd", k.id}});
         f.deps = {k.id};
-        f.teacher_dir = teacher_dir;
         f.student_dir = k.run_dir;
         if (kd_phase_ids.insert(k.id).second) students.push_back(std::move(k));
         students.push_back(std::move(f));
@@ -375,30 +372,17 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
       }
       bool kd = params["loss"]["kd_weight"].get<double>() != 0.0;
       any_kd = any_kd || kd;
-      PlannedRun s;
-      s.stage = "student";
-      s.dataset = ds.name;
-      s.config = {{"experiment", spec.experiment},
-                  {"stage", "student"},
-                  {"dataset", ds_identity},
-                  {"params", std::move(params)},
-                  {"teacher", teacher_ref_json},
-                  {"logits", kd ? nlohmann::json(l.id) : nlohmann::json()}};
+      nlohmann::json links = {{"logits", kd ? nlohmann::json(l.id) : nlohmann::json()}};
       // Distillation also runs on the dataset's unlabelled text (the teacher labels it).
-      if (kd && has_unlabeled) {
-        s.config["unlabeled"] = ds.splits.at("unlabeled");
-        s.unlabeled = true;
-      }
-      s.id = id_of_normalized(s.config);
-      s.resources = spec.students.resources;
-      s.run_dir = run_dir(s.id);
+      if (kd && has_unlabeled) links["unlabeled"] = ds.splits.at("unlabeled");
+      PlannedRun s = student_run("student", std::move(params), links);
+      s.unlabeled = kd && has_unlabeled;
       // Every student shares the teacher's tokenizer (its vocab.txt); KD students also need the
       // logits.
       if (kd)
         s.deps = {l.id};
       else if (!t.id.empty())
         s.deps = {t.id};
-      s.teacher_dir = teacher_dir;
       if (kd) s.logits_dir = l.run_dir;
       students.push_back(std::move(s));
     }
