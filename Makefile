@@ -12,7 +12,7 @@ JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKDX_WERROR=ON
 FUZZ_SECONDS ?= 600
 
-.PHONY: all bootstrap build asan cuda cuda-test-build test demo bench fuzz format clean
+.PHONY: all bootstrap build asan cuda cuda-test-build navec test demo bench fuzz format clean
 
 all: build
 
@@ -47,7 +47,12 @@ cuda-test-build: bootstrap $(CUDA_BUILD)/Makefile
 # Every test: the normal build's (unit, worker, Slurm with its chaos scenarios), the
 # sanitizer build's (unit tests under ASan+UBSan, each fuzz target for a bounded run), and
 # the CUDA build's (compiled and linked against LibTorch 2.x; its device tests on the CPU).
-test: build asan cuda-test-build
+# navec's vectors (natasha's wheel from PyPI, once, into the cache outside the clone).
+NAVEC_CACHE ?= $(or $(KDX_CACHE),$(HOME)/.cache/kdx)
+navec: build
+	$(BUILD)/bin/kdx data fetch navec --to $(NAVEC_CACHE)
+
+test: build asan cuda-test-build navec
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 	$(CUDA_BUILD)/bin/device_tests

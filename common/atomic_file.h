@@ -41,7 +41,6 @@ void sync_filesystem(const std::string& path);
 void make_dirs(const std::string& dir);
 bool file_exists(const std::string& path);
 
-// Reads a whole file; throws kdx::Error naming the path when it cannot.
-std::string read_file(const std::string& path);
+// Reading outside input (bounded, regular files only) is common/input_file.h.
 
 }  // namespace kdx

@@ -1,5 +1,6 @@
 #include "common/params.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 
@@ -312,6 +313,107 @@ const std::vector<ParamDef>& logits_params() {
   return defs;
 }
 
+const std::vector<ParamDef>& resource_params() {
+  static const std::vector<ParamDef> defs = {
+      {"nodes", P::Int, {}, {}, "nodes per run (one rank per GPU across them)", 1, 100000},
+      {"gpus_per_node", P::Int, {}, {}, "GPUs per node (0: a CPU run)", 0, 64},
+      {"cpus", P::Int, {}, {}, "CPUs per task", 1, 4096},
+      // Below 64M not even the worker's libraries load; above 64T no node exists. Slurm's
+      // --mem=0 ("all of a node") is refused: a run's needs should be written down.
+      {"mem", P::Memory, {}, {}, "memory per node (500M, 4G, 1T)", 64, 64.0 * 1024 * 1024},
+      {"time", P::Duration, {}, {}, "time limit (MM, HH:MM:SS, D-HH:MM:SS)", 1, 365.0 * 86400},
+      {"partition", P::String, {}, {}, "Slurm partition"},
+      {"account", P::String, {}, {}, "Slurm account"},
+      {"qos", P::String, {}, {}, "Slurm QOS"},
+      {"array_throttle",
+       P::Int,
+       {},
+       {},
+       "at most this many array tasks at once (0: no limit)",
+       0,
+       1000000},
+  };
+  return defs;
+}
+
+namespace {
+
+// Digits only, accumulated without wrapping: -1 when empty or not digits, -2 when above
+// `max` (however many digits).
+long long checked_digits(const std::string& s, long long max) {
+  if (s.empty()) return -1;
+  long long v = 0;
+  bool over = false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return -1;
+    if (!over) v = v * 10 + (c - '0');
+    over = over || v > max;
+  }
+  return over ? -2 : v;
+}
+
+}  // namespace
+
+long long parse_time_limit(const std::string& s) {
+  // Fields above 1e12 are "too large" before any arithmetic, so the sum cannot wrap.
+  constexpr long long kMaxField = 1000000000000LL;
+  std::string rest = s;
+  long long days = 0;
+  bool has_days = false;
+  auto dash = s.find('-');
+  if (dash != std::string::npos) {
+    days = checked_digits(s.substr(0, dash), kMaxField);
+    if (days < 0) return days;
+    rest = s.substr(dash + 1);
+    has_days = true;
+  }
+  auto parts = split(rest, ':');
+  if (parts.empty() || parts.size() > 3) return -1;
+  long long v[3] = {0, 0, 0};
+  bool over = false;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    v[i] = checked_digits(parts[i], kMaxField);
+    if (v[i] == -1) return -1;
+    over = over || v[i] == -2;
+  }
+  if (over) return -2;
+  long long secs;
+  if (has_days)  // D-HH, D-HH:MM, D-HH:MM:SS
+    secs = v[0] * 3600 + (parts.size() > 1 ? v[1] * 60 : 0) + (parts.size() > 2 ? v[2] : 0);
+  else if (parts.size() == 1)  // MM
+    secs = v[0] * 60;
+  else if (parts.size() == 2)  // MM:SS
+    secs = v[0] * 60 + v[1];
+  else  // HH:MM:SS
+    secs = v[0] * 3600 + v[1] * 60 + v[2];
+  return days * 86400 + secs;
+}
+
+long long parse_mem_mb(const std::string& s) {
+  if (s.empty()) return -1;
+  std::string num = s;
+  long long mult = 1;  // MB per unit; K is rounded up below
+  bool kilo = false;
+  char last = static_cast<char>(std::toupper(static_cast<unsigned char>(s.back())));
+  if (last < '0' || last > '9') {
+    num.pop_back();
+    if (last == 'K')
+      kilo = true;
+    else if (last == 'M')
+      mult = 1;
+    else if (last == 'G')
+      mult = 1024;
+    else if (last == 'T')
+      mult = 1024 * 1024;
+    else
+      return -1;
+  }
+  long long n = checked_digits(num, 1000000000000LL);
+  if (n < 0) return n;
+  if (kilo) return (n + 1023) / 1024;
+  return n * mult;  // at most 1e12 * 2^20 < 2^63
+}
+
 const std::vector<std::string>& stage_names() {
   static const std::vector<std::string> names = {"pretrain",   "teacher",          "logits",
                                                  "student_kd", "student_finetune", "student"};
@@ -374,6 +476,10 @@ std::string type_name(ParamType t) {
       return "a mapping";
     case ParamType::IntList:
       return "a list of integers";
+    case ParamType::Duration:
+      return "a time limit (MM, HH:MM:SS, D-HH:MM:SS)";
+    case ParamType::Memory:
+      return "a memory size (500M, 4G)";
   }
   return "?";
 }
@@ -391,6 +497,22 @@ std::string describe(const nlohmann::json& v) {
 }
 
 }  // namespace
+
+std::string format_duration_limit(long long secs) {
+  char buf[64];
+  if (secs < 86400)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", secs / 3600, secs / 60 % 60, secs % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lld-%02lld:%02lld:%02lld", secs / 86400, secs / 3600 % 24,
+                  secs / 60 % 60, secs % 60);
+  return buf;
+}
+
+std::string format_mem_mb(long long mb) {
+  if (mb % (1024 * 1024) == 0) return std::to_string(mb / (1024 * 1024)) + "T";
+  if (mb % 1024 == 0) return std::to_string(mb / 1024) + "G";
+  return std::to_string(mb) + "M";
+}
 
 std::string format_number(double x) {
   char buf[32];
@@ -441,6 +563,28 @@ std::string check_param(const ParamDef& def, const nlohmann::json& v) {
         auto e = check_param(*f, sub);
         if (!e.empty()) return k + (e[0] == '[' ? "" : ": ") + e;
       }
+      return {};
+    }
+    case ParamType::Duration:
+    case ParamType::Memory: {
+      // YAML's `time: 90` arrives as an integer; Slurm reads it as minutes (MB for mem).
+      std::string text = v.is_number_integer() || v.is_number_unsigned() ? v.dump()
+                         : v.is_string()                                 ? v.get<std::string>()
+                                                                         : std::string();
+      if (text.empty()) return wrong();
+      bool time = def.type == ParamType::Duration;
+      long long x = time ? parse_time_limit(text) : parse_mem_mb(text);
+      auto shown = [&](double b) {
+        if (time) return format_duration_limit(static_cast<long long>(b));
+        return format_mem_mb(static_cast<long long>(b));
+      };
+      if (x == -2)
+        return "must be between " + shown(def.min) + " and " + shown(def.max) + ", got '" + text +
+               "' (too large)";
+      if (x < 0) return "'" + text + "' is not " + type_name(def.type);
+      if (static_cast<double>(x) < def.min || static_cast<double>(x) > def.max)
+        return "must be between " + shown(def.min) + " and " + shown(def.max) + ", got '" + text +
+               "'";
       return {};
     }
     case ParamType::IntList: {

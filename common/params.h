@@ -9,8 +9,9 @@
 
 namespace kdx {
 
-// IntList: a list of integers, each within [min, max] (possibly empty).
-enum class ParamType { Int, Float, Bool, String, Object, IntList };
+// IntList: a list of integers, each within [min, max] (possibly empty). Duration: a Slurm
+// time limit string (min/max in seconds); Memory: a Slurm memory size (min/max in MB).
+enum class ParamType { Int, Float, Bool, String, Object, IntList, Duration, Memory };
 
 struct ParamDef {
   std::string name;
@@ -25,6 +26,9 @@ const std::vector<ParamDef>& teacher_params();
 const std::vector<ParamDef>& student_params();
 const std::vector<ParamDef>& logits_params();
 const std::vector<ParamDef>& pretrain_params();
+// A stage's `resources:` (nodes, gpus_per_node, cpus, mem, time, partition, account, qos,
+// array_throttle): the values an executor pastes into #SBATCH lines, so each is range-checked.
+const std::vector<ParamDef>& resource_params();
 // Every stage, in DAG order: pretrain, teacher, logits, student_kd, student_finetune, student.
 const std::vector<std::string>& stage_names();
 // The student stages (one-phase, and the two phases of two-phase distillation).
@@ -43,8 +47,18 @@ const ParamDef* find_param(const std::vector<ParamDef>& defs, const std::string&
 // integer, got a list" or "must be between 1 and 4096, got 0".
 std::string check_param(const ParamDef& def, const nlohmann::json& value);
 std::string type_name(ParamType t);
-std::string format_number(double x);  // shortest round-trip-ish form for messages
+std::string format_number(double x);
+std::string format_duration_limit(long long seconds);  // "0:00:01", "1-02:03:04"
+std::string format_mem_mb(
+    long long mb);  // "64M", "4G", "64T"  // shortest round-trip-ish form for messages
 std::string known_names(const std::vector<ParamDef>& defs);
+
+// Slurm time formats: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, as seconds; -1 when
+// the text is not one of them, -2 when a field is too large (computed without wrapping).
+long long parse_time_limit(const std::string& s);
+// 500M, 4G, 1T, 16K (rounded up to 1M), 1024 (MB), as megabytes; -1 when not a size, -2
+// when too large.
+long long parse_mem_mb(const std::string& s);
 
 // Numbers normalised so that 1, 1.0 and 1e0 hash alike: integral floats become integers.
 nlohmann::json normalize_numbers(const nlohmann::json& j);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace kdx {
 namespace {
@@ -38,8 +39,7 @@ std::string sha256_hex(const std::string& data) {
 }
 
 std::string sha256_file_hex(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path);
+  auto in = open_input(path, InputKind::Weights);
   Digest d;
   std::vector<char> buf(1 << 16);
   while (in) {

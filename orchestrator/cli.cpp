@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -14,7 +15,9 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/log.h"
+#include "common/params.h"
 #include "common/strings.h"
 #include "orchestrator/command.h"
 #include "orchestrator/commands.h"
@@ -81,11 +84,17 @@ int schedule(const std::string& registry, const std::string& experiment, int job
     return failed == 0 ? 0 : 3;
   }
   // Without --wait a detached scheduler runs the DAG; it outlives this process and the terminal.
+  // It reports through a pipe once it has opened the registry and read its runs, so that a
+  // scheduler that cannot start (a corrupt registry, a full disk) fails this command, not
+  // only its log.
   std::string log = results_dir_of(registry) + "/scheduler.log";
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) throw Error("cannot start the background scheduler: pipe");
   std::fflush(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) throw Error("cannot start the background scheduler: fork failed");
   if (pid == 0) {
+    ::close(ready[0]);
     ::setsid();
     if (::fork() != 0) ::_exit(0);  // the grandchild is re-parented: no zombie, no terminal
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -95,9 +104,19 @@ int schedule(const std::string& registry, const std::string& experiment, int job
       ::dup2(fd, 2);
     }
     if (in >= 0) ::dup2(in, 0);
+    auto tell = [&](const std::string& msg) {
+      if (ready[1] < 0) return;
+      ssize_t ignored = ::write(ready[1], msg.data(), msg.size());
+      (void)ignored;
+      ::close(ready[1]);
+      ready[1] = -1;
+    };
     int rc = 0;
     try {
       Registry reg(registry);
+      reg.check_integrity();
+      reg.runs(experiment);
+      tell("ok");
       LocalOptions opt;
       opt.experiment = experiment;
       opt.jobs = jobs;
@@ -108,13 +127,28 @@ int schedule(const std::string& registry, const std::string& experiment, int job
       run_local(reg, opt);
     } catch (const std::exception& e) {
       spdlog::error("scheduler: {}", e.what());
+      tell(e.what());
       rc = 1;
     }
     std::fflush(nullptr);
     ::_exit(rc);
   }
+  ::close(ready[1]);
   int status;
   ::waitpid(pid, &status, 0);
+  std::string answer;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(ready[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(ready[0]);
+  if (answer != "ok")
+    throw Error(
+        "the background scheduler could not start: " +
+        (answer.empty() ? std::string("it exited without a word (see ") + log + ")" : answer));
   std::cout << "scheduling in the background (log: " << log << "); watch with: kdx status"
             << (experiment.empty() ? "" : " --experiment " + experiment) << "\n";
   return 0;
@@ -175,8 +209,25 @@ int submit_to_slurm(const std::string& registry, const std::string& experiment, 
 }
 
 // Every executor's view brought up to date; Slurm being unreachable is a warning, not an error.
-void reconcile_all(Registry& reg) {
-  reconcile_local(reg);
+// `best_effort` (commands that only look): a registry that cannot be written (read-only, a
+// full disk) is shown as last recorded, with a warning, instead of failing the command.
+void reconcile_all(Registry& reg, bool best_effort = false) {
+  if (reg.read_only()) {
+    static bool said = false;
+    if (!said)
+      spdlog::warn("{} is read-only: showing the states last recorded (nothing is updated)",
+                   reg.path());
+    said = true;
+    return;
+  }
+  try {
+    reconcile_local(reg);
+  } catch (const Error& e) {
+    std::string what = e.what();
+    if (!best_effort || what.find("the registry is corrupt") != std::string::npos) throw;
+    spdlog::warn("could not record the latest states ({}); showing the states last recorded", what);
+    return;
+  }
   if (reg.active_attempts("slurm").empty()) return;
   try {
     reconcile_slurm(reg);
@@ -198,6 +249,36 @@ int say_orphans(const std::string& registry, const std::string& experiment) {
               << " left without a scheduler (it was stopped or killed); scheduling "
               << (n == 1 ? "it" : "them") << " now\n";
   return n;
+}
+
+// CLI11's own range checks say "Value 0 not in range 0.000000 to 1.797693e+308" for --jobs 0.
+CLI::Validator int_between(long long min, long long max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        errno = 0;
+        char* end = nullptr;
+        long long v = std::strtoll(text.c_str(), &end, 10);
+        if (text.empty() || *end != '\0' || errno != 0)
+          return "expected a whole number, got '" + text + "'";
+        if (v < min || v > max)
+          return "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                 ", got " + text;
+        return {};
+      },
+      std::to_string(min) + ".." + std::to_string(max));
+}
+
+CLI::Validator seconds_between(double min, double max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        char* end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !(v >= min && v <= max))
+          return "must be a number of seconds between " + format_number(min) + " and " +
+                 format_number(max) + ", got '" + text + "'";
+        return {};
+      },
+      "SECONDS");
 }
 
 int default_jobs() {
@@ -232,6 +313,10 @@ int kdx_main(int argc, char** argv) {
       "Plan a YAML grid into runs, execute them (Slurm or local), record results in SQLite, "
       "report."};
   app.require_subcommand(1);
+  app.footer(
+      "Environment: KDX_DATA_DIR (data root), KDX_LOG_LEVEL, KDX_MAX_DATA_SIZE (default 4G: "
+      "data sets and corpora larger than this are refused), KDX_MAX_RECORD_SIZE, "
+      "KDX_MAX_SPEC_SIZE (16M each), KDX_MAX_WEIGHTS_SIZE (256G); workers inherit them.");
   // Options of kdx itself are accepted after the subcommand too (kdx status --registry r):
   // subcommands pass what they do not know up to here.
   app.fallthrough();
@@ -258,13 +343,13 @@ int kdx_main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "local", "slurm"}))
       ->capture_default_str();
   submit->add_option("--jobs,-j", jobs, "local executor: runs at a time")
-      ->check(CLI::PositiveNumber)
+      ->check(int_between(1, 100000))
       ->capture_default_str();
   const char* cpus_help =
       "local executor: cores the running runs may hold together, each its resources.cpus per "
       "rank (a run asking for more runs alone; 0 = no limit; default: all online cores)";
   submit->add_option("--cpus", cpus, cpus_help)
-      ->check(CLI::NonNegativeNumber)
+      ->check(int_between(0, 1000000))
       ->capture_default_str();
   const char* gpus_help =
       "local executor: GPUs the running runs may hold together, each its "
@@ -272,9 +357,7 @@ int kdx_main(int argc, char** argv) {
       "per GPU; a run asking for more GPUs than this fails; runs without GPUs get "
       "CUDA_VISIBLE_DEVICES=\"\" unless this is 0; default: the entries of "
       "$CUDA_VISIBLE_DEVICES, else the /dev/nvidiaN device files, else 0)";
-  submit->add_option("--gpus", gpus, gpus_help)
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  submit->add_option("--gpus", gpus, gpus_help)->check(int_between(0, 4096))->capture_default_str();
   submit->add_flag("--wait", wait, "stay until every run has finished, showing progress");
   bool hold = false;
   submit->add_flag("--hold", hold,
@@ -293,6 +376,7 @@ int kdx_main(int argc, char** argv) {
   double interval = 5;
   status->add_flag("--watch", watch, "refresh in place until every run has finished");
   status->add_option("--interval", interval, "seconds between refreshes with --watch")
+      ->check(seconds_between(0.1, 86400))
       ->capture_default_str();
 
   auto* show =
@@ -313,9 +397,9 @@ int kdx_main(int argc, char** argv) {
       ->required();
   resubmit->add_option("--experiment,-e", experiment, "only this experiment");
   resubmit->add_option("--jobs,-j", jobs, "local executor: runs at a time")
-      ->check(CLI::PositiveNumber);
-  resubmit->add_option("--cpus", cpus, cpus_help)->check(CLI::NonNegativeNumber);
-  resubmit->add_option("--gpus", gpus, gpus_help)->check(CLI::NonNegativeNumber);
+      ->check(int_between(1, 100000));
+  resubmit->add_option("--cpus", cpus, cpus_help)->check(int_between(0, 1000000));
+  resubmit->add_option("--gpus", gpus, gpus_help)->check(int_between(0, 4096));
   resubmit->add_flag("--wait", wait, "stay until every run has finished");
 
   auto* logs = app.add_subcommand("logs", "Print (or follow) a run's log, local or on Slurm");
@@ -325,9 +409,9 @@ int kdx_main(int argc, char** argv) {
   logs->add_option("run", logs_run, "run id (or a unique prefix)")->required();
   logs->add_flag("-f,--follow", logs_follow, "keep printing new lines until the attempt ends");
   logs->add_option("--attempt", logs_attempt, "attempt number (default: the last)")
-      ->check(CLI::PositiveNumber);
+      ->check(int_between(1, 1000000));
   logs->add_option("--rank", logs_rank, "only this rank's lines (data-parallel runs)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(int_between(0, 1000000));
 
   add_worker_side_commands(app);
 
@@ -342,8 +426,8 @@ int kdx_main(int argc, char** argv) {
     // Workers inherit the level through the environment, locally and in Slurm jobs.
     if (!g.log_level.empty()) ::setenv("KDX_LOG_LEVEL", g.log_level.c_str(), 1);
     if (*logs) {
-      Registry reg(g.registry);
-      reconcile_all(reg);
+      Registry reg(g.registry, Registry::Access::ReadOrReadOnly);
+      reconcile_all(reg, true);
       auto run = resolve_runs(reg, {logs_run})[0];
       auto attempts = reg.attempts(run.id);
       if (attempts.empty())
@@ -357,7 +441,7 @@ int kdx_main(int argc, char** argv) {
       fo.rank = logs_rank;
       fo.follow = logs_follow;
       fo.still_running = [&] {
-        reconcile_all(reg);
+        reconcile_all(reg, true);
         auto now = reg.attempts(run.id);
         for (auto& x : now)
           if (x.number == a.number) return state::is_active(x.state);
@@ -369,7 +453,7 @@ int kdx_main(int argc, char** argv) {
     if (*submit) {
       SpecOptions so;
       so.data_dir = data_dir;
-      std::string text = read_file(spec_path);
+      std::string text = read_input(spec_path, InputKind::Spec);
       Spec spec = parse_spec_text(text, spec_path, so);
       Plan plan = make_plan(spec, results_dir_of(g.registry));
       if (dry_run && plan_json) {
@@ -398,10 +482,15 @@ int kdx_main(int argc, char** argv) {
       SubmitSummary sum;
       {
         Registry reg(g.registry);
+        reg.check_integrity();
         sum = register_plan(reg, plan, spec, text, ex);
       }
       std::cout << spec.experiment << ": " << sum.created << " new runs, " << sum.completed
-                << " already completed (skipped), " << sum.active << " already pending/running";
+                << " already completed (skipped"
+                << (sum.recorded ? ", " + std::to_string(sum.recorded) +
+                                       " recorded from their run directories"
+                                 : std::string())
+                << "), " << sum.active << " already pending/running";
       if (sum.failed)
         std::cout << ", " << sum.failed << " failed earlier (kdx resubmit --failed -e "
                   << spec.experiment << ")";
@@ -413,9 +502,10 @@ int kdx_main(int argc, char** argv) {
       return schedule(g.registry, spec.experiment, jobs, cpus, gpu_ids, wait);
     }
     if (*status) {
-      Registry reg(g.registry);
+      Registry reg(g.registry, Registry::Access::ReadOrReadOnly);
+      reg.check_integrity();
       require_experiment(reg, experiment);
-      reconcile_all(reg);
+      reconcile_all(reg, true);
       while (watch && !json) {
         auto rows = status_rows(reg, reg.runs(experiment));
         std::cout << "\033[H\033[2J" << render_status(rows) << std::flush;
@@ -423,7 +513,7 @@ int kdx_main(int argc, char** argv) {
         for (auto& r : rows) active = active || state::is_active(r.state);
         if (!active) return 0;
         std::this_thread::sleep_for(std::chrono::duration<double>(interval));
-        reconcile_all(reg);
+        reconcile_all(reg, true);
       }
       auto rows = status_rows(reg, reg.runs(experiment));
       if (json) {
@@ -437,8 +527,8 @@ int kdx_main(int argc, char** argv) {
       return 0;
     }
     if (*show) {
-      Registry reg(g.registry);
-      reconcile_all(reg);
+      Registry reg(g.registry, Registry::Access::ReadOrReadOnly);
+      reconcile_all(reg, true);
       auto run = resolve_runs(reg, {run_id})[0];
       if (json)
         std::cout << show_json(reg, run).dump(2) << "\n";

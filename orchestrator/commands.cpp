@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "orchestrator/registry.h"
@@ -28,7 +29,7 @@ struct Options {
   std::vector<std::string> gold, pred;
   std::string types_file;
   bool json = false;
-  std::string fetch_to, base_url;
+  std::string fetch_to, base_url, wheel_url;
   std::vector<std::string> fetch_names;
   std::vector<std::string> files;
   std::string vocab;
@@ -47,7 +48,7 @@ std::vector<std::string> load_types(const std::string& format, const std::string
   }
   std::set<std::string> t;
   if (!types_file.empty()) {
-    for (auto& l : split(read_file(types_file), '\n'))
+    for (auto& l : split(read_input(types_file, InputKind::Data), '\n'))
       if (!trim(l).empty()) t.insert(trim(l));
   } else {
     t = data::runne_types_near(gold_file);
@@ -106,6 +107,7 @@ int run_fetch() {
   data::FetchOptions fo;
   fo.to = opt.fetch_to.empty() ? resolve_data_root("") : opt.fetch_to;
   if (!opt.base_url.empty()) fo.base_url = opt.base_url;
+  fo.wheel_url = opt.wheel_url;
   for (auto& name : opt.fetch_names)
     for (auto& line : data::fetch_dataset(name, fo)) std::cout << line << "\n";
   return 0;
@@ -139,7 +141,8 @@ int run_roundtrip() {
 }
 
 int run_report(const std::string& registry) {
-  Registry reg(registry);
+  Registry reg(registry, Registry::Access::ReadOrReadOnly);
+  reg.check_integrity();
   auto data = build_report(reg, opt.experiment, opt.group_by);
   auto render = [&](const std::string& f) {
     if (f == "csv") return render_csv(data);
@@ -213,15 +216,19 @@ void add_worker_side_commands(CLI::App& app) {
   data_cmd = app.add_subcommand("data", "Get and inspect data sets");
   data_cmd->require_subcommand(1);
   fetch_cmd = data_cmd->add_subcommand(
-      "fetch", "Download RuNNE / RuREBus from their GitHub repositories, checksum-verified");
-  fetch_cmd->add_option("datasets", opt.fetch_names, "runne and/or rurebus")
+      "fetch",
+      "Download RuNNE / RuREBus from their GitHub repositories, and navec's Russian news word "
+      "vectors out of natasha's wheel on PyPI (with pip), checksum-verified");
+  fetch_cmd->add_option("datasets", opt.fetch_names, "runne, rurebus and/or navec")
       ->required()
-      ->check(CLI::IsMember({"runne", "rurebus"}));
+      ->check(CLI::IsMember({"runne", "rurebus", "navec"}));
   fetch_cmd->add_option("--to", opt.fetch_to,
                         "data root to fill (default: the data root kdx would use)");
   fetch_cmd->add_option(
       "--base-url", opt.base_url,
       "mirror serving <owner>/<repo>/raw/HEAD/<path> (default https://github.com)");
+  fetch_cmd->add_option("--wheel-url", opt.wheel_url,
+                        "navec: natasha-1.6.0-py3-none-any.whl from this URL instead of pip");
   roundtrip_cmd = data_cmd->add_subcommand(
       "roundtrip", "Fraction of gold entities that survive tag encode -> decode");
   roundtrip_cmd->add_option("--format", opt.format, "runne | rurebus | conll")

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/log.h"
 #include "common/strings.h"
@@ -69,6 +71,7 @@ void tally(Progress& p, const std::string& s) {
 namespace {
 
 std::string last_line(const std::string& path) {
+  if (!is_regular_file(path)) return {};
   std::ifstream in(path);
   std::string line, last;
   while (std::getline(in, line))
@@ -145,15 +148,24 @@ void reconcile_local(Registry& reg, double kill_grace_s) {
       if (read_exit_status(attempt_log(run->run_dir, a.number, "exit"))) continue;
       a.state = run->state == state::kCancelled ? state::kCancelled : state::kFailed;
       a.raw_state = "LOST";
+      // Most often the disk filled up (the supervisor could not write the exit file): say so
+      // when it is still full, and what the worker said last.
+      std::string tail = last_line(attempt_log(run->run_dir, a.number, "log"));
+      struct statvfs fs;
+      bool full = ::statvfs(run->run_dir.c_str(), &fs) == 0 &&
+                  static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize) < 1 << 20;
       a.reason = "worker (pid " + std::to_string(a.pid) +
-                 ") and its supervisor are gone without an exit status";
+                 ") and its supervisor are gone without an exit status" +
+                 (full ? " (the filesystem of " + run->run_dir + " has less than 1 MiB free)"
+                       : std::string()) +
+                 (tail.empty() ? "" : "; last log line: " + tail);
       a.end_time = now_seconds();
       a.elapsed_s = a.end_time - a.start_time;
       reg.finish_attempt(a, nullptr);
       continue;
     }
     // Time limit, as Slurm does it: SIGTERM (the worker checkpoints), SIGKILL after a grace.
-    long limit = parse_time_limit(run->run_json["resources"].value("time", std::string("0")));
+    long long limit = parse_time_limit(run->run_json["resources"].value("time", std::string("0")));
     double running_for = now_seconds() - a.start_time;
     if (worker && limit > 0 && running_for > static_cast<double>(limit)) {
       if (a.raw_state != "TIMEOUT_SIGNALLED") {

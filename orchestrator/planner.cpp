@@ -5,6 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/params.h"
 #include "common/sha256.h"
 #include "orchestrator/grid.h"
@@ -128,6 +129,19 @@ std::string id_of_normalized(const nlohmann::json& config) {
 
 namespace {
 
+// A loss whose every weight is 0 trains on a zero objective: the run would end COMPLETED
+// with the model it started from.
+void check_objective(const nlohmann::json& params, const std::string& where) {
+  if (!params.contains("loss") || !params["loss"].is_object()) return;
+  auto& loss = params["loss"];
+  double total = 0;
+  for (auto key : {"ce_weight", "dice_weight", "kd_weight"})
+    if (loss.contains(key) && loss[key].is_number()) total += loss[key].get<double>();
+  if (total == 0)
+    throw Error(where + ": loss: ce_weight, dice_weight and kd_weight are all 0 (" + loss.dump() +
+                "): the run would learn nothing; give one of them a weight");
+}
+
 nlohmann::json dataset_identity(const DatasetSpec& d) {
   nlohmann::json splits = nlohmann::json::object();
   for (auto& [k, v] : d.splits)
@@ -221,7 +235,7 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
   if (!spec.teacher.checkpoint.empty() && !spec.teacher.params.contains("tagging")) {
     std::string desc_path = spec.teacher.checkpoint + "/model.json";
     if (file_exists(desc_path)) {
-      auto desc = nlohmann::json::parse(read_file(desc_path), nullptr, false);
+      auto desc = nlohmann::json::parse(read_input(desc_path, InputKind::Record), nullptr, false);
       if (desc.is_object() && desc.contains("columns") && desc.contains("classes") &&
           desc["columns"].is_number_integer() && desc["classes"].is_number_integer()) {
         const int64_t columns = desc["columns"], classes = desc["classes"];
@@ -252,6 +266,7 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
     PlannedRun t;
     std::string teacher_ref;
     if (spec.teacher.checkpoint.empty()) {
+      check_objective(teacher, spec.file + ": teacher");
       t.stage = "teacher";
       t.dataset = ds.name;
       t.config = {{"experiment", spec.experiment},
@@ -301,6 +316,7 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
     std::set<std::string> kd_phase_ids;
     // A student-stage run of this dataset: everything but its dependencies and data links.
     auto student_run = [&](const std::string& stage, nlohmann::json params, nlohmann::json extra) {
+      check_objective(params, spec.file + ": students (" + stage + ")");
       PlannedRun r;
       r.stage = stage;
       r.dataset = ds.name;

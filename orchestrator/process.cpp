@@ -13,6 +13,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "orchestrator/registry.h"
 
@@ -114,6 +115,7 @@ Launched launch_detached(const LaunchSpec& spec) {
 }
 
 std::optional<ExitStatus> read_exit_status(const std::string& exit_path) {
+  if (!is_regular_file(exit_path)) return std::nullopt;
   std::ifstream in(exit_path);
   if (!in) return std::nullopt;
   std::stringstream ss;

@@ -47,11 +47,34 @@ CREATE TABLE metrics(
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == Registry::kSchemaVersion, "one migration per schema version");
 
+// What a user does about a damaged registry: SQLite's own recovery keeps what it can read;
+// re-submitting into a fresh registry records every finished run again from its run
+// directory (its result.json) without running it.
+std::string recovery_advice(const std::string& path) {
+  return "recover it with SQLite's own tool: sqlite3 " + path + " .recover | sqlite3 " + path +
+         ".recovered && mv " + path + ".recovered " + path + "; or move it aside (mv " + path +
+         " " + path +
+         ".damaged) and submit each experiment again: runs whose result.json is in "
+         "their run directory are recorded as COMPLETED without running again";
+}
+
+// Every SQLite failure as a kdx::Error; a damaged file says so, with the way out.
+[[noreturn]] void throw_sqlite(sqlite3* db, const std::string& what) {
+  int code = sqlite3_errcode(db) & 0xff;
+  std::string msg = sqlite3_errmsg(db);
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
+    const char* file = sqlite3_db_filename(db, "main");
+    std::string path = file && *file ? file : "the registry";
+    throw Error(path + ": the registry is corrupt (" + msg + "); " + recovery_advice(path));
+  }
+  throw Error("registry: " + what + msg);
+}
+
 class Stmt {
  public:
   Stmt(sqlite3* db, const char* sql) : db_(db) {
     if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
-      throw Error(std::string("registry: cannot prepare statement: ") + sqlite3_errmsg(db));
+      throw_sqlite(db, "cannot prepare statement: ");
   }
   ~Stmt() { sqlite3_finalize(s_); }
   Stmt& bind(int i, const std::string& v) {
@@ -77,7 +100,7 @@ class Stmt {
     int rc = sqlite3_step(s_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw Error(std::string("registry: ") + sqlite3_errmsg(db_));
+    throw_sqlite(db_, "");
   }
   std::string text(int c) {
     auto p = sqlite3_column_text(s_, c);
@@ -86,6 +109,10 @@ class Stmt {
   double real(int c) { return sqlite3_column_double(s_, c); }
   long long integer(int c) { return sqlite3_column_int64(s_, c); }
   bool is_null(int c) { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+  std::string path() const {
+    const char* f = sqlite3_db_filename(db_, "main");
+    return f && *f ? f : "the registry";
+  }
 
  private:
   sqlite3* db_;
@@ -95,6 +122,16 @@ class Stmt {
 nlohmann::json parse_or_null(const std::string& s) {
   if (s.empty()) return nullptr;
   return parse_json(s);
+}
+
+// A column kdx wrote as JSON that no longer parses: the file was edited or damaged.
+nlohmann::json parse_column(Stmt& s, int c, const char* column, const std::string& id) {
+  auto j = parse_or_null(s.text(c));
+  if (j.is_discarded())
+    throw Error("registry: run " + id + ": its " + column +
+                " is not valid JSON (the registry was edited or damaged); " +
+                recovery_advice(s.path()));
+  return j;
 }
 
 const char* kRunColumns =
@@ -107,11 +144,15 @@ RunRecord read_run(Stmt& s) {
   r.experiment = s.text(1);
   r.stage = s.text(2);
   r.dataset = s.text(3);
-  r.config = parse_or_null(s.text(4));
-  r.run_json = parse_or_null(s.text(5));
-  auto deps = parse_or_null(s.text(6));
+  r.config = parse_column(s, 4, "config", r.id);
+  r.run_json = parse_column(s, 5, "run_json", r.id);
+  if (!r.run_json.is_object())
+    throw Error("registry: run " + r.id + ": its run_json is not an object; " +
+                recovery_advice(s.path()));
+  auto deps = parse_column(s, 6, "deps", r.id);
   if (deps.is_array())
-    for (auto& d : deps) r.deps.push_back(d.get<std::string>());
+    for (auto& d : deps)
+      if (d.is_string()) r.deps.push_back(d.get<std::string>());
   r.run_dir = s.text(7);
   r.state = s.text(8);
   r.raw_state = s.text(9);
@@ -119,7 +160,7 @@ RunRecord read_run(Stmt& s) {
   r.executor = s.text(11);
   r.created_at = s.real(12);
   r.updated_at = s.real(13);
-  r.result = parse_or_null(s.text(14));
+  r.result = parse_column(s, 14, "result", r.id);
   r.seq = static_cast<int>(s.integer(15));
   return r;
 }
@@ -161,13 +202,62 @@ std::string dir_of(const std::string& p) {
 
 }  // namespace
 
-Registry::Registry(const std::string& path) : path_(path) {
-  if (!dir_of(path).empty()) make_dirs(dir_of(path));
+namespace {
+
+// SQLite URIs give '%', '?' and '#' a meaning; a path may hold them.
+std::string uri_path(const std::string& p) {
+  std::string out = "file:";
+  for (char c : p) {
+    if (c == '%')
+      out += "%25";
+    else if (c == '?')
+      out += "%3f";
+    else if (c == '#')
+      out += "%23";
+    else
+      out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+void Registry::open_read_only() {
+  // mode=ro reads a WAL registry when its -shm can be used; immutable=1 when even that cannot
+  // be created (a read-only mount), which is safe because nobody can be writing it there.
+  for (const char* query : {"?mode=ro", "?immutable=1"}) {
+    if (db_) sqlite3_close(db_);
+    db_ = nullptr;
+    if (sqlite3_open_v2((uri_path(path_) + query).c_str(), &db_,
+                        SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) != SQLITE_OK)
+      continue;
+    try {
+      schema_version();
+      Stmt probe(db_, "SELECT count(*) FROM runs");
+      probe.step();
+      read_only_ = true;
+      return;
+    } catch (const Error&) {
+    }
+  }
+  std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+  if (db_) sqlite3_close(db_);
+  db_ = nullptr;
+  throw Error(path_ + ": cannot open registry, not even read-only: " + msg);
+}
+
+Registry::Registry(const std::string& path, Access access) : path_(path) {
+  bool exists = file_exists(path);
+  if (!dir_of(path).empty() && (!exists || access == Access::ReadWrite)) make_dirs(dir_of(path));
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
       SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
+    if (exists && access == Access::ReadOrReadOnly) {
+      open_read_only();
+      return;
+    }
     throw Error(path + ": cannot open registry: " + msg);
   }
   sqlite3_busy_timeout(db_, 10000);
@@ -192,8 +282,18 @@ Registry::Registry(const std::string& path) : path_(path) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         continue;
       }
+      int ext = sqlite3_extended_errcode(db_);
+      bool unwritable = code == SQLITE_READONLY || code == SQLITE_CANTOPEN || code == SQLITE_PERM ||
+                        ext == SQLITE_IOERR_SHMOPEN;
       sqlite3_close(db_);
       db_ = nullptr;
+      if (exists && unwritable && access == Access::ReadOrReadOnly) {
+        open_read_only();
+        if (schema_version() < kSchemaVersion)
+          throw Error(path + ": registry schema version " + std::to_string(schema_version()) +
+                      " needs upgrading, which needs write access");
+        return;
+      }
       std::string what = e.what();
       if (what.rfind(path, 0) == 0) throw;
       throw Error(path + ": " + what);
@@ -208,9 +308,22 @@ Registry::~Registry() {
 void Registry::exec(const std::string& sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    throw Error("registry: " + msg);
+    throw_sqlite(db_, "");
+  }
+}
+
+void Registry::check_integrity() {
+  // quick_check reads every page (not the indexes' contents): a zeroed page that queries
+  // would silently skip, so that the runs on it seem never to have existed, is found here.
+  Stmt s(db_, "PRAGMA quick_check");
+  std::vector<std::string> problems;
+  while (s.step())
+    if (s.text(0) != "ok" && problems.size() < 3) problems.push_back(s.text(0));
+  if (!problems.empty()) {
+    std::string list;
+    for (auto& p : problems) list += (list.empty() ? "" : "; ") + p;
+    throw Error(path_ + ": the registry is corrupt (" + list + "); " + recovery_advice(path_));
   }
 }
 
@@ -433,6 +546,18 @@ bool Registry::finish_attempt(const AttemptRecord& a, const nlohmann::json& resu
   }
   t.commit();
   return true;
+}
+
+void Registry::record_result(const std::string& run_id, const nlohmann::json& result) {
+  {
+    Stmt s(db_, "UPDATE runs SET result=?, updated_at=? WHERE id=?");
+    s.bind(1, result.dump()).bind(2, now_seconds()).bind(3, run_id).step();
+  }
+  if (!result.contains("metrics") || !result["metrics"].is_object()) return;
+  for (auto& [k, v] : result["metrics"].items()) {
+    Stmt s(db_, "INSERT OR REPLACE INTO metrics(run_id, attempt, key, value) VALUES(?,?,?,?)");
+    s.bind(1, run_id).bind(2, 0).bind(3, k).bind(4, v.dump()).step();
+  }
 }
 
 std::map<std::string, nlohmann::json> Registry::metrics(const std::string& run_id) {

@@ -56,15 +56,24 @@ class Registry {
  public:
   static constexpr int kSchemaVersion = 1;
 
+  // ReadOrReadOnly: commands that only look (status, show, report, logs) still work on a
+  // registry they cannot write (a read-only mount, another user's results): it is then
+  // opened read-only and read_only() says so.
+  enum class Access { ReadWrite, ReadOrReadOnly };
+
   // Creates the file (and its directory) when absent. Throws kdx::Error naming the path
   // for an unreadable file or a schema newer than kSchemaVersion.
-  explicit Registry(const std::string& path);
+  explicit Registry(const std::string& path, Access access = Access::ReadWrite);
   ~Registry();
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
   const std::string& path() const { return path_; }
+  bool read_only() const { return read_only_; }
   int schema_version();
+  // PRAGMA quick_check; throws kdx::Error "<path>: the registry is corrupt (...); recover it
+  // with ..." when a page is damaged.
+  void check_integrity();
 
   // BEGIN IMMEDIATE ... COMMIT; rolled back when the guard dies without commit().
   class Transaction {
@@ -104,6 +113,10 @@ class Registry {
   // attempt COMPLETED. Returns false when the attempt was already ingested: ingest happens once.
   bool finish_attempt(const AttemptRecord& attempt, const nlohmann::json& result);
 
+  // Stores a checked result.json (and its metrics) on a run with no attempt: a run found
+  // finished in its run directory. Joins the caller's transaction.
+  void record_result(const std::string& run_id, const nlohmann::json& result);
+
   std::map<std::string, nlohmann::json> metrics(const std::string& run_id);
 
   void exec(const std::string& sql);
@@ -111,8 +124,10 @@ class Registry {
 
  private:
   void migrate();
+  void open_read_only();
   std::string path_;
   sqlite3* db_ = nullptr;
+  bool read_only_ = false;
 };
 
 double now_seconds();

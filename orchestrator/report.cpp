@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/params.h"
 #include "common/strings.h"
@@ -82,7 +83,8 @@ Curve read_curve(const RunRecord& r, const nlohmann::json& params_flat) {
   c.stage = r.stage;
   c.arch = r.stage == "teacher" ? "bert" : params_flat.value("arch", std::string());
   c.kd_label = r.stage == "teacher" ? "teacher" : kd_label_of(r.stage, params_flat);
-  std::ifstream in(r.run_dir + "/metrics.jsonl");
+  std::ifstream in;
+  if (is_regular_file(r.run_dir + "/metrics.jsonl")) in.open(r.run_dir + "/metrics.jsonl");
   std::string line;
   while (std::getline(in, line)) {
     auto m = parse_json(line);
@@ -151,6 +153,19 @@ ReportData build_report(Registry& reg, const std::string& experiment,
   if (runs.empty())
     throw Error("no runs in " + reg.path() +
                 " (submit one with: kdx submit experiments/smoke.yaml)");
+  // A grouping key that no run has would silently merge every configuration into one row.
+  if (!group_by.empty()) {
+    std::set<std::string> keys;
+    for (auto& r : runs) {
+      nlohmann::json f;
+      if (r.config.is_object() && r.config.contains("params")) flatten(r.config["params"], "", f);
+      for (auto& [k, v] : f.items()) keys.insert(k);
+    }
+    for (auto& g : group_by)
+      if (!keys.count(g) && !find_param(student_params(), g) && !find_param(teacher_params(), g))
+        throw Error("--group-by: unknown key '" + g + "' (the runs' keys: " +
+                    join(std::vector<std::string>(keys.begin(), keys.end()), ", ") + ")");
+  }
   ReportData rep;
   rep.experiment = experiment;
   std::map<std::string, DatasetReport> by_ds;

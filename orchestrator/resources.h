@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/params.h"
+
 namespace kdx {
 
 struct Resources {
@@ -20,11 +22,8 @@ struct Resources {
   int array_throttle = 0;  // 0 = no `%` limit
 };
 
-// Slurm time formats: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS. Returns seconds, -1 if
-// invalid.
-long parse_time_limit(const std::string& s);
-// 500M, 4G, 1T, 1024 (MB). Returns megabytes, -1 if invalid.
-long parse_mem_mb(const std::string& s);
+// Their table (types, ranges) and the time/memory parsers are common/params.h's
+// resource_params(), parse_time_limit() and parse_mem_mb().
 // Partition/account/qos names: letters, digits, '_', '-', '.', ',' only.
 bool valid_slurm_name(const std::string& s);
 

@@ -8,6 +8,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace kdx {
 
@@ -32,6 +33,7 @@ void print_log(std::ostream& out, const std::string& path, const FollowOptions& 
   size_t offset = 0;
   std::string pending;  // a partial last line, held until its newline arrives (rank filter)
   auto emit = [&](bool final) {
+    if (!is_regular_file(path)) return;
     std::ifstream in(path, std::ios::binary);
     if (!in) return;
     in.seekg(static_cast<std::streamoff>(offset));

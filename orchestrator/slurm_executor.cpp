@@ -14,6 +14,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/params.h"
 #include "common/strings.h"
@@ -82,6 +83,7 @@ bool is_terminal_slurm(const std::string& kdx_state) {
 }
 
 std::string last_log_line(const std::string& path) {
+  if (!is_regular_file(path)) return {};
   std::ifstream in(path);
   std::string line, last;
   while (std::getline(in, line))
@@ -205,7 +207,7 @@ SlurmSubmitReport submit_slurm(Registry& reg, const std::string& experiment,
                             .value("sbatch_template", std::string());
       if (!own.empty() && own != tmpl_name) {
         tmpl_name = own;
-        tmpl = read_file(own);
+        tmpl = read_input(own, InputKind::Spec);
       }
       std::vector<std::string> deps(dep_jobs.begin(), dep_jobs.end());
       std::string key = r0.dataset + "|" + r0.run_json["resources"].dump() + "|" + join(deps, ":");
@@ -425,7 +427,8 @@ SlurmPollReport reconcile_slurm(Registry& reg, const SlurmOptions& opt) {
       if (std::regex_search(si->second.tres, m, gpu)) a.alloc_gpus = std::atoi(m[1].str().c_str());
     } else if (si == acct.end() && queue_ok) {
       // No accounting (or it lags): the batch script's own exit file tells how the worker ended.
-      std::ifstream in(exit_file);
+      std::ifstream in;
+      if (is_regular_file(exit_file)) in.open(exit_file);
       int code;
       if (!(in >> code)) {
         if (a.raw_state != "UNKNOWN") {

@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "common/atomic_file.h"
+#include "common/input_file.h"
 #include "common/params.h"
 #include "common/strings.h"
 #include "orchestrator/yaml_reader.h"
@@ -168,6 +169,14 @@ class SpecParser {
                 "file not found: " + abs + " (data root " + root +
                     "; get the data with `kdx data fetch " + fetch_hint +
                     "`, or set --data-dir / KDX_DATA_DIR)");
+      if (opt_.check_data_files) {
+        // A FIFO, a device or an oversized file fails here, not hours later in a worker.
+        try {
+          check_input(abs, InputKind::Data);
+        } catch (const Error& e) {
+          y_.fail(f, path, e.what());
+        }
+      }
       rel_out.push_back(rel);
       abs_out.push_back(abs);
       file_nodes_[abs] = {f, path};
@@ -409,42 +418,33 @@ class SpecParser {
 
   Resources parse_resources(const YAML::Node& n, const std::string& path) {
     y_.expect_map(n, path);
-    y_.check_keys(n, path,
-                  {"nodes", "gpus_per_node", "cpus", "mem", "time", "partition", "account", "qos",
-                   "array_throttle"});
+    std::vector<std::string> keys;
+    for (auto& d : resource_params()) keys.push_back(d.name);
+    y_.check_keys(n, path, keys);
     Resources r;
-    // Checked as 64-bit values before they become ints (4294967297 CPUs must not wrap to 1).
-    auto bounded = [&](const char* key, int& out, long min, long max) {
-      if (!n[key]) return;
-      long v = y_.get_int(n[key], at(path, key));
-      if (v < min || v > max)
-        y_.fail(n[key], at(path, key),
-                "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                    ", got " + std::to_string(v));
-      out = static_cast<int>(v);
-    };
-    bounded("nodes", r.nodes, 1, 100000);
-    bounded("gpus_per_node", r.gpus_per_node, 0, 64);
-    bounded("cpus", r.cpus, 1, 4096);
-    bounded("array_throttle", r.array_throttle, 0, 1000000);
-    if (n["mem"]) {
-      r.mem = y_.get_string(n["mem"], at(path, "mem"));
-      if (parse_mem_mb(r.mem) < 0)
-        y_.fail(n["mem"], at(path, "mem"), "'" + r.mem + "' is not a memory size (e.g. 500M, 4G)");
-    }
-    if (n["time"]) {
-      r.time = y_.get_string(n["time"], at(path, "time"));
-      if (parse_time_limit(r.time) <= 0)
-        y_.fail(n["time"], at(path, "time"),
-                "'" + r.time + "' is not a time limit (MM, HH:MM:SS, D-HH:MM:SS)");
-    }
-    for (auto [key, out] :
-         {std::pair{"partition", &r.partition}, {"account", &r.account}, {"qos", &r.qos}}) {
-      if (!n[key]) continue;
-      *out = y_.get_string(n[key], at(path, key));
-      if (!valid_slurm_name(*out))
-        y_.fail(n[key], at(path, key),
-                "'" + *out + "' may only hold letters, digits, '_', '-', '.', ','");
+    // Each value is checked against the one table as a 64-bit number or a parsed Slurm string
+    // before it becomes an int or an #SBATCH line (4294967297 CPUs must not wrap to 1).
+    for (auto& d : resource_params()) {
+      if (!n[d.name]) continue;
+      auto v = y_.to_json(n[d.name], at(path, d.name));
+      if (d.type == ParamType::String && v.is_number()) v = v.dump();  // `partition: 7`
+      auto err = check_param(d, v);
+      if (!err.empty()) y_.fail(n[d.name], at(path, d.name), err);
+      auto text = v.is_string() ? v.get<std::string>() : v.dump();
+      if (d.name == "nodes") r.nodes = v.get<int>();
+      if (d.name == "gpus_per_node") r.gpus_per_node = v.get<int>();
+      if (d.name == "cpus") r.cpus = v.get<int>();
+      if (d.name == "array_throttle") r.array_throttle = v.get<int>();
+      if (d.name == "mem") r.mem = text;
+      if (d.name == "time") r.time = text;
+      for (auto [key, out] :
+           {std::pair{"partition", &r.partition}, {"account", &r.account}, {"qos", &r.qos}}) {
+        if (d.name != key) continue;
+        *out = text;
+        if (!valid_slurm_name(*out))
+          y_.fail(n[key], at(path, key),
+                  "'" + *out + "' may only hold letters, digits, '_', '-', '.', ','");
+      }
     }
     return r;
   }
@@ -506,7 +506,7 @@ Spec parse_spec_text(const std::string& text, const std::string& file_name,
 }
 
 Spec parse_spec(const std::string& path, const SpecOptions& options) {
-  return parse_spec_text(read_file(path), path, options);
+  return parse_spec_text(read_input(path, InputKind::Spec), path, options);
 }
 
 }  // namespace kdx

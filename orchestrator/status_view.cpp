@@ -4,6 +4,7 @@
 #include <map>
 
 #include "common/atomic_file.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/strings.h"
 #include "orchestrator/local_executor.h"
@@ -79,7 +80,7 @@ std::vector<StatusRow> status_rows(Registry& reg, const std::vector<RunRecord>& 
     if (m.count("f1") && m["f1"].is_number()) row.f1 = m["f1"].get<double>();
     // A running worker rewrites progress.json every few seconds (the registry is kdx's alone).
     if (r.state == state::kRunning && file_exists(r.run_dir + "/progress.json")) {
-      auto pj = parse_json(read_file(r.run_dir + "/progress.json"));
+      auto pj = parse_json(read_input(r.run_dir + "/progress.json", InputKind::Record));
       if (pj.is_object()) row.progress = pj;
     }
     out.push_back(row);

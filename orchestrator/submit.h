@@ -16,6 +16,7 @@ namespace kdx {
 struct SubmitSummary {
   int created = 0;
   int completed = 0;  // already COMPLETED: skipped
+  int recorded = 0;   // of those, recorded now from a result.json left in their run directory
   int active = 0;     // already PENDING or RUNNING
   int failed = 0;     // FAILED/TIMEOUT/CANCELLED...: left for `kdx resubmit --failed`
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -24,7 +25,16 @@ YamlReader::YamlReader(std::string file, std::string text)
     throw_at(loc, std::string("not valid UTF-8 (byte ") + byte + ")", &text_);
   }
   try {
-    root_ = YAML::Load(text_);
+    // One experiment per file: a second document would otherwise be dropped without a word,
+    // and it may hold the value the user meant.
+    auto docs = YAML::LoadAll(text_);
+    if (!docs.empty()) root_ = docs.front();
+    for (size_t i = 1; i < docs.size(); ++i) {
+      if (docs[i].IsNull()) continue;  // a trailing "---" opens an empty one
+      fail(docs[i], "",
+           "a second YAML document: an experiment file holds one (remove the '---' above it, or "
+           "put it in a file of its own)");
+    }
   } catch (const YAML::ParserException& e) {
     SourceLocation loc{file_, e.mark.line + 1, e.mark.column + 1};
     throw_at(loc, "invalid YAML: " + e.msg, &text_);
@@ -161,6 +171,10 @@ nlohmann::json YamlReader::to_json(const YAML::Node& node, const std::string& pa
       if (s == "true" || s == "True" || s == "TRUE") return true;
       if (s == "false" || s == "False" || s == "FALSE") return false;
       if (s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+      // YAML's .nan/.inf would reach JSON as null; no parameter can take them.
+      for (const char* special : {".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf",
+                                  "+.INF", "-.inf", "-.Inf", "-.INF"})
+        if (s == special) fail(node, path, "must be a finite number, got " + s);
       if (!s.empty()) {
         errno = 0;
         char* end = nullptr;
@@ -170,7 +184,10 @@ nlohmann::json YamlReader::to_json(const YAML::Node& node, const std::string& pa
         double d = std::strtod(s.c_str(), &end);
         bool numeric_start =
             (s[0] >= '0' && s[0] <= '9') || s[0] == '-' || s[0] == '+' || s[0] == '.';
-        if (errno == 0 && end && *end == '\0' && numeric_start) return d;
+        bool whole = end && *end == '\0' && numeric_start;
+        if (whole && (!std::isfinite(d) || (errno == ERANGE && std::fabs(d) > 1)))
+          fail(node, path, "must be a finite number, got " + s);
+        if (errno == 0 && whole) return d;
       }
       return s;
     }

@@ -17,7 +17,10 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/json_io.h"
 #include "workers/data/document.h"
+#include "workers/data/json_fields.h"
 #include "workers/data/readers.h"
 #include "workers/data/writers.h"
 #include "workers/evaluation/predict.h"
@@ -48,8 +51,9 @@ int tag_batch(kdx::training::ExportedModel& model, const std::string& export_dir
               const BatchOptions& o) {
   std::string format = o.format;
   if (format.empty()) {
-    auto e = nlohmann::json::parse(kdx::read_file(export_dir + "/encoding.json"), nullptr, false);
-    format = e.is_object() ? e.value("format", "runne") : "runne";
+    std::string path = export_dir + "/encoding.json";
+    auto e = kdx::read_json_file(path);
+    format = kdx::data::JsonFields(e, path).string("format", "runne");
   }
   if (format != "runne" && format != "rurebus")
     throw kdx::Error("--format: '" + format + "' is not runne or rurebus");

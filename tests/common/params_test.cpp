@@ -43,3 +43,44 @@ TEST(Params, ConvListsOfIntegers) {
 
 }  // namespace
 }  // namespace kdx
+
+namespace kdx {
+namespace {
+
+// Issue 22: time limits that wrapped (a teacher killed as TIMEOUT after 1.2 s) and memory
+// sizes that reached #SBATCH --mem= unchecked.
+TEST(Params, ResourceTimesAndSizesParseWithoutWrapping) {
+  EXPECT_EQ(parse_time_limit("90"), 5400);
+  EXPECT_EQ(parse_time_limit("1:30"), 90);
+  EXPECT_EQ(parse_time_limit("2:00:00"), 7200);
+  EXPECT_EQ(parse_time_limit("1-12"), 86400 + 12 * 3600);
+  EXPECT_EQ(parse_time_limit("307445734561825860:17"), -2);
+  EXPECT_EQ(parse_time_limit("99999999999999-00:00:00"), -2);
+  EXPECT_EQ(parse_time_limit("1:2:3:4"), -1);
+  EXPECT_EQ(parse_time_limit("x"), -1);
+  EXPECT_EQ(parse_mem_mb("4G"), 4096);
+  EXPECT_EQ(parse_mem_mb("1K"), 1);
+  EXPECT_EQ(parse_mem_mb("9223372036854775807"), -2);
+  EXPECT_EQ(parse_mem_mb("4Q"), -1);
+  auto def = [](const char* name) { return *find_param(resource_params(), name); };
+  EXPECT_EQ(check_param(def("time"), "307445734561825860:17"),
+            "must be between 0:00:01 and 365-00:00:00, got '307445734561825860:17' (too large)");
+  EXPECT_EQ(check_param(def("time"), 4294967297),
+            "must be between 0:00:01 and 365-00:00:00, got '4294967297'");
+  EXPECT_EQ(check_param(def("time"), "0"), "must be between 0:00:01 and 365-00:00:00, got '0'");
+  EXPECT_EQ(check_param(def("time"), "soon"),
+            "'soon' is not a time limit (MM, HH:MM:SS, D-HH:MM:SS)");
+  EXPECT_EQ(check_param(def("time"), 90), "");
+  for (auto m : {"1K", "0", "0G"})
+    EXPECT_EQ(check_param(def("mem"), m),
+              std::string("must be between 64M and 64T, got '") + m + "'");
+  EXPECT_EQ(check_param(def("mem"), "9223372036854775807"),
+            "must be between 64M and 64T, got '9223372036854775807' (too large)");
+  EXPECT_EQ(check_param(def("mem"), "64T"), "");
+  EXPECT_EQ(check_param(def("cpus"), 4294967297), "must be between 1 and 4096, got 4294967297");
+  EXPECT_EQ(check_param(def("mem"), nlohmann::json::array()),
+            "expected a memory size (500M, 4G), got a list");
+}
+
+}  // namespace
+}  // namespace kdx

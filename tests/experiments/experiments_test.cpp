@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/input_file.h"
 #include "tests/support/test_support.h"
 #include "workers/data/readers.h"
 #include "workers/data/vocab_builder.h"
@@ -29,7 +30,7 @@ TEST(Experiments, SmokeEndToEndFromSubmitToReport) {
   std::string data = test::shared_data_dir();
   ASSERT_FALSE(data.empty());
   test::TempDir dir;
-  std::string yaml = read_file(KDX_SOURCE_DIR "/experiments/smoke.yaml");
+  std::string yaml = read_input(KDX_SOURCE_DIR "/experiments/smoke.yaml", InputKind::Data);
   yaml = replace_once(yaml, "  epochs: 8\n",
                       "  epochs: 1\n  max_train_docs: 16\n  max_test_docs: 4\n");
   yaml = replace_once(yaml, "  hidden: 128\n  heads: 4\n  ffn: 256\n",
@@ -68,7 +69,8 @@ TEST(Experiments, TwoPhaseCpuVariantEndToEnd) {
   std::string data = test::shared_data_dir();
   ASSERT_FALSE(data.empty());
   test::TempDir dir;
-  std::string yaml = read_file(KDX_SOURCE_DIR "/experiments/malakhov2022_cpu.yaml");
+  std::string yaml =
+      read_input(KDX_SOURCE_DIR "/experiments/malakhov2022_cpu.yaml", InputKind::Data);
   yaml = replace_once(yaml, "  epochs: 3\n",
                       "  epochs: 1\n  max_train_docs: 16\n  max_test_docs: 4\n");
   yaml = replace_once(yaml, "  hidden: 128\n  heads: 4\n  ffn: 256\n",

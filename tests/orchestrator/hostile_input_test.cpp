@@ -86,7 +86,7 @@ TEST_F(Hostile, ParametersOutOfRangeAreRefusedWhereTheyAreWritten) {
       {"teacher: {resources: {nodes: 2147483648}}\nstudents: {}\n",
        "h.yaml:4:30: teacher.resources.nodes: must be between 1 and 100000, got 2147483648"},
       {"teacher: {}\nstudents: {fixed: {lr: .inf}}\n",
-       "h.yaml:5:24: students.fixed.lr: expected a number, got a string"},
+       "h.yaml:5:24: students.fixed.lr: must be a finite number, got .inf"},
       {"teacher: {}\nstudents: {random: {samples: 2, seed: 1, params: {dropout: {uniform: [0.0, "
        "2.0]}}}}\n",
        "h.yaml:5:70: students.random.params.dropout.uniform: bounds must lie within the "

@@ -10,6 +10,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "orchestrator/planner.h"
 #include "orchestrator/process.h"
 #include "orchestrator/run_state.h"
@@ -47,7 +48,7 @@ class LocalExecutorTest : public ::testing::Test {
     for (int rank = 0;; ++rank) {
       std::string f = r.run_dir + "/toy-env-" + std::to_string(rank) + ".json";
       if (!test::file_exists(f)) return envs;
-      envs.push_back(nlohmann::json::parse(read_file(f)));
+      envs.push_back(nlohmann::json::parse(read_input(f, InputKind::Data)));
     }
   }
   RunRecord run_of(const std::string& stage, int index = 0) {

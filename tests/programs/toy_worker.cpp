@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/atomic_file.h"
+#include "common/input_file.h"
 
 namespace {
 
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: toy_worker --spec run.json [--nproc N]\n";
     return 2;
   }
-  auto spec = nlohmann::json::parse(kdx::read_file(argv[2]));
+  auto spec = nlohmann::json::parse(kdx::read_input(argv[2], kdx::InputKind::Record));
   if (nproc == 1) return rank_main(spec);
   std::cout.flush();
   for (int r = 0; r < nproc; ++r) {

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/error.h"
+
 namespace kdx::test {
 
 TempDir::TempDir() {
@@ -104,6 +106,31 @@ std::string shared_data_dir() {
   const char* env = std::getenv("KDX_DATA_DIR");
   std::string dir = env && *env ? env : std::string(KDX_SOURCE_DIR) + "/../shared/data";
   return file_exists(dir + "/runne/train.jsonl") ? dir : "";
+}
+
+}  // namespace kdx::test
+
+namespace kdx::test {
+
+std::string navec_tar() {
+  if (const char* env = std::getenv("KDX_NAVEC"); env && *env) return env;
+  const char* cache = std::getenv("KDX_CACHE");
+  const char* home = std::getenv("HOME");
+  std::string dir = cache && *cache ? cache : std::string(home ? home : "/root") + "/.cache/kdx";
+  return dir + "/navec/navec_news_v1_1B_250K_300d_100q.tar";
+}
+
+}  // namespace kdx::test
+
+namespace kdx::test {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace kdx::test

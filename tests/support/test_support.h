@@ -1,6 +1,7 @@
 // Helpers for tests: scratch directories and running our real binaries as child processes.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -39,6 +40,13 @@ nlohmann::json runne_run_json(const std::string& data_dir, const std::string& id
                               const std::string& stage, const nlohmann::json& params,
                               const std::string& run_dir, const std::string& teacher_dir = "",
                               const std::string& logits_dir = "");
+
+// The message of the kdx::Error that f() throws, or "(no error)".
+std::string error_of(const std::function<void()>& f);
+
+// navec's news vectors as `make test` fetches them (kdx data fetch navec --to ~/.cache/kdx):
+// $KDX_NAVEC, else $KDX_CACHE (default ~/.cache/kdx)/navec/navec_news_v1_1B_250K_300d_100q.tar.
+std::string navec_tar();
 
 // The real data sets: $KDX_DATA_DIR, else ../shared/data from the source tree; empty if absent.
 std::string shared_data_dir();

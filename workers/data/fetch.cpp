@@ -1,5 +1,6 @@
 #include "workers/data/fetch.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
+#include "workers/data/zip_archive.h"
 
 namespace kdx::data {
 
@@ -75,11 +77,85 @@ void curl(const std::string& url, const std::string& out) {
 
 }  // namespace
 
+namespace {
+
+// A program run without a shell (its arguments are never interpreted); throws naming it.
+void run_program(const std::vector<std::string>& args) {
+  pid_t pid = ::fork();
+  if (pid < 0) throw Error("cannot start " + args[0]);
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    int devnull = ::open("/dev/null", O_WRONLY);
+    if (devnull >= 0) ::dup2(devnull, 1);  // pip's progress; its errors stay on stderr
+    ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::string cmd;
+    for (auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;
+    throw Error("`" + cmd + "` failed (exit " + std::to_string(code) +
+                (code == 127 ? ": not installed" : "") + ")");
+  }
+}
+
+}  // namespace
+
+const NavecRelease& navec_release() {
+  static const NavecRelease r = {
+      "natasha==1.6.0", "natasha-1.6.0-py3-none-any.whl",
+      "natasha/data/emb/navec_news_v1_1B_250K_300d_100q.tar",
+      "navec/navec_news_v1_1B_250K_300d_100q.tar",
+      "f07270833d78523edc5781538d67038e95b43975e4a7ae757c693b687f9cbfca"};
+  return r;
+}
+
+// navec's news vectors ship inside natasha's wheel on PyPI, which pip reaches wherever
+// PyPI is configured (mirrors, proxies, certificates): pip fetches the wheel, kdx takes the
+// one member out of it and checks its SHA-256.
+std::vector<std::string> fetch_navec(const FetchOptions& opt) {
+  const auto& r = navec_release();
+  std::string dest = opt.to + "/" + r.local;
+  make_dirs(dest.substr(0, dest.rfind('/')));
+  if (file_exists(dest) && sha256_file_hex(dest) == r.sha256)
+    return {dest + ": already present, checksum ok"};
+  std::string work = dest + ".download";
+  run_program({"rm", "-rf", work});
+  make_dirs(work);
+  std::string wheel = work + "/" + r.wheel;
+  std::string source;
+  if (!opt.wheel_url.empty()) {
+    source = opt.wheel_url;
+    curl(opt.wheel_url, wheel);
+  } else {
+    source = "PyPI (" + r.requirement + ")";
+    run_program({opt.python, "-m", "pip", "download", "--quiet", "--no-deps",
+                 "--only-binary=:all:", "--dest", work, r.requirement});
+  }
+  std::string tar;
+  {
+    ZipArchive zip(wheel);
+    tar = zip.read(r.member);
+  }
+  std::string got = sha256_hex(tar);
+  run_program({"rm", "-rf", work});
+  if (got != r.sha256)
+    throw Error(source + ": " + r.member + ": SHA-256 mismatch (expected " + r.sha256 + ", got " +
+                got + "); nothing was written to " + dest);
+  write_file_atomic(dest, tar);
+  return {dest + ": taken from " + r.wheel + " (" + source + "), checksum ok"};
+}
+
 std::vector<std::string> fetch_dataset(const std::string& name, const FetchOptions& opt) {
+  if (name == "navec") return fetch_navec(opt);
   const RemoteDataset* ds = nullptr;
   for (auto& d : remote_datasets())
     if (d.name == name) ds = &d;
-  if (!ds) throw Error("unknown data set '" + name + "' (known: runne, rurebus)");
+  if (!ds) throw Error("unknown data set '" + name + "' (known: runne, rurebus, navec)");
   std::vector<std::string> report;
   for (auto& f : ds->files) {
     std::string dest = opt.to + "/" + f.local;

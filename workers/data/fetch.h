@@ -28,9 +28,24 @@ struct FetchOptions {
   // service. Tests point it at a file:// mirror.
   std::string base_url = "https://github.com";
   std::string url_suffix_path = "raw/HEAD";
+  // navec: natasha's wheel from this URL (tests: a file:// one) instead of pip from PyPI.
+  std::string wheel_url;
+  std::string python = "python3";
 };
 
-// Returns a line per file ("ok", "already present", ...). Throws kdx::Error on failure.
+// navec's news vectors inside natasha's wheel: what to download and what to keep.
+struct NavecRelease {
+  std::string requirement;  // for pip
+  std::string wheel;        // its file name
+  std::string member;       // the tar inside it
+  std::string local;        // where it goes under --to
+  std::string sha256;       // of the tar
+};
+const NavecRelease& navec_release();
+std::vector<std::string> fetch_navec(const FetchOptions& options);
+
+// name: runne, rurebus or navec. Returns a line per file ("ok", "already present", ...). Throws
+// kdx::Error on failure.
 std::vector<std::string> fetch_dataset(const std::string& name, const FetchOptions& options);
 
 }  // namespace kdx::data

@@ -10,6 +10,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/strings.h"
 #include "workers/data/zip_archive.h"
@@ -48,8 +49,7 @@ void check_span(const Entity& e, size_t text_len, const std::string& at,
 void check_type(const std::string& type, const std::set<std::string>& types,
                 const std::string& at) {
   if (!types.empty() && !types.count(type))
-    throw Error(at + ": unknown entity type '" + type + "' (known: " +
-                join(std::vector<std::string>(types.begin(), types.end()), ", ") + ")");
+    throw Error(at + ": unknown entity type '" + type + "' (known: " + known_types(types) + ")");
 }
 
 bool is_dir(const std::string& p) {
@@ -115,6 +115,17 @@ std::vector<Entity> parse_ann(const std::string& content, const std::string& nam
 
 }  // namespace
 
+std::string known_types(const std::set<std::string>& types) {
+  std::vector<std::string> shown;
+  for (auto& t : types) {
+    if (types.size() > 12 && shown.size() == 10) break;
+    shown.push_back(t);
+  }
+  std::string out = join(shown, ", ");
+  if (shown.size() < types.size()) out += ", ... (" + std::to_string(types.size()) + " in all)";
+  return out;
+}
+
 std::set<std::string> runne_types_near(const std::string& file) {
   auto slash = file.rfind('/');
   std::string path =
@@ -122,7 +133,7 @@ std::set<std::string> runne_types_near(const std::string& file) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return {};
   std::set<std::string> out;
-  for (auto& l : split(read_file(path), '\n'))
+  for (auto& l : split(read_input(path, InputKind::Data), '\n'))
     if (!trim(l).empty()) out.insert(trim(l));
   return out;
 }
@@ -139,7 +150,11 @@ std::vector<Document> read_runne(const std::vector<std::string>& files,
   std::map<std::string, Partial> by_id;
   std::vector<std::string> order;
   for (auto& file : files) {
-    std::string content = read_file(file);
+    // Texts and answers may come from different files (test.jsonl + test_with_answers.jsonl,
+    // merged by id); one file naming an id twice, or two files giving its entities, would
+    // otherwise have the last line win without a word.
+    std::map<std::string, int> seen_here;
+    std::string content = read_input(file, InputKind::Data);
     std::istringstream in(content);
     std::string line;
     for (int ln = 1; std::getline(in, line); ++ln) {
@@ -150,6 +165,9 @@ std::vector<Document> read_runne(const std::vector<std::string>& files,
       if (j.is_discarded() || !j.is_object()) throw Error(at + ": not a JSON object");
       if (!j.contains("id")) throw Error(at + ": missing field \"id\"");
       std::string id = j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump();
+      if (auto [it, fresh] = seen_here.emplace(id, ln); !fresh)
+        throw Error(at + ": document id " + id + " appears again (first at line " +
+                    std::to_string(it->second) + ")");
       if (!by_id.count(id)) order.push_back(id);
       Partial& p = by_id[id];
       p.doc.id = id;
@@ -160,6 +178,10 @@ std::vector<Document> read_runne(const std::vector<std::string>& files,
       }
       if (j.contains("ners")) {
         if (!j["ners"].is_array()) throw Error(at + ": field \"ners\" must be a list");
+        if (!p.entities_at.empty())
+          throw Error(at + ": document id " + id +
+                      ": its entities (\"ners\") were given already at " + p.entities_at);
+        p.entities_at = at;
         p.raw.clear();
         for (auto& n : j["ners"]) {
           // Offsets within +/- 2^62: every sum below stays inside 64 bits.
@@ -217,7 +239,7 @@ std::vector<Document> read_texts(const std::string& path) {
   } else {
     Document d;
     d.id = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
-    d.text = decode_utf8(read_file(path), path);
+    d.text = decode_utf8(read_input(path, InputKind::Data), path);
     docs.push_back(std::move(d));
   }
   for (auto& d : docs) d.entities.clear();
@@ -244,7 +266,9 @@ std::vector<Document> read_brat(const std::vector<std::string>& sources,
       std::sort(names.begin(), names.end());
     }
     std::set<std::string> present(names.begin(), names.end());
-    auto read = [&](const std::string& n) { return zip ? zip->read(n) : read_file(src + "/" + n); };
+    auto read = [&](const std::string& n) {
+      return zip ? zip->read(n) : read_input(src + "/" + n, InputKind::Data);
+    };
     auto label = [&](const std::string& n) { return zip ? src + ":" + n : src + "/" + n; };
     std::set<std::string> bases;
     for (auto& n : names)
@@ -270,10 +294,11 @@ std::vector<Document> read_brat(const std::vector<std::string>& sources,
   return out;
 }
 
-std::vector<Document> read_conll(const std::vector<std::string>& files) {
+std::vector<Document> read_conll(const std::vector<std::string>& files,
+                                 const std::set<std::string>& types) {
   std::vector<Document> out;
   for (auto& file : files) {
-    std::istringstream in(read_file(file));
+    std::istringstream in(read_input(file, InputKind::Data));
     std::string line;
     Document doc;
     Entity open;
@@ -310,6 +335,7 @@ std::vector<Document> read_conll(const std::vector<std::string>& files) {
         close();
       } else if (tag.size() > 2 && (tag[0] == 'B' || tag[0] == 'I') && tag[1] == '-') {
         std::string type = tag.substr(2);
+        check_type(type, types, at);
         if (tag[0] == 'B' || !in_entity || open.type != type) {
           close();
           open = {start, end, type};
@@ -326,12 +352,12 @@ std::vector<Document> read_conll(const std::vector<std::string>& files) {
   return out;
 }
 
-std::vector<Document> read_dataset(const std::string& format,
-                                   const std::vector<std::string>& files) {
+std::vector<Document> read_dataset(const std::string& format, const std::vector<std::string>& files,
+                                   const std::set<std::string>& types) {
   if (format == "runne")
-    return read_runne(files, files.empty() ? std::set<std::string>{} : runne_types_near(files[0]));
-  if (format == "rurebus") return read_brat(files, rurebus_types());
-  if (format == "conll") return read_conll(files);
+    return read_runne(files, !types.empty() || files.empty() ? types : runne_types_near(files[0]));
+  if (format == "rurebus") return read_brat(files, types.empty() ? rurebus_types() : types);
+  if (format == "conll") return read_conll(files, types);
   throw Error("unknown dataset format '" + format + "' (expected runne, rurebus, conll)");
 }
 

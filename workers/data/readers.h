@@ -31,12 +31,20 @@ std::vector<Document> read_brat(const std::vector<std::string>& sources,
                                 std::vector<std::string>* span_warnings = nullptr);
 
 // CoNLL: "token<TAB>tag" lines, blank line between sentences, BIO or IOB2 tags; each
-// sentence becomes a document whose text joins tokens with single spaces.
-std::vector<Document> read_conll(const std::vector<std::string>& files);
+// sentence becomes a document whose text joins tokens with single spaces. `types` empty =
+// accept any type.
+std::vector<Document> read_conll(const std::vector<std::string>& files,
+                                 const std::set<std::string>& types = {});
 
-// Dispatch on format name (runne | rurebus | conll).
-std::vector<Document> read_dataset(const std::string& format,
-                                   const std::vector<std::string>& files);
+// Dispatch on format name (runne | rurebus | conll). Every entity's type must be one of
+// `types` ("<file>:<line>: unknown entity type 'X' (known: ...)"); empty = the dataset's own
+// definition: RuNNE's ners.txt beside the first file (any type when there is none), the
+// RuREBus eight, any type for CoNLL.
+std::vector<Document> read_dataset(const std::string& format, const std::vector<std::string>& files,
+                                   const std::set<std::string>& types = {});
+
+// "A, B, C" for an unknown-type message; past 12 types the first 10 and "... (29 in all)".
+std::string known_types(const std::set<std::string>& types);
 
 // The text of every document in `path`, labels dropped, for unlabelled use (pretraining,
 // distillation on unlabelled text). By the path: *.jsonl (RuNNE lines, "sentences" field),

@@ -6,8 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "workers/data/document.h"
+#include "workers/data/json_fields.h"
 
 namespace kdx::data {
 namespace {
@@ -236,14 +238,15 @@ TokenizerOptions tokenizer_options_from_dir(const std::string& dir) {
     struct stat st;
     std::string path = dir + name;
     if (::stat(path.c_str(), &st) != 0) continue;
-    auto j = parse_json(read_file(path));
-    if (!j.is_object()) continue;
-    if (j.contains("do_lower_case") && j["do_lower_case"].is_boolean()) {
-      o.lowercase = j["do_lower_case"].get<bool>();
-      if (j.contains("strip_accents") && j["strip_accents"].is_boolean())
-        o.strip_accents = j["strip_accents"].get<bool>() ? 1 : 0;
-      if (j.contains("tokenize_chinese_chars") && j["tokenize_chinese_chars"].is_boolean())
-        o.tokenize_chinese_chars = j["tokenize_chinese_chars"].get<bool>();
+    // A file that does not parse is an error, not the defaults: a tokenizer that silently
+    // stopped lowercasing would encode every text differently from its teacher.
+    auto j = read_json_file(path);
+    JsonFields f(j, path);
+    if (f.has("do_lower_case")) {
+      o.lowercase = f.boolean("do_lower_case", o.lowercase);
+      // null (Hugging Face's "follow do_lower_case") and absent: -1.
+      if (f.has("strip_accents")) o.strip_accents = f.boolean("strip_accents", false) ? 1 : 0;
+      o.tokenize_chinese_chars = f.boolean("tokenize_chinese_chars", o.tokenize_chinese_chars);
       return o;
     }
   }

@@ -2,6 +2,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/strings.h"
 
 namespace kdx::data {
@@ -14,7 +15,7 @@ void Vocab::add(const std::string& token) {
 
 Vocab load_vocab(const std::string& path) {
   Vocab v;
-  auto lines = split(read_file(path), '\n');
+  auto lines = split(read_input(path, InputKind::Data), '\n');
   if (!lines.empty() && lines.back().empty()) lines.pop_back();
   for (auto& l : lines) {
     std::string t = l;

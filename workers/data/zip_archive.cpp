@@ -3,11 +3,13 @@
 #include <zip.h>
 
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace kdx::data {
 
 ZipArchive::ZipArchive(const std::string& path) : path_(path) {
   int err = 0;
+  check_input(path, InputKind::Data);
   z_ = zip_open(path.c_str(), ZIP_RDONLY, &err);
   if (!z_) {
     zip_error_t e;

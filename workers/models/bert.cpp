@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "workers/data/json_fields.h"
 
 namespace kdx::models {
 
@@ -12,30 +13,26 @@ int64_t parameter_count(torch::nn::Module& m) {
   return n;
 }
 
-BertConfig bert_config_from_hf(const nlohmann::json& j, const std::string& where) {
-  auto need = [&](const char* k) {
-    if (!j.contains(k) || !j[k].is_number_integer())
-      throw Error(where + ": config.json has no integer \"" + std::string(k) + "\"");
-    return j[k].get<int>();
-  };
+BertConfig bert_config_from_hf(const nlohmann::json& j, const std::string& where,
+                               const std::string& prefix) {
+  data::JsonFields f(j, where, prefix);
   BertConfig c;
-  c.vocab_size = need("vocab_size");
-  c.hidden = need("hidden_size");
-  c.layers = need("num_hidden_layers");
-  c.heads = need("num_attention_heads");
-  c.intermediate = need("intermediate_size");
-  c.max_position = j.value("max_position_embeddings", 512);
-  c.type_vocab = j.value("type_vocab_size", 2);
-  c.dropout = j.value("hidden_dropout_prob", 0.1);
-  c.attention_dropout = j.value("attention_probs_dropout_prob", 0.1);
-  c.layer_norm_eps = j.value("layer_norm_eps", 1e-12);
-  c.activation = j.value("hidden_act", std::string("gelu"));
-  c.initializer_range = j.value("initializer_range", 0.02);
+  c.vocab_size = f.integer("vocab_size");
+  c.hidden = f.integer("hidden_size");
+  c.layers = f.integer("num_hidden_layers");
+  c.heads = f.integer("num_attention_heads");
+  c.intermediate = f.integer("intermediate_size");
+  c.max_position = f.integer("max_position_embeddings", 512);
+  c.type_vocab = f.integer("type_vocab_size", 2);
+  c.dropout = f.number("hidden_dropout_prob", 0.1);
+  c.attention_dropout = f.number("attention_probs_dropout_prob", 0.1);
+  c.layer_norm_eps = f.number("layer_norm_eps", 1e-12);
+  c.activation = f.string("hidden_act", "gelu");
+  c.initializer_range = f.number("initializer_range", 0.02);
   if (c.activation != "gelu" && c.activation != "relu" && c.activation != "gelu_new")
-    throw Error(where + ": hidden_act \"" + c.activation +
-                "\" is not supported (gelu, gelu_new, relu)");
-  if (c.hidden % c.heads != 0)
-    throw Error(where + ": hidden_size is not a multiple of num_attention_heads");
+    f.fail("hidden_act", "\"" + c.activation + "\" is not supported (gelu, gelu_new, relu)");
+  if (c.heads <= 0 || c.hidden % c.heads != 0)
+    f.fail("hidden_size", "not a multiple of num_attention_heads");
   return c;
 }
 

@@ -27,8 +27,10 @@ struct BertConfig {
   double initializer_range = 0.02;
 };
 
-// Hugging Face config.json <-> BertConfig. Throws kdx::Error naming the missing field.
-BertConfig bert_config_from_hf(const nlohmann::json& j, const std::string& where);
+// Hugging Face config.json <-> BertConfig. Throws kdx::Error "<where>: <field>: ..." for a
+// missing field or one of the wrong type; `prefix` ("bert") is where `j` sits in the file.
+BertConfig bert_config_from_hf(const nlohmann::json& j, const std::string& where,
+                               const std::string& prefix = "");
 nlohmann::json bert_config_to_hf(const BertConfig& c);
 
 struct BertEmbeddingsImpl : torch::nn::Module {

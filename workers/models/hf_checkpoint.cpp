@@ -6,6 +6,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/strings.h"
 #include "workers/data/vocab.h"
@@ -18,9 +19,7 @@ HfCheckpoint read_hf_checkpoint(const std::string& dir) {
   std::string config_path = dir + "/config.json";
   if (!file_exists(config_path))
     throw Error(dir + ": not a Hugging Face checkpoint (no config.json)");
-  auto j = parse_json(read_file(config_path));
-  if (!j.is_object()) throw Error(config_path + ": not valid JSON");
-  ck.config = bert_config_from_hf(j, config_path);
+  ck.config = bert_config_from_hf(read_json_file(config_path), config_path);
   ck.vocab_path = dir + "/vocab.txt";
   if (!file_exists(ck.vocab_path)) throw Error(dir + ": no vocab.txt");
   auto vocab = data::load_vocab(ck.vocab_path);

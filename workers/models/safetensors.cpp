@@ -5,12 +5,14 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
+#include "workers/training/artefact_file.h"
 
 namespace kdx::models {
 
 std::map<std::string, RawTensor> read_safetensors(const std::string& path) {
-  std::string data = read_file(path);
+  std::string data = read_input(path, InputKind::Weights);
   if (data.size() < 8)
     throw Error(path + ": not a safetensors file (shorter than its 8-byte header length)");
   uint64_t n = 0;
@@ -57,12 +59,10 @@ std::map<std::string, RawTensor> read_safetensors(const std::string& path) {
 void write_safetensors(const std::string& path, const std::map<std::string, RawTensor>& tensors) {
   nlohmann::json header = nlohmann::json::object();
   uint64_t off = 0;
-  std::string body;
   for (auto& [name, t] : tensors) {
     header[name] = {
         {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes.size()}}};
     off += t.bytes.size();
-    body += t.bytes;
   }
   std::string h = header.dump();
   while ((8 + h.size()) % 8) h += ' ';  // aligned, as the reference writer does
@@ -70,7 +70,12 @@ void write_safetensors(const std::string& path, const std::map<std::string, RawT
   uint64_t n = h.size();
   for (int i = 0; i < 8; ++i)
     out[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
-  write_file_atomic(path, out + h + body);
+  // Through the worker's artefact writer: a full disk leaves the previous file whole and says
+  // "cannot write <path>: No space left on device".
+  training::ArtefactFile f(path);
+  f.write(out + h);
+  for (auto& [name, t] : tensors) f.write(t.bytes);
+  f.commit();
 }
 
 namespace {

@@ -6,34 +6,37 @@
 #include <vector>
 
 #include "common/error.h"
+#include "workers/data/json_fields.h"
 #include "workers/models/bert.h"
 
 namespace kdx::models {
 
-StudentConfig student_config_from_json(const nlohmann::json& j) {
+StudentConfig student_config_from_json(const nlohmann::json& j, const std::string& where) {
+  data::JsonFields f(j, where);
   StudentConfig c;
-  c.arch = j.value("arch", c.arch);
+  c.arch = f.string("arch", c.arch);
   if (c.arch != "lstm" && c.arch != "sru" && c.arch != "srupp")
-    throw Error("unknown student architecture '" + c.arch + "' (expected lstm, sru, srupp)");
-  c.vocab_size = j.at("vocab_size").get<int>();
-  c.input_vocab = j.value("input_vocab", 0);
-  c.highway_bias = j.value("highway_bias", 0.0);
-  c.rescale = j.value("rescale", false);
-  c.attention_dropout = j.value("attention_dropout", 0.0);
-  if (j.contains("conv")) {
-    auto& v = j.at("conv");
-    c.conv.kernels = v.value("kernels", c.conv.kernels);
-    c.conv.channels = v.value("channels", c.conv.channels);
-    c.conv.dropout = v.value("dropout", c.conv.dropout);
+    throw Error((where.empty() ? "" : where + ": arch: ") + "unknown student architecture '" +
+                c.arch + "' (expected lstm, sru, srupp)");
+  c.vocab_size = f.integer("vocab_size");
+  c.input_vocab = f.integer("input_vocab", 0);
+  c.highway_bias = f.number("highway_bias", 0.0);
+  c.rescale = f.boolean("rescale", false);
+  c.attention_dropout = f.number("attention_dropout", 0.0);
+  if (f.has("conv")) {
+    auto v = f.object("conv");
+    c.conv.kernels = v.integers("kernels", c.conv.kernels);
+    c.conv.channels = v.integers("channels", c.conv.channels);
+    c.conv.dropout = v.number("dropout", c.conv.dropout);
   }
-  c.emb = j.value("emb", c.emb);
-  c.hidden = j.value("hidden", c.hidden);
-  c.layers = j.value("layers", c.layers);
-  c.proj = j.value("proj", c.proj);
-  c.dropout = j.value("dropout", c.dropout);
-  c.teacher_hidden = j.value("teacher_hidden", 0);
-  c.columns = j.value("columns", 1);
-  c.classes = j.value("classes", 3);
+  c.emb = f.integer("emb", c.emb);
+  c.hidden = f.integer("hidden", c.hidden);
+  c.layers = f.integer("layers", c.layers);
+  c.proj = f.integer("proj", c.proj);
+  c.dropout = f.number("dropout", c.dropout);
+  c.teacher_hidden = f.integer("teacher_hidden", 0);
+  c.columns = f.integer("columns", 1);
+  c.classes = f.integer("classes", 3);
   return c;
 }
 
@@ -277,14 +280,14 @@ nlohmann::json StudentTaggerImpl::describe() const {
   return j;
 }
 
-Tagger make_tagger(const nlohmann::json& d) {
-  std::string arch = d.value("arch", "");
-  if (arch == "bert") {
-    auto cfg = bert_config_from_hf(d.at("bert"), "model.json");
-    return std::make_shared<BertTaggerImpl>(cfg, d.at("columns").get<int>(),
-                                            d.at("classes").get<int>());
+Tagger make_tagger(const nlohmann::json& d, const std::string& where) {
+  data::JsonFields f(d, where);
+  if (f.string("arch", "") == "bert") {
+    f.object("bert");  // present and an object
+    auto cfg = bert_config_from_hf(d["bert"], where.empty() ? "model.json" : where, "bert");
+    return std::make_shared<BertTaggerImpl>(cfg, f.integer("columns"), f.integer("classes"));
   }
-  return std::make_shared<StudentTaggerImpl>(student_config_from_json(d));
+  return std::make_shared<StudentTaggerImpl>(student_config_from_json(d, where));
 }
 
 }  // namespace kdx::models

@@ -31,7 +31,9 @@ struct StudentConfig {
   int teacher_hidden = 0;
   int columns = 1, classes = 3;
 };
-StudentConfig student_config_from_json(const nlohmann::json& j);
+// From a model.json object; `where` (its path) prefixes every error, which names the field:
+// "<where>: hidden: expected an integer, got \"64\"".
+StudentConfig student_config_from_json(const nlohmann::json& j, const std::string& where = "");
 nlohmann::json student_config_to_json(const StudentConfig& c);
 
 class StudentTaggerImpl : public TaggerImpl {
@@ -72,7 +74,8 @@ class StudentTaggerImpl : public TaggerImpl {
   std::map<int64_t, std::string> chosen_;
 };
 
-// Builds the tagger a model.json describes (teacher or student).
-Tagger make_tagger(const nlohmann::json& description);
+// Builds the tagger a model.json describes (teacher or student); `where` is the file's path,
+// named with the field in every error (a field of the wrong type included).
+Tagger make_tagger(const nlohmann::json& description, const std::string& where = "");
 
 }  // namespace kdx::models

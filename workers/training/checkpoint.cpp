@@ -6,23 +6,32 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <set>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/strings.h"
 #include "workers/models/hf_checkpoint.h"
 #include "workers/models/safetensors.h"
+#include "workers/training/artefact_file.h"
 
 namespace kdx::training {
 namespace {
 
-void fsync_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
+// The model and optimizer files that dir/state.json names (none when it is absent or
+// unreadable).
+std::set<std::string> committed_files(const std::string& dir) {
+  std::set<std::string> out;
+  if (!is_regular_file(dir + "/state.json")) return out;
+  try {
+    auto j = parse_json(read_input(dir + "/state.json", InputKind::Record));
+    for (auto k : {"model_file", "optimizer_file"})
+      if (j.is_object() && j.contains(k) && j[k].is_string()) out.insert(j[k].get<std::string>());
+  } catch (const Error&) {
   }
+  return out;
 }
 
 }  // namespace
@@ -76,15 +85,28 @@ void save_checkpoint(const std::string& dir, torch::nn::Module& module,
   ::mkdir(dir.c_str(), 0755);
   std::string tag = std::to_string(state.step);
   std::string model = "model-" + tag + ".safetensors", optim = "optimizer-" + tag + ".pt";
-  save_weights(module, dir + "/" + model);
-  std::string tmp = dir + "/" + optim + ".tmp";
-  torch::save(optimizer, tmp);
-  fsync_file(tmp);
-  if (::rename(tmp.c_str(), (dir + "/" + optim).c_str()) != 0) throw Error("cannot rename " + tmp);
-  auto j = state.to_json();
-  j["model_file"] = model;
-  j["optimizer_file"] = optim;
-  write_file_atomic(dir + "/state.json", j.dump(2) + "\n");
+  // The files the committed checkpoint (state.json) names: never removed here.
+  std::set<std::string> kept = committed_files(dir);
+  try {
+    save_weights(module, dir + "/" + model);
+    // torch::save into our own writer, never into a file of its own: LibTorch's stream
+    // writer finishes its archive in its destructor, and a failed file write (a full disk)
+    // made that destructor throw ("unexpected pos") and std::terminate the worker.
+    write_artefact_streamed(dir + "/" + optim,
+                            [&](const auto& sink) { torch::save(optimizer, sink); });
+    auto j = state.to_json();
+    j["model_file"] = model;
+    j["optimizer_file"] = optim;
+    // Renamed into place last: state.json names the previous checkpoint's files until the new
+    // ones are whole.
+    write_artefact(dir + "/state.json", j.dump(2) + "\n");
+  } catch (...) {
+    // The previous checkpoint stays as it was; what this attempt wrote of its own goes, so a
+    // full disk is not made fuller.
+    for (auto& n : {model, optim})
+      if (!kept.count(n)) ::unlink((dir + "/" + n).c_str());
+    throw;
+  }
   // Older checkpoints are removed only once the new one is committed.
   if (DIR* d = ::opendir(dir.c_str())) {
     while (dirent* e = ::readdir(d)) {
@@ -101,8 +123,10 @@ std::optional<TrainingState> load_checkpoint(const std::string& dir, torch::nn::
                                              torch::Device device) {
   std::string state_path = dir + "/state.json";
   if (!file_exists(state_path)) return std::nullopt;
-  auto j = parse_json(read_file(state_path));
-  if (!j.is_object()) throw Error(state_path + ": corrupt checkpoint state (not JSON)");
+  std::string why;
+  auto j = parse_json(read_input(state_path, InputKind::Record), &why);
+  if (j.is_discarded()) throw Error(state_path + ": corrupt checkpoint state (" + why + ")");
+  if (!j.is_object()) throw Error(state_path + ": corrupt checkpoint state (not a JSON object)");
   auto state = TrainingState::from_json(j, state_path);
   // File names only (written by save_checkpoint): never a path out of the directory.
   auto file_field = [&](const char* k) {

@@ -4,10 +4,13 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "workers/data/encode.h"
+#include "workers/data/json_fields.h"
 #include "workers/evaluation/predict.h"
 #include "workers/models/student.h"
+#include "workers/training/artefact_file.h"
 #include "workers/training/checkpoint.h"
 #include "workers/training/prepare.h"
 
@@ -23,28 +26,37 @@ void export_model(const std::string& run_dir, const std::string& out) {
   ::mkdir(out.c_str(), 0755);
   for (auto f :
        {"model.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "types.json"})
-    write_file_atomic(out + "/" + f, read_file(run_dir + "/" + f));
-  auto run = read_json_file(run_dir + "/run.json");
-  nlohmann::json enc = {{"tagging", run["params"].value("tagging", "per_type_bio")},
-                        {"window", run["params"].value("window", 128)},
-                        {"decoding", run["params"].value("decoding", "greedy")},
-                        {"format", run["dataset"].value("format", "")}};
+    write_artefact(out + "/" + f, read_input(run_dir + "/" + f, InputKind::Weights));
+  std::string run_path = run_dir + "/run.json";
+  auto run = read_json_file(run_path);
+  data::JsonFields r(run, run_path);
+  auto params = r.object("params");
+  std::string format = r.has("dataset") ? r.object("dataset").string("format", "") : "";
+  nlohmann::json enc = {{"tagging", params.string("tagging", "per_type_bio")},
+                        {"window", params.integer("window", 128)},
+                        {"decoding", params.string("decoding", "greedy")},
+                        {"format", format}};
   write_file_atomic(out + "/encoding.json", enc.dump(2) + "\n");
 }
 
 ExportedModel load_exported(const std::string& dir) {
   ExportedModel m;
-  auto desc = parse_json(read_file(dir + "/model.json"));
-  if (!desc.is_object()) throw Error(dir + "/model.json: not valid JSON");
-  m.tagger = models::make_tagger(desc);
+  std::string model_path = dir + "/model.json";
+  m.tagger = models::make_tagger(read_json_file(model_path), model_path);
   load_weights(*m.tagger, dir + "/model.safetensors");
   m.tagger->eval();
   m.tokenizer = load_tokenizer(dir);
-  auto types = read_json_file(dir + "/types.json").get<std::vector<std::string>>();
-  auto enc = read_json_file(dir + "/encoding.json");
-  m.scheme = data::make_scheme(enc.value("tagging", "per_type_bio"), types);
-  m.window = enc.value("window", 128);
-  m.decoder = decoding::parse_decoder(enc.value("decoding", "greedy"));
+  auto types = data::string_list(read_json_file(dir + "/types.json"), dir + "/types.json");
+  std::string enc_path = dir + "/encoding.json";
+  auto enc_json = read_json_file(enc_path);
+  data::JsonFields enc(enc_json, enc_path);
+  m.scheme = data::make_scheme(enc.string("tagging", "per_type_bio"), types);
+  m.window = enc.integer("window", 128);
+  try {
+    m.decoder = decoding::parse_decoder(enc.string("decoding", "greedy"));
+  } catch (const Error& e) {
+    enc.fail("decoding", e.what());
+  }
   return m;
 }
 

@@ -11,6 +11,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_io.h"
+#include "workers/training/artefact_file.h"
 #include "workers/training/logits_header.h"
 
 namespace kdx::training {
@@ -41,7 +42,9 @@ void LogitsWriter::commit() {
       {"offsets", offsets}, {"lengths", lengths}, {"rows", total}};
   std::string h = header.dump();
   while ((16 + h.size()) % 8) h += ' ';
-  AtomicFile f(path);
+  // The worker's artefact writer: a full disk leaves the previous cache whole and names this
+  // one ("cannot write <path>: No space left on device").
+  ArtefactFile f(path);
   std::string head(kMagic, 8);
   uint64_t n = h.size();
   head.append(reinterpret_cast<const char*>(&n), 8);
@@ -49,8 +52,7 @@ void LogitsWriter::commit() {
   std::string buf;
   for (auto& i : ids) buf.append(reinterpret_cast<const char*>(i.data()), i.size() * 4);
   f.write(buf);
-  for (auto& r : rows)
-    f.write(std::string(static_cast<const char*>(r.data_ptr()), static_cast<size_t>(r.nbytes())));
+  for (auto& r : rows) f.write(r.data_ptr(), static_cast<size_t>(r.nbytes()));
   f.commit();
 }
 

@@ -22,7 +22,12 @@ struct Prepared {
 };
 
 // Reads the dataset of `spec`: the first max_train_docs training documents, every tenth of
-// them held out as dev (when there are at least 10), and the test split.
+// them held out as dev (when there are at least 10; dataset.dev, when given, is the dev split
+// instead and nothing is held out), and the test split. `p.types`, when set (a teacher's
+// types.json), are the classes every entity of every split must have; when empty they are
+// set here to dataset_types() and check the dev and test splits. Errors: an entity of an
+// unknown type (file and line, or document id), an empty split, and fewer than 10 training
+// documents without a dev file when the run stops early or schedules its rate on dev F1.
 void read_documents(const RunSpec& spec, Prepared& p);
 // Entity types: RuNNE's ners.txt, RuREBus's fixed eight, else those in the training data.
 std::vector<std::string> dataset_types(const RunSpec& spec,

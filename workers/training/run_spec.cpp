@@ -4,6 +4,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/params.h"
 #include "common/strings.h"
@@ -31,7 +32,9 @@ std::string optional_string(const nlohmann::json& obj, const std::string& key,
 }  // namespace
 
 RunSpec read_run_spec(const std::string& path) {
-  auto j = parse_json(read_file(path));
+  std::string why;
+  auto j = parse_json(read_input(path, InputKind::Record), &why);
+  if (j.is_discarded()) throw Error(path + ": " + why);  // not valid JSON, or nested too deep
   if (!j.is_object()) throw Error(path + ": not a JSON object");
   RunSpec s;
   s.path = path;

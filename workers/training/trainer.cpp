@@ -3,10 +3,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 
@@ -320,7 +322,9 @@ TrainingState Trainer::run() {
     else if (ev.score >= 0)
       ++s.epochs_without_improvement;
     const double lr_before = lr_at(std::max<long>(0, s.step - 1), s.lr_scale);
-    if (opt_.lr_schedule == "plateau" && ev.score >= 0) {
+    // The plateau, like patience, starts once the run finds dev entities at all: cutting the
+    // rate while every tag is still O (the first epochs of a deep LSTM) only keeps it there.
+    if (opt_.lr_schedule == "plateau" && ev.score >= 0 && (ev.score > 0 || s.plateau_best > 0)) {
       if (ev.score > s.plateau_best + 1e-12) {
         s.plateau_best = ev.score;
         s.plateau_bad_epochs = 0;
@@ -339,7 +343,10 @@ TrainingState Trainer::run() {
       m["lr"] = lr_before;
       m["tokens_per_s"] = tokens_per_s_;
       m["elapsed_s"] = s.elapsed_s + elapsed();
-      std::ofstream(opt_.metrics_path, std::ios::app) << m.dump() << "\n";
+      std::ofstream out(opt_.metrics_path, std::ios::app);
+      out << m.dump() << "\n";
+      out.flush();
+      if (!out) throw Error("cannot write " + opt_.metrics_path + ": " + std::strerror(errno));
     }
     if (!opt_.quiet) {
       std::string fields;

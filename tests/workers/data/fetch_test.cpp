@@ -70,3 +70,63 @@ TEST_F(FetchTest, MissingRemoteFileIsAClearError) {
 
 }  // namespace
 }  // namespace kdx::data
+
+#include <zip.h>
+
+#include "tests/workers/data/navec_fixture.h"
+#include "workers/data/word_vectors.h"
+
+namespace kdx::data {
+namespace {
+
+// A wheel (a zip) holding `tar` where natasha's wheel holds navec's archive.
+std::string make_wheel(const test::TempDir& dir, const std::string& tar) {
+  std::string path = dir.file(navec_release().wheel);
+  int err = 0;
+  zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
+  EXPECT_NE(z, nullptr);
+  auto* src = zip_source_buffer(z, tar.data(), tar.size(), 0);
+  zip_file_add(z, navec_release().member.c_str(), src, ZIP_FL_OVERWRITE);
+  EXPECT_EQ(zip_close(z), 0);
+  return path;
+}
+
+TEST(FetchNavec, TakesTheArchiveOutOfTheWheelAndChecksIt) {
+  std::string real = test::navec_tar();
+  ASSERT_TRUE(test::file_exists(real)) << real << " is missing (make test fetches it)";
+  test::TempDir mirror, out;
+  FetchOptions opt;
+  opt.to = out.path();
+  opt.wheel_url = "file://" + make_wheel(mirror, test::slurp(real));
+  auto report = fetch_navec(opt);
+  std::string dest = out.path() + "/navec/navec_news_v1_1B_250K_300d_100q.tar";
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_EQ(report[0], dest + ": taken from natasha-1.6.0-py3-none-any.whl (" + opt.wheel_url +
+                           "), checksum ok");
+  EXPECT_EQ(sha256_file_hex(dest), navec_release().sha256);
+  EXPECT_EQ(read_navec(dest).size(), 250002u);
+  EXPECT_FALSE(test::file_exists(dest + ".download"));
+  EXPECT_EQ(fetch_navec(opt)[0], dest + ": already present, checksum ok");
+}
+
+TEST(FetchNavec, AWheelWithOtherVectorsWritesNothing) {
+  test::TempDir mirror, out;
+  FetchOptions opt;
+  opt.to = out.path();
+  opt.wheel_url = "file://" + make_wheel(mirror, test::navec_archive({"a", "b"}, 2, 1, {{0}, {1}}));
+  try {
+    fetch_navec(opt);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(": natasha/data/emb/navec_news_v1_1B_250K_300d_100q.tar: "
+                                         "SHA-256 mismatch (expected f07270833d78"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(test::file_exists(out.path() + "/navec/navec_news_v1_1B_250K_300d_100q.tar"));
+  EXPECT_FALSE(
+      test::file_exists(out.path() + "/navec/navec_news_v1_1B_250K_300d_100q.tar.download"));
+}
+
+}  // namespace
+}  // namespace kdx::data

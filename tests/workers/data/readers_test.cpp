@@ -1,6 +1,10 @@
 #include "workers/data/readers.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <iterator>
+#include <set>
 
 #include "common/error.h"
 #include "tests/support/test_support.h"
@@ -9,14 +13,7 @@
 namespace kdx::data {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 TEST(RunneReader, NestedCyrillicEntitiesWithInclusiveEnds) {
   test::TempDir dir;
@@ -123,6 +120,67 @@ TEST(ConllReader, BioToSpans) {
   auto bad = dir.write("y.conll", "a\tX-PER\n");
   EXPECT_EQ(error_of([&] { read_conll({bad}); }),
             bad + ":1: tag 'X-PER' is not O, B-TYPE or I-TYPE");
+}
+
+TEST(ConllReader, UnknownTypeNamesTheLineAndTheKnownTypes) {
+  test::TempDir dir;
+  auto f = dir.write("x.conll", "Иван\tB-PER\n\nAcme\tB-ORG\nInc\tI-ORG\n");
+  EXPECT_EQ(error_of([&] {
+              read_conll({f}, {"LOC", "PER"});
+            }),
+            f + ":3: unknown entity type 'ORG' (known: LOC, PER)");
+  EXPECT_EQ(read_conll({f}).size(), 2u);  // no type list: any type
+  EXPECT_EQ(error_of([&] { read_dataset("conll", {f}, {"PER"}); }),
+            f + ":3: unknown entity type 'ORG' (known: PER)");
+}
+
+// The classes a run has (a teacher's types.json) replace the dataset's own list; a long list
+// is shortened in the message.
+TEST(Readers, TypeListsOfTheRunAndShortenedMessages) {
+  test::TempDir dir;
+  std::set<std::string> many;
+  for (char c = 'A'; c < 'A' + 15; ++c) many.insert(std::string("T") + c);
+  EXPECT_EQ(known_types(many), "TA, TB, TC, TD, TE, TF, TG, TH, TI, TJ, ... (15 in all)");
+  std::set<std::string> twelve(many.begin(), std::next(many.begin(), 12));
+  EXPECT_EQ(known_types(twelve), "TA, TB, TC, TD, TE, TF, TG, TH, TI, TJ, TK, TL");
+  dir.write("ners.txt", "PERSON\nCITY\n");
+  auto f = dir.write("train.jsonl",
+                     "{\"id\": 1, \"sentences\": \"ab\", \"ners\": [[0, 0, \"CITY\"]]}\n");
+  EXPECT_EQ(read_dataset("runne", {f}).size(), 1u);  // ners.txt has CITY
+  EXPECT_EQ(error_of([&] { read_dataset("runne", {f}, many); }),
+            f + ":1: unknown entity type 'CITY' (known: TA, TB, TC, TD, TE, TF, TG, TH, TI, TJ, "
+                "... (15 in all))");
+  dir.write("set/a.txt", "text");
+  dir.write("set/a.ann", "T1\tSOC 0 4\ttext\n");
+  EXPECT_EQ(error_of([&] { read_dataset("rurebus", {dir.file("set")}, {"ACT"}); }),
+            dir.file("set") + "/a.ann:1: unknown entity type 'SOC' (known: ACT)");
+}
+
+// read_input refuses anything but a regular file: /dev/zero would never end, a FIFO without
+// a writer would block the read.
+TEST(Readers, DeviceOrFifoIsNotADataFile) {
+  test::TempDir dir;
+  std::string fifo = dir.file("data.jsonl");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  const std::string zero = "/dev/zero: not a regular file (a character device)";
+  EXPECT_EQ(error_of([&] { read_runne({"/dev/zero"}); }), zero);
+  EXPECT_EQ(error_of([&] { read_conll({"/dev/zero"}); }), zero);
+  EXPECT_EQ(error_of([&] { read_dataset("rurebus", {"/dev/zero"}); }), zero);
+  EXPECT_EQ(error_of([&] { read_texts("/dev/zero"); }), zero);
+  EXPECT_EQ(error_of([&] { read_runne({fifo}); }), fifo + ": not a regular file (a FIFO)");
+  EXPECT_EQ(error_of([&] { read_dataset("conll", {fifo}); }),
+            fifo + ": not a regular file (a FIFO)");
+  EXPECT_EQ(error_of([&] { read_texts(fifo); }), fifo + ": not a regular file (a FIFO)");
+  // A FIFO inside a brat folder, and as the ners.txt beside a RuNNE file.
+  dir.write("set/a.ann", "");
+  ASSERT_EQ(::mkfifo(dir.file("set/a.txt").c_str(), 0644), 0);
+  EXPECT_EQ(error_of([&] { read_brat({dir.file("set")}); }),
+            dir.file("set/a.txt") + ": not a regular file (a FIFO)");
+  test::TempDir other;
+  auto f = other.write("train.jsonl", "{\"id\": 1, \"sentences\": \"ab\"}\n");
+  ASSERT_EQ(::mkfifo(other.file("ners.txt").c_str(), 0644), 0);
+  EXPECT_EQ(error_of([&] { read_dataset("runne", {f}); }),
+            other.file("ners.txt") + ": not a regular file (a FIFO)");
 }
 
 TEST(Writers, RunneRoundTrip) {

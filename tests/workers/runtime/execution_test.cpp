@@ -24,14 +24,7 @@
 namespace kdx::training {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 TEST(Execution, AutoIsTheRanksGpuWhenThereIsOneElseTheCpu) {
   int gpus = runtime::cuda_device_count();

@@ -9,6 +9,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "tests/support/test_support.h"
 #include "tests/workers/training/toy_ner.h"
 #include "workers/training/objective.h"
@@ -139,7 +140,7 @@ TEST(Trainer, PlateauHalvesTheRateWhenDevStopsImproving) {
   // The toy set is learned within a few epochs; then dev F1 stays at its best, every epoch
   // without gain halves the rate down to the floor.
   std::vector<double> lr, f1;
-  std::istringstream lines(read_file(opt.metrics_path));
+  std::istringstream lines(read_input(opt.metrics_path, InputKind::Data));
   for (std::string line; std::getline(lines, line);) {
     auto m = nlohmann::json::parse(line);
     lr.push_back(m["lr"].get<double>());
@@ -150,6 +151,7 @@ TEST(Trainer, PlateauHalvesTheRateWhenDevStopsImproving) {
   double best = -1, scale = 1;
   for (size_t e = 0; e < lr.size(); ++e) {
     EXPECT_NEAR(lr[e], std::max(0.01 * scale, 0.01 / 16), 1e-12) << "epoch " << e + 1;
+    if (f1[e] <= 0 && best <= 0) continue;  // no dev entity found yet: no plateau either
     if (f1[e] > best + 1e-12)
       best = f1[e];
     else
@@ -201,6 +203,42 @@ TEST(Trainer, DevF1StuckAtZeroStopsAfterPatience) {
   EXPECT_EQ(s.epoch, 6);  // twice the patience (at least 6) at a score of 0
   EXPECT_TRUE(s.stalled);
   EXPECT_TRUE(s.finished);
+}
+
+// The plateau starts once dev F1 is above 0: a run still tagging every token O (a deep LSTM's
+// first epochs) keeps its rate instead of having it halved into staying there (the defaults
+// sweep: LSTMs of 2 x 512 and 4 x 256 were cut to a quarter of their rate by epoch 4 at dev 0).
+TEST(Trainer, PlateauWaitsUntilDevFindsEntities) {
+  torch::set_num_threads(1);
+  Toy toy;
+  auto tagger = toy.student("sru");
+  {
+    torch::NoGradGuard g;
+    auto* student = dynamic_cast<models::StudentTaggerImpl*>(tagger.get());
+    student->head->bias.view({2, 3}).select(1, 0).fill_(50.0);
+  }
+  auto dist = distributed::make_single_process();
+  test::TempDir dir;
+  TaggingTask task(tagger, toy.data(), {});
+  auto opt = quick(30);
+  opt.lr = 1e-9;
+  opt.min_lr = 1e-12;
+  opt.warmup_steps = 0;
+  opt.lr_schedule = "plateau";
+  opt.plateau_patience = 0;
+  opt.patience = 3;
+  opt.metrics_path = dir.file("metrics.jsonl");
+  auto s = Trainer(tagger, task, opt, *dist).run();
+  EXPECT_TRUE(s.stalled);
+  std::istringstream lines(read_input(opt.metrics_path, InputKind::Data));
+  int epochs = 0;
+  for (std::string line; std::getline(lines, line); ++epochs) {
+    auto m = nlohmann::json::parse(line);
+    EXPECT_EQ(m["dev_f1"].get<double>(), 0.0);
+    EXPECT_DOUBLE_EQ(m["lr"].get<double>(), 1e-9) << "epoch " << epochs + 1;
+  }
+  EXPECT_EQ(epochs, 6);
+  EXPECT_EQ(s.lr_scale, 1.0);
 }
 
 TEST(TrainingState, Version4RoundTripsAndVersion3Resumes) {

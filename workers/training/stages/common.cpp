@@ -4,8 +4,10 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/strings.h"
+#include "workers/data/json_fields.h"
 #include "workers/data/writers.h"
 #include "workers/evaluation/latency.h"
 #include "workers/evaluation/predict.h"
@@ -196,15 +198,19 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
 }
 
 std::vector<std::string> read_types(const std::string& dir) {
-  auto j = parse_json(read_file(dir + "/types.json"));
-  if (!j.is_array()) throw Error(dir + "/types.json: not a JSON list");
-  return j.get<std::vector<std::string>>();
+  std::string path = dir + "/types.json";
+  return data::string_list(read_json_file(path), path);
+}
+
+nlohmann::json read_model_json(const std::string& dir) {
+  std::string path = dir + "/model.json";
+  auto desc = read_json_file(path);
+  data::JsonFields(desc, path);  // an object, or "<path>: expected a JSON object, got ..."
+  return desc;
 }
 
 models::Tagger load_teacher(const std::string& dir) {
-  auto desc = parse_json(read_file(dir + "/model.json"));
-  if (!desc.is_object()) throw Error(dir + "/model.json: not valid JSON");
-  auto tagger = models::make_tagger(desc);
+  auto tagger = models::make_tagger(read_model_json(dir), dir + "/model.json");
   load_weights(*tagger, dir + "/model.safetensors");
   return tagger;
 }

@@ -38,7 +38,10 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
 void write_result(const RunSpec& spec, const nlohmann::json& metrics,
                   const nlohmann::json& warnings, const nlohmann::json& files);
 
+// <dir>/types.json: the classes' entity types, in order. Throws "<path>: <reason>".
 std::vector<std::string> read_types(const std::string& dir);
+// <dir>/model.json, parsed and checked to be an object; throws "<path>: <reason>".
+nlohmann::json read_model_json(const std::string& dir);
 // The finished teacher of a teacher_dir: its tagger, with weights, on the CPU.
 models::Tagger load_teacher(const std::string& dir);
 void check_finished_teacher(const std::string& dir);

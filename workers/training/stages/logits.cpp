@@ -5,8 +5,10 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/strings.h"
+#include "workers/data/json_fields.h"
 #include "workers/training/logits_cache.h"
 #include "workers/training/oracle.h"
 #include "workers/training/stages/common.h"
@@ -19,24 +21,26 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   // The teacher's own window, tagging and training subset: the logits must align with
   // the examples its students (which share these settings) will see.
   RunSpec keyed = spec;
-  auto teacher_run = parse_json(read_file(spec.teacher_dir + "/run.json"));
-  nlohmann::json tp = teacher_run.is_object() && teacher_run.contains("params")
-                          ? teacher_run["params"]
-                          : nlohmann::json::object();
-  keyed.params["window"] = tp.value("window", 128);
-  keyed.params["max_train_docs"] = tp.value("max_train_docs", 0);
+  // A teacher run.json that does not parse is an error: its defaults would key the cache to
+  // another window or subset than the teacher was trained on.
+  const std::string run_path = spec.teacher_dir + "/run.json";
+  auto teacher_run = read_json_file(run_path);
+  data::JsonFields run(teacher_run, run_path);
+  const nlohmann::json no_params = nlohmann::json::object();
+  data::JsonFields tp(run.has("params") ? teacher_run["params"] : no_params, run_path, "params");
+  keyed.params["window"] = tp.integer("window", 128);
+  keyed.params["max_train_docs"] = tp.integer("max_train_docs", 0);
   Prepared p;
+  p.types = read_types(spec.teacher_dir);  // the classes: every entity read is checked against them
   read_documents(keyed, p);
-  p.types = read_types(spec.teacher_dir);
   p.tokenizer = load_tokenizer(spec.teacher_dir);
   auto teacher = load_teacher(spec.teacher_dir);
-  auto desc = teacher->describe();
   // A teacher run.json without params.tagging: its head's shape tells the per-type schemes
   // apart (3 classes BIO, 5 BILOU).
-  std::string tagging = tp.value(
-      "tagging", desc.value("columns", 1) == 1
-                     ? "flat_bio"
-                     : (desc.value("classes", 3) == 5 ? "per_type_bilou" : "per_type_bio"));
+  std::string tagging =
+      tp.string("tagging", teacher->columns == 1
+                               ? "flat_bio"
+                               : (teacher->classes == 5 ? "per_type_bilou" : "per_type_bio"));
   p.scheme = data::make_scheme(tagging, p.types);
   keyed.params["tagging"] = tagging;
   int window = keyed.params["window"];

@@ -6,8 +6,10 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/strings.h"
+#include "workers/data/json_fields.h"
 #include "workers/training/logits_cache.h"
 #include "workers/training/sampler.h"
 #include "workers/training/stages/common.h"
@@ -22,14 +24,15 @@ void prepare_student_data(const RunSpec& spec, Prepared& p) {
     throw Error(spec.path + ": params.arch: unknown student architecture '" + arch +
                 "' (expected lstm, sru, srupp)");
   check_finished_teacher(spec.teacher_dir);
+  p.types = read_types(spec.teacher_dir);  // the classes: every entity read is checked against them
   read_documents(spec, p);
-  p.types = read_types(spec.teacher_dir);
   p.tokenizer = load_tokenizer(spec.teacher_dir);
   p.scheme = data::make_scheme(spec.param_string("tagging"), p.types);
   encode_all(spec, p);
-  auto teacher_desc = parse_json(read_file(spec.teacher_dir + "/model.json"));
-  if (teacher_desc.value("columns", 0) != p.scheme.columns() ||
-      teacher_desc.value("classes", 0) != p.scheme.classes())
+  auto teacher_desc = read_model_json(spec.teacher_dir);
+  data::JsonFields desc(teacher_desc, spec.teacher_dir + "/model.json");
+  if (desc.integer("columns", 0) != p.scheme.columns() ||
+      desc.integer("classes", 0) != p.scheme.classes())
     throw Error(spec.path + ": params.tagging '" + spec.param_string("tagging") +
                 "' does not match the teacher's output layout");
 }

@@ -2,6 +2,7 @@
 // its vocabulary whole, fine-tuned on the labelled data with the supervised loss only.
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/strings.h"
 #include "workers/models/student.h"
@@ -25,8 +26,8 @@ void run_student_finetune(const RunSpec& spec, distributed::Reducer& reducer,
                 ": params.loss.kd_weight: a student_finetune run is supervised "
                 "only (the teacher was learned from in its student_kd run); set it "
                 "to 0");
-  auto desc = parse_json(read_file(spec.student_dir + "/model.json"));
-  auto config = models::student_config_from_json(desc);
+  auto config = models::student_config_from_json(stages::read_model_json(spec.student_dir),
+                                                 spec.student_dir + "/model.json");
   if (config.arch != spec.param_string("arch") || config.hidden != spec.param_int("hidden") ||
       config.layers != spec.param_int("layers") || config.emb != spec.param_int("emb") ||
       config.proj != spec.param_int("proj"))

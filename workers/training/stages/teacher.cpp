@@ -13,8 +13,7 @@ namespace kdx::training {
 void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& so) {
   using namespace stages;
   Prepared p;
-  read_documents(spec, p);
-  p.types = dataset_types(spec, p.train_docs);
+  read_documents(spec, p);  // sets p.types: the dataset's (dataset_types)
   models::Tagger tagger;
   p.scheme = data::make_scheme(spec.param_string("tagging"), p.types);
   torch::manual_seed(static_cast<uint64_t>(spec.param_int64("seed")));
