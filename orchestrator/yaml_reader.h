@@ -41,6 +41,7 @@ class YamlReader {
   const std::string& text() const { return text_; }
 
  private:
+  void check_single_document() const;
   void check_structure(const YAML::Node& node, const std::string& path, int depth,
                        long& budget) const;
   std::string file_;
