@@ -63,7 +63,7 @@ test: build asan cuda-test-build navec
 fuzz: asan
 	./tools/fuzz $(ASAN_BUILD) $(FUZZ_SECONDS)
 
-demo: build
+demo: build navec
 	./tools/demo
 
 bench: build

@@ -109,15 +109,80 @@ std::vector<ParamDef> training_params() {
   };
 }
 
+// Pretrained word vectors as an input of a teacher or student.
+ParamDef vectors_param() {
+  return {"vectors",
+          P::Object,
+          {},
+          {
+              {"file",
+               P::String,
+               {},
+               {},
+               "navec (the tar `kdx data fetch navec` keeps in ~/.cache/kdx) or a vectors file"},
+              {"format", P::String, {"navec", "text"}, {}, "navec tar, or word2vec/fastText text"},
+              {"freeze", P::Bool, {}, {}, "keep the pretrained rows fixed (absent = true)"},
+              {"join",
+               P::String,
+               {"concat", "sum"},
+               {},
+               "concat: [wordpiece embedding; vector]; sum: the vector projected and added"},
+          },
+          "pretrained word vectors: each wordpiece gets its word's vector (absent = none)"};
+}
+
+// The recurrent tagger's shape: students, and teachers of arch lstm | sru | srupp.
+std::vector<ParamDef> recurrent_params() {
+  return {
+      {"emb", P::Int, {}, {}, "embedding size", 1, 16384},
+      {"proj", P::Int, {}, {}, "SRU++ attention projection size", 0, 16384},
+      {"highway_bias", P::Float, {}, {}, "SRU/SRU++: initial reset-gate bias", -100, 100},
+      {"rescale", P::Bool, {}, {}, "SRU/SRU++: scale the highway input (reference option)"},
+      {"attention_dropout",
+       P::Float,
+       {},
+       {},
+       "SRU++: dropout on the attention weights (absent = 0)",
+       0,
+       0.99},
+      {"conv",
+       P::Object,
+       {},
+       {
+           {"kernels",
+            P::IntList,
+            {},
+            {},
+            "odd Conv1d widths of every conv layer, e.g. [1, 3, 5]",
+            1,
+            63},
+           {"channels",
+            P::IntList,
+            {},
+            {},
+            "per conv layer, its output channels (split equally over the kernels)",
+            1,
+            65536},
+           {"dropout", P::Float, {}, {}, "dropout after each conv layer's BatchNorm", 0, 0.99},
+       },
+       "convolutional front-end before the recurrent layers (absent = none)"},
+      vectors_param(),
+  };
+}
+
 }  // namespace
 
 const std::vector<ParamDef>& teacher_params() {
   static const std::vector<ParamDef> defs = [] {
     std::vector<ParamDef> d = {
-        {"arch", P::String, {"bert"}, {}, "teacher architecture"},
+        {"arch",
+         P::String,
+         {"bert", "lstm", "sru", "srupp"},
+         {},
+         "teacher architecture: BERT, or a recurrent tagger (emb, hidden, layers, conv, vectors)"},
         {"init_from", P::String, {}, {}, "Hugging Face BERT checkpoint directory to fine-tune"},
-        {"layers", P::Int, {}, {}, "encoder layers", 1, 96},
-        {"hidden", P::Int, {}, {}, "hidden size", 1, 16384},
+        {"layers", P::Int, {}, {}, "encoder layers (recurrent: recurrent layers)", 1, 96},
+        {"hidden", P::Int, {}, {}, "hidden size (recurrent: per direction)", 1, 16384},
         {"heads", P::Int, {}, {}, "attention heads", 1, 256},
         {"ffn", P::Int, {}, {}, "feed-forward size", 1, 65536},
         {"vocab_size", P::Int, {}, {}, "vocabulary built from the training corpus", 16, 1e7},
@@ -130,6 +195,13 @@ const std::vector<ParamDef>& teacher_params() {
          1e-6,
          10},
         {"dropout", P::Float, {}, {}, "dropout probability", 0, 0.99},
+        {"ensemble_seeds",
+         P::IntList,
+         {},
+         {},
+         "an ensemble: one teacher per seed, whose logits the logits stage combines",
+         0,
+         4e+18},
         {"loss",
          P::Object,
          {},
@@ -140,6 +212,7 @@ const std::vector<ParamDef>& teacher_params() {
          },
          "supervised loss weights"},
     };
+    for (auto& t : recurrent_params()) d.push_back(t);
     for (auto& t : training_params()) d.push_back(t);
     return d;
   }();
@@ -152,8 +225,6 @@ const std::vector<ParamDef>& student_params() {
         {"arch", P::String, {"lstm", "sru", "srupp"}, {}, "student architecture"},
         {"hidden", P::Int, {}, {}, "recurrent hidden size (per direction)", 1, 16384},
         {"layers", P::Int, {}, {}, "recurrent layers", 1, 64},
-        {"emb", P::Int, {}, {}, "embedding size", 1, 16384},
-        {"proj", P::Int, {}, {}, "SRU++ attention projection size", 0, 16384},
         {"dropout", P::Float, {}, {}, "dropout probability", 0, 0.99},
         {"init_embedding",
          P::Bool,
@@ -166,36 +237,6 @@ const std::vector<ParamDef>& student_params() {
          {"trimmed", "full"},
          {},
          "embedding rows: only the teacher wordpieces in the training text, or all"},
-        {"highway_bias", P::Float, {}, {}, "SRU/SRU++: initial reset-gate bias", -100, 100},
-        {"rescale", P::Bool, {}, {}, "SRU/SRU++: scale the highway input (reference option)"},
-        {"attention_dropout",
-         P::Float,
-         {},
-         {},
-         "SRU++: dropout on the attention weights (absent = 0)",
-         0,
-         0.99},
-        {"conv",
-         P::Object,
-         {},
-         {
-             {"kernels",
-              P::IntList,
-              {},
-              {},
-              "odd Conv1d widths of every conv layer, e.g. [1, 3, 5]",
-              1,
-              63},
-             {"channels",
-              P::IntList,
-              {},
-              {},
-              "per conv layer, its output channels (split equally over the kernels)",
-              1,
-              65536},
-             {"dropout", P::Float, {}, {}, "dropout after each conv layer's BatchNorm", 0, 0.99},
-         },
-         "convolutional front-end before the recurrent layers (absent = none)"},
         {"dataset", P::String, {}, {}, "dataset name (from `datasets:`)"},
         {"loss",
          P::Object,
@@ -205,15 +246,17 @@ const std::vector<ParamDef>& student_params() {
              {"kd_weight", P::Float, {}, {}, "weight of the distillation term; 0 = no KD", 0, 1e6},
              {"kd_loss",
               P::String,
-              {"kl", "mse", "mse_prob"},
+              {"kl", "mse", "mse_prob", "hard"},
               {},
-              "kl: KL at temperature; mse: logits (paper); mse_prob: tag probabilities"},
+              "kl: KL at temperature; mse: logits (paper); mse_prob: tag probabilities; hard: CE "
+              "on the teacher's argmax tags (the self-training control)"},
              {"temperature", P::Float, {}, {}, "temperature of kl and mse_prob", 0.01, 1000},
              {"dice_weight", P::Float, {}, {}, "weight of the Dice loss over gold tags", 0, 1e6},
              {"label_smoothing", P::Float, {}, {}, "label smoothing of CE", 0, 0.99},
          },
          "loss weights"},
     };
+    for (auto& t : recurrent_params()) d.push_back(t);
     for (auto& t : training_params()) d.push_back(t);
     // Two-phase distillation: the settings of phase 1 (student_kd, on the transfer corpus
     // from the teacher alone); the rest of the point is phase 2 (student_finetune).
@@ -301,6 +344,12 @@ const std::vector<ParamDef>& logits_params() {
        0,
        1000},
       {"oracle_noise", P::Float, {}, {}, "oracle: fraction of cells given a wrong class", 0, 1},
+      {"combine",
+       P::String,
+       {"mean_logits", "mean_probs"},
+       {},
+       "teacher ensembles: average the members' logits (TextBrewer's default) or their tag "
+       "probabilities (stored as log-probabilities)"},
       {"seed", P::Int, {}, {}, "oracle: seed of the noise", 0, 4e+18},
       {"threads", P::Int, {}, {}, "intra-op threads", 0, 1024},
       {"device",

@@ -9,6 +9,7 @@
 #include "common/params.h"
 #include "common/sha256.h"
 #include "orchestrator/grid.h"
+#include "workers/data/fetch.h"
 
 namespace kdx {
 
@@ -161,6 +162,39 @@ const char* kArchitectureKeys[] = {"layers",     "hidden",    "heads",     "ffn"
 
 }  // namespace
 
+std::string resolve_vectors_path(const std::string& file, const Spec& spec) {
+  if (file == "navec") return data::default_navec_path();
+  if (!file.empty() && file[0] == '/') return file;
+  return spec.data_root + "/" + file;
+}
+
+namespace {
+// params.vectors of a teacher or student: the file given and present, its format explicit
+// (navec for `navec` and *.tar, else text) so that the run id says what the run reads.
+void check_vectors(nlohmann::json& params, const Spec& spec, const std::string& where) {
+  if (!params.contains("vectors")) return;
+  auto& v = params["vectors"];
+  if (!v.contains("file") || !v["file"].is_string() || v["file"].get<std::string>().empty())
+    throw Error(where + ": vectors.file: required (navec, or a path to a vectors file)");
+  std::string file = v["file"];
+  if (!v.contains("format"))
+    v["format"] = file == "navec" || (file.size() > 4 && file.substr(file.size() - 4) == ".tar")
+                      ? "navec"
+                      : "text";
+  if (!v.contains("freeze")) v["freeze"] = true;
+  if (!v.contains("join")) v["join"] = "concat";
+  std::string path = resolve_vectors_path(file, spec);
+  try {
+    check_input(path, InputKind::Data);
+  } catch (const Error& e) {
+    throw Error(where + ": vectors.file: " + e.what() +
+                (file == "navec" ? " (get it with `kdx data fetch navec --to ~/.cache/kdx`, or "
+                                   "`make navec`)"
+                                 : ""));
+  }
+}
+}  // namespace
+
 nlohmann::json make_run_json(const PlannedRun& r, const Spec& spec) {
   nlohmann::json ds_paths;
   for (auto& ds : spec.datasets)
@@ -178,6 +212,10 @@ nlohmann::json make_run_json(const PlannedRun& r, const Spec& spec) {
                       {"resources", to_json(r.resources)}};
   if (!r.pretrain_dir.empty()) j["pretrain_dir"] = r.pretrain_dir;
   if (!r.student_dir.empty()) j["student_dir"] = r.student_dir;
+  if (!r.teacher_dirs.empty()) j["teacher_dirs"] = r.teacher_dirs;
+  if (r.config["params"].contains("vectors"))
+    j["vectors_file"] =
+        resolve_vectors_path(r.config["params"]["vectors"]["file"].get<std::string>(), spec);
   if (r.stage == "pretrain") {
     j["corpus"] = spec.pretrain.resolved_corpus;
     // The worker checks the corpus against every test split again (it may run elsewhere).
@@ -230,6 +268,28 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
     for (auto key : kArchitectureKeys) teacher.erase(key);  // the pretrained encoder's
   }
   deep_merge(teacher, spec.teacher.params);
+  if (teacher["arch"] != "bert") {
+    // A recurrent teacher: the students' shape parameters, its architecture's learning rate
+    // unless given; the BERT-only ones dropped so that they do not enter its run id.
+    if (spec.pretrain.enabled)
+      throw Error(spec.file + ": teacher.arch: a " + teacher["arch"].get<std::string>() +
+                  " teacher reads no pretrained BERT; remove `pretrain:` or use arch: bert");
+    if (spec.teacher.params.contains("init_from"))
+      throw Error(spec.file +
+                  ": teacher.init_from: a Hugging Face BERT checkpoint, but "
+                  "teacher.arch is " +
+                  teacher["arch"].get<std::string>());
+    for (auto key : {"heads", "ffn", "init_range"}) {
+      if (spec.teacher.params.contains(key))
+        throw Error(spec.file + ": teacher." + key + ": a BERT setting, but teacher.arch is " +
+                    teacher["arch"].get<std::string>());
+      teacher.erase(key);
+    }
+    nlohmann::json rec = {{"emb", 128}, {"proj", 0}, {"rescale", false}};
+    deep_merge(rec, architecture_defaults(teacher["arch"].get<std::string>()));
+    for (auto it = rec.begin(); it != rec.end(); ++it)
+      if (!spec.teacher.params.contains(it.key())) teacher[it.key()] = it.value();
+  }
   // A finished teacher fixes the tag layout its students must share: read it from the
   // checkpoint's own model.json rather than assuming this version's default.
   if (!spec.teacher.checkpoint.empty() && !spec.teacher.params.contains("tagging")) {
@@ -245,9 +305,33 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
       }
     }
   }
+  check_vectors(teacher, spec, spec.file + ": teacher");
+  // An ensemble: one teacher run per seed (the members differ in nothing else).
+  std::vector<int64_t> ensemble_seeds;
+  if (teacher.contains("ensemble_seeds")) {
+    ensemble_seeds = teacher["ensemble_seeds"].get<std::vector<int64_t>>();
+    teacher.erase("ensemble_seeds");
+    if (ensemble_seeds.size() < 2)
+      throw Error(spec.file + ": teacher.ensemble_seeds: an ensemble needs at least 2 seeds");
+    if (std::set<int64_t>(ensemble_seeds.begin(), ensemble_seeds.end()).size() !=
+        ensemble_seeds.size())
+      throw Error(spec.file + ": teacher.ensemble_seeds: a seed is listed twice");
+    if (spec.teacher.params.contains("seed"))
+      throw Error(spec.file + ": teacher.seed: set together with teacher.ensemble_seeds");
+    if (!spec.teacher.checkpoint.empty())
+      throw Error(spec.file +
+                  ": teacher.ensemble_seeds: a finished teacher checkpoint is one "
+                  "model");
+  }
   teacher = normalize_numbers(teacher);
   nlohmann::json logits = logits_defaults();
+  // Only an ensemble's cache has a combination rule (single-teacher ids stay as they were).
+  if (!ensemble_seeds.empty()) logits["combine"] = "mean_logits";
   deep_merge(logits, spec.logits);
+  if (ensemble_seeds.empty() && spec.logits.contains("combine"))
+    throw Error(spec.file +
+                ": logits.combine: only a teacher ensemble (teacher.ensemble_seeds) "
+                "has logits to combine");
   if (logits["source"] == "oracle") {
     nlohmann::json oracle = {{"oracle_margin", 4.0}, {"oracle_noise", 0.0}, {"seed", 1}};
     deep_merge(oracle, logits);
@@ -283,6 +367,26 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
       t.run_dir = run_dir(t.id);
       teacher_ref = t.id;
     }
+    // Ensemble members: the teacher run at each seed; `t` stays the first (its tokenizer and
+    // types are the students').
+    std::vector<PlannedRun> members;
+    for (int64_t seed : ensemble_seeds) {
+      PlannedRun m = t;
+      m.config["params"]["seed"] = seed;
+      m.config = normalize_numbers(m.config);
+      m.id = run_id_of(m.config);
+      m.run_dir = run_dir(m.id);
+      members.push_back(std::move(m));
+    }
+    std::vector<std::string> member_dirs;
+    nlohmann::json member_ids = nlohmann::json::array();
+    if (!members.empty()) {
+      t = members.front();
+      for (auto& m : members) {
+        member_dirs.push_back(m.run_dir);
+        member_ids.push_back(m.id);
+      }
+    }
 
     PlannedRun l;
     l.stage = "logits";
@@ -291,7 +395,8 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
                 {"stage", "logits"},
                 {"dataset", dataset_identity(ds)},
                 {"params", normalize_numbers(logits)},
-                {"teacher", spec.teacher.checkpoint.empty()
+                {"teacher", !members.empty() ? member_ids
+                            : spec.teacher.checkpoint.empty()
                                 ? nlohmann::json(t.id)
                                 : nlohmann::json{{"checkpoint", spec.teacher.checkpoint}}}};
     const bool has_unlabeled = ds.splits.count("unlabeled") > 0;
@@ -303,6 +408,11 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
     l.resources = spec.logits_resources;
     l.run_dir = run_dir(l.id);
     if (!t.id.empty()) l.deps = {t.id};
+    if (!members.empty()) {
+      l.deps.clear();
+      for (auto& m : members) l.deps.push_back(m.id);
+      l.teacher_dirs = member_dirs;
+    }
     std::string teacher_dir = t.id.empty() ? spec.teacher.checkpoint : t.run_dir;
 
     bool any_kd = false;
@@ -317,6 +427,7 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
     // A student-stage run of this dataset: everything but its dependencies and data links.
     auto student_run = [&](const std::string& stage, nlohmann::json params, nlohmann::json extra) {
       check_objective(params, spec.file + ": students (" + stage + ")");
+      check_vectors(params, spec, spec.file + ": students (" + stage + ")");
       PlannedRun r;
       r.stage = stage;
       r.dataset = ds.name;
@@ -330,6 +441,7 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
       r.resources = spec.students.resources;
       r.run_dir = run_dir(r.id);
       r.teacher_dir = teacher_dir;
+      r.teacher_dirs = member_dirs;
       return r;
     };
     for (auto& p : mine) {
@@ -405,7 +517,10 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
 
     l.teacher_dir = teacher_dir;
     if (!pre.id.empty() && plan.runs.empty()) plan.runs.push_back(pre);
-    if (!t.id.empty()) plan.runs.push_back(std::move(t));
+    if (!members.empty())
+      for (auto& m : members) plan.runs.push_back(std::move(m));
+    else if (!t.id.empty())
+      plan.runs.push_back(std::move(t));
     if (any_kd) plan.runs.push_back(std::move(l));
     for (auto& s : students) plan.runs.push_back(std::move(s));
   }

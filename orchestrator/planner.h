@@ -25,7 +25,10 @@ struct PlannedRun {
   std::string logits_dir;    // absolute; empty when the run needs no logits
   std::string pretrain_dir;  // absolute; a teacher's pretrained encoder, else empty
   std::string student_dir;   // absolute; student_finetune: its student_kd run, else empty
-  bool unlabeled = false;    // logits and KD students: the dataset's unlabeled text too
+  // A teacher ensemble's members (absolute), the first being teacher_dir: the logits run and
+  // the students that read its cache. Empty for a single teacher.
+  std::vector<std::string> teacher_dirs;
+  bool unlabeled = false;  // logits and KD students: the dataset's unlabeled text too
 };
 
 struct Plan {
@@ -40,6 +43,9 @@ Plan make_plan(const Spec& spec, const std::string& results_dir);
 // What the worker reads (run.json): config, absolute data paths, directories, resources.
 // Built on demand: a plan of 100,000 runs should not hold 100,000 of these.
 nlohmann::json make_run_json(const PlannedRun& run, const Spec& spec);
+// A vectors.file as the worker opens it: `navec` the cached tar, a relative path under the
+// data directory, an absolute one as written.
+std::string resolve_vectors_path(const std::string& file, const Spec& spec);
 
 // Keys sorted, numbers normalised, no whitespace: equal configs give equal text.
 std::string canonical_json(const nlohmann::json& config);

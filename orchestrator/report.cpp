@@ -81,7 +81,7 @@ Curve read_curve(const RunRecord& r, const nlohmann::json& params_flat) {
   c.run = r.id;
   c.dataset = r.dataset;
   c.stage = r.stage;
-  c.arch = r.stage == "teacher" ? "bert" : params_flat.value("arch", std::string());
+  c.arch = params_flat.value("arch", std::string(r.stage == "teacher" ? "bert" : ""));
   c.kd_label = r.stage == "teacher" ? "teacher" : kd_label_of(r.stage, params_flat);
   std::ifstream in;
   if (is_regular_file(r.run_dir + "/metrics.jsonl")) in.open(r.run_dir + "/metrics.jsonl");
@@ -112,6 +112,7 @@ void finish_row(Acc& a, const std::string& headline) {
   a.row.few_shot = s("macro_f1_few_shot");
   a.row.params = s("params");
   a.row.params_no_embedding = s("params_no_embedding");
+  a.row.params_trainable = s("params_trainable");
   a.row.size_mb = s("size_mb");
   a.row.latency_b1 = s("latency_b1_ms");
   a.row.latency_b32 = s("latency_b32_ms");
@@ -235,7 +236,7 @@ ReportData build_report(Registry& reg, const std::string& experiment,
       }
     Acc& acc = r.stage == "teacher" ? teachers[r.dataset] : students[r.dataset][key.dump()];
     acc.row.stage = r.stage;
-    acc.row.arch = r.stage == "teacher" ? "bert" : params_flat.value("arch", std::string());
+    acc.row.arch = params_flat.value("arch", std::string(r.stage == "teacher" ? "bert" : ""));
     acc.row.key = key;
     acc.row.kd_weight = params_flat.value("loss.kd_weight", 0.0);
     acc.row.ce_weight = params_flat.value("loss.ce_weight", 1.0);
@@ -254,7 +255,7 @@ ReportData build_report(Registry& reg, const std::string& experiment,
           ++acc.row.warnings;
         }
     for (auto k : {"f1", "macro_f1", "macro_f1_few_shot", "params", "params_no_embedding",
-                   "size_mb", "latency_b1_ms", "latency_b32_ms"}) {
+                   "params_trainable", "size_mb", "latency_b1_ms", "latency_b32_ms"}) {
       bool ok;
       double v = metric(m, k, ok);
       if (ok) acc.values[k].push_back(v);
@@ -313,6 +314,9 @@ ReportData build_report(Registry& reg, const std::string& experiment,
       if (ds.has_teacher && s.params_no_embedding.valid() &&
           ds.teacher.params_no_embedding.valid() && s.params_no_embedding.mean > 0)
         s.compression_paper = ds.teacher.params_no_embedding.mean / s.params_no_embedding.mean;
+      if (ds.has_teacher && s.params_trainable.valid() && ds.teacher.params_trainable.valid() &&
+          s.params_trainable.mean > 0)
+        s.compression_trainable = ds.teacher.params_trainable.mean / s.params_trainable.mean;
       if (ds.has_teacher && s.latency_b1.valid() && ds.teacher.latency_b1.valid() &&
           s.latency_b1.mean > 0)
         s.speedup = ds.teacher.latency_b1.mean / s.latency_b1.mean;

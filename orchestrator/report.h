@@ -35,6 +35,10 @@ struct ConfigRow {
   // The paper's compression: teacher / student parameters, both without word embeddings;
   // 0 when either lacks params_no_embedding.
   double compression_paper = 0;
+  // Trainable parameters only (a frozen word-vector table counts in `params`, not here);
+  // 0 when either lacks params_trainable.
+  Stat params_trainable;
+  double compression_trainable = 0;
   bool has_retained = false;
   Stat scratch_f1;            // the headline of the same configuration with kd_weight 0
   double kd_gain_points = 0;  // (headline - scratch headline) * 100

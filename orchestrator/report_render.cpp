@@ -67,7 +67,8 @@ std::vector<Column> columns(const DatasetReport& d) {
   std::vector<Column> c = {
       {"model",
        [](const ConfigRow& r, bool t) {
-         std::string name = t ? std::string("teacher (bert)") : r.arch;
+         std::string name =
+             t ? "teacher (" + (r.arch.empty() ? std::string("bert") : r.arch) + ")" : r.arch;
          return r.warnings ? name + " (!)" : name;
        }},
       {"hidden", [](const ConfigRow& r,
@@ -82,6 +83,11 @@ std::vector<Column> columns(const DatasetReport& d) {
        [](const ConfigRow& r, bool t) {
          if (t) return r.params_no_embedding.valid() ? std::string("1x") : std::string("-");
          return times(r.compression_paper);
+       }},
+      {"compression (trainable)",
+       [](const ConfigRow& r, bool t) {
+         if (t) return r.params_trainable.valid() ? std::string("1x") : std::string("-");
+         return times(r.compression_trainable);
        }},
       {"latency b=1 ms", [](const ConfigRow& r, bool) { return num(r.latency_b1, "%.2f"); }},
       {"speed-up",
@@ -278,6 +284,8 @@ std::string render_json(const ReportData& r) {
         {"compression", x.compression},
         {"params_no_embedding", stat(x.params_no_embedding)},
         {"compression_paper", x.compression_paper},
+        {"params_trainable", stat(x.params_trainable)},
+        {"compression_trainable", x.compression_trainable},
         {"speedup", x.speedup},
         {"retained_pct", x.retained},
         {"scratch_f1", x.has_scratch ? stat(x.scratch_f1) : nlohmann::json()},

@@ -177,25 +177,27 @@ TEST_F(ReportTest, PretrainStageIsCostedNotTabled) {
 TEST_F(ReportTest, MarkdownCells) {
   auto md = render_markdown(build_report(reg_, "e", {}));
   EXPECT_NE(md.find("| model | hidden | layers | CE/KD | params | size MB | compression | "
-                    "compression (paper) | latency b=1 ms |"),
+                    "compression (paper) | compression (trainable) | latency b=1 ms |"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("| lstm | 128 | 1 | 1/1 | 4.00M | - | 25.0x | 50.0x | 5.00 | 20.0x | 72.00 ± "
-                    "2.83 | - | 90.0 | 61.00 ± 1.41 | +11.00 | [-1.71, +23.71] | 2 | CL |"),
-            std::string::npos)
+  EXPECT_NE(
+      md.find("| lstm | 128 | 1 | 1/1 | 4.00M | - | 25.0x | 50.0x | - | 5.00 | 20.0x | 72.00 ± "
+              "2.83 | - | 90.0 | 61.00 ± 1.41 | +11.00 | [-1.71, +23.71] | 2 | CL |"),
+      std::string::npos)
       << md;
   // Runs without params_no_embedding (older workers): "-".
-  EXPECT_NE(md.find("| lstm | 128 | 1 | 1/0 | 4.00M | - | 25.0x | - | 5.00 | 20.0x | 61.00 ± "),
+  EXPECT_NE(md.find("| lstm | 128 | 1 | 1/0 | 4.00M | - | 25.0x | - | - | 5.00 | 20.0x | 61.00 ± "),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("| teacher (bert) | 768 | 12 | - | 100.00M | 400.0 | 1x | 1x | 100.00 | 1x | "
-                    "80.00 | 70.00 |"),
-            std::string::npos)
+  EXPECT_NE(
+      md.find("| teacher (bert) | 768 | 12 | - | 100.00M | 400.0 | 1x | 1x | - | 100.00 | 1x | "
+              "80.00 | 70.00 |"),
+      std::string::npos)
       << md;
   auto rep = build_report(reg_, "e", {});
   rep.datasets[0].teacher.params_no_embedding = Stat{};  // a teacher from an older worker
   EXPECT_NE(render_markdown(rep).find("| teacher (bert) | 768 | 12 | - | 100.00M | 400.0 | 1x | - "
-                                      "| 100.00 |"),
+                                      "| - | 100.00 |"),
             std::string::npos);
   EXPECT_NE(md.find("| zz | student | runne | FAILED | exit code 1: boom |"), std::string::npos);
 }

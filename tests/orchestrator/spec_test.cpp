@@ -76,9 +76,8 @@ TEST_F(SpecTest, UnknownGridParameter) {
   EXPECT_EQ(
       error_of(std::string(kHead) + "students:\n  grid:\n    hiden: [1]\n"),
       "exp.yaml:7:5: students.grid.hiden: unknown parameter (expected one of: arch, hidden, "
-      "layers, "
-      "emb, proj, dropout, init_embedding, vocab, highway_bias, rescale, attention_dropout, conv, "
-      "dataset, loss, epochs, "
+      "layers, dropout, init_embedding, vocab, dataset, loss, emb, proj, highway_bias, rescale, "
+      "attention_dropout, conv, vectors, epochs, "
       "batch_size, lr, weight_decay, "
       "warmup_steps, grad_clip, patience, lr_schedule, plateau_factor, plateau_patience, min_lr, "
       "freeze_embedding_epochs, sampler, sampler_draws, seed, window, tagging, decoding, "

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "workers/data/word_table.h"
+
 namespace kdx::data {
 
 long EncodedDataset::total_tokens() const {
@@ -23,6 +25,7 @@ EncodedDataset encode_dataset(const std::vector<Document>& docs, const Tokenizer
     ed.id = d.id;
     ed.tokens = tokenizer.tokenize(d.text);
     ed.tags = encode_tags(scheme, ed.tokens, d.entities);
+    ed.words = token_words(d.text, ed.tokens);
     for (auto& w : make_windows(ed.tokens, d.text, vocab, window)) {
       Example ex;
       ex.doc = static_cast<int>(di);
@@ -83,6 +86,8 @@ Batch make_batch(const EncodedDataset& data, const std::vector<int>& examples, i
   b.tags.assign(cells * static_cast<size_t>(b.columns), kIgnoreTag);
   b.kd_mask.assign(cells * static_cast<size_t>(b.columns), 0);
   b.examples = examples;
+  bool words = !examples.empty() && !data.examples[static_cast<size_t>(examples[0])].words.empty();
+  if (words) b.words.assign(cells, 0);
   for (int r = 0; r < b.size; ++r) {
     auto& ex = data.examples[static_cast<size_t>(examples[static_cast<size_t>(r)])];
     size_t row = static_cast<size_t>(r) * static_cast<size_t>(b.len);
@@ -90,6 +95,8 @@ Batch make_batch(const EncodedDataset& data, const std::vector<int>& examples, i
       b.ids[row + i] = ex.ids[i];
       b.mask[row + i] = 1;
     }
+    if (words)
+      std::copy(ex.words.begin(), ex.words.end(), b.words.begin() + static_cast<long>(row));
     const size_t cols = static_cast<size_t>(b.columns), first = row * cols;
     std::copy(ex.tags.begin(), ex.tags.end(), b.tags.begin() + static_cast<long>(first));
     for (size_t i = 0; i < ex.tags.size(); ++i) {

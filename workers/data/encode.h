@@ -19,7 +19,8 @@ constexpr int kIgnoreTag = -100;  // [CLS], [SEP] and padding rows: no loss, no 
 struct EncodedDoc {
   std::string id;
   std::vector<Token> tokens;
-  std::vector<int> tags;  // [tokens x columns]
+  std::vector<int> tags;           // [tokens x columns]
+  std::vector<std::string> words;  // per token, its word as the text writes it (token_words)
 };
 
 // One window of one document, as the model sees it.
@@ -29,6 +30,9 @@ struct Example {
   std::vector<int> ids;   // [CLS] tokens... [SEP]
   std::vector<int> tags;  // [ids.size() x columns], kIgnoreTag on [CLS]/[SEP]
   bool labelled = true;   // false: unlabelled text, every tag kIgnoreTag, distillation only
+  // Per id, the row of its word in the model's word-vector table (0: none, [CLS], [SEP]);
+  // empty for a model without word vectors (assign_word_rows fills it).
+  std::vector<int> words;
 };
 
 // Cells (token x tag column) with a gold tag, and cells the teacher is matched on: the
@@ -55,6 +59,7 @@ struct Batch {
   int size = 0, len = 0, columns = 0;
   std::vector<int64_t> ids, mask, tags;
   std::vector<uint8_t> kd_mask;  // 1 = a distillation cell (see distillation_cells)
+  std::vector<int64_t> words;    // [size x len] word-vector rows; empty without word vectors
   std::vector<int> examples;     // which examples, in row order
 };
 Batch make_batch(const EncodedDataset& data, const std::vector<int>& examples, int pad_id);

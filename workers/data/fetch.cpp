@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/atomic_file.h"
@@ -117,6 +118,18 @@ const NavecRelease& navec_release() {
 // navec's news vectors ship inside natasha's wheel on PyPI, which pip reaches wherever
 // PyPI is configured (mirrors, proxies, certificates): pip fetches the wheel, kdx takes the
 // one member out of it and checks its SHA-256.
+std::string default_navec_path() {
+  const char* cache = std::getenv("KDX_CACHE");
+  const char* home = std::getenv("HOME");
+  std::string base =
+      cache && *cache ? cache : std::string(home && *home ? home : ".") + "/.cache/kdx";
+  return base + "/" + navec_release().local;
+}
+
+std::string resolve_vectors_file(const std::string& file) {
+  return file == "navec" ? default_navec_path() : file;
+}
+
 std::vector<std::string> fetch_navec(const FetchOptions& opt) {
   const auto& r = navec_release();
   std::string dest = opt.to + "/" + r.local;

@@ -43,6 +43,11 @@ struct NavecRelease {
 };
 const NavecRelease& navec_release();
 std::vector<std::string> fetch_navec(const FetchOptions& options);
+// Where `make navec` and `kdx data fetch navec --to ~/.cache/kdx` put the tar:
+// $KDX_CACHE (default ~/.cache/kdx) / navec_release().local.
+std::string default_navec_path();
+// A `vectors.file` of an experiment: "navec" is default_navec_path(), anything else a path.
+std::string resolve_vectors_file(const std::string& file);
 
 // name: runne, rurebus or navec. Returns a line per file ("ok", "already present", ...). Throws
 // kdx::Error on failure.

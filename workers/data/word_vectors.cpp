@@ -128,11 +128,10 @@ void WordVectors::vector(uint32_t row, float* out) const {
   }
 }
 
-std::optional<uint32_t> WordVectors::find(const std::string& word) const {
-  auto it = rows.find(word);
-  if (it != rows.end()) return it->second;
+std::vector<std::string> spellings(const std::string& word) {
+  std::vector<std::string> out = {word};
   std::string w = lower(word);
-  if ((it = rows.find(w)) != rows.end()) return it->second;
+  if (w != word) out.push_back(w);
   // ё -> е (U+0451 -> U+0435, UTF-8 D1 91 -> D0 B5).
   std::string e;
   for (size_t i = 0; i < w.size(); ++i) {
@@ -144,7 +143,13 @@ std::optional<uint32_t> WordVectors::find(const std::string& word) const {
       e += w[i];
     }
   }
-  if (e != w && (it = rows.find(e)) != rows.end()) return it->second;
+  if (e != w) out.push_back(e);
+  return out;
+}
+
+std::optional<uint32_t> WordVectors::find(const std::string& word) const {
+  for (auto& s : spellings(word))
+    if (auto it = rows.find(s); it != rows.end()) return it->second;
   return std::nullopt;
 }
 

@@ -35,6 +35,10 @@ struct WordVectors {
   std::optional<uint32_t> find(const std::string& word) const;
 };
 
+// The spellings a vocabulary is searched for, in order: the word as written, its lower case,
+// and that with ё written е (each only when it differs from the ones before).
+std::vector<std::string> spellings(const std::string& word);
+
 // Throws kdx::Error "<path>: <member>: <what>" for a file that is not a navec tar.
 WordVectors read_navec(const std::string& path);
 // Throws kdx::Error "<path>:<line>: <what>" for a malformed line.

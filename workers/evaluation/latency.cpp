@@ -12,15 +12,18 @@ Latency measure_latency(models::TaggerImpl& tagger, int vocab_size, int batch, i
   torch::manual_seed(1234);
   auto ids = torch::randint(5, std::max(6, vocab_size), {batch, tokens}, torch::kInt64);
   auto mask = torch::ones({batch, tokens}, torch::kInt64);
+  torch::Tensor words;  // rows of its word-vector table, row 0 (no vector) included
+  if (tagger.word_rows() > 0)
+    words = torch::randint(0, tagger.word_rows(), {batch, tokens}, torch::kInt64).to(exec.device);
   ids = ids.to(exec.device);
   mask = mask.to(exec.device);
   runtime::AutocastGuard amp(exec);
-  for (int i = 0; i < warmup; ++i) tagger.infer(ids, mask);
+  for (int i = 0; i < warmup; ++i) tagger.infer(ids, mask, words);
   runtime::synchronize(exec);
   std::vector<double> ms;
   for (int i = 0; i < runs; ++i) {
     auto t0 = std::chrono::steady_clock::now();
-    auto out = tagger.infer(ids, mask);
+    auto out = tagger.infer(ids, mask, words);
     runtime::synchronize(exec);
     (void)out.data_ptr();
     ms.push_back(

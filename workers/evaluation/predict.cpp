@@ -1,6 +1,14 @@
 #include "workers/evaluation/predict.h"
 
+#include "common/error.h"
+
 namespace kdx::evaluation {
+
+torch::Tensor batch_word_rows(const data::Batch& b, torch::Device device) {
+  if (b.words.empty()) return {};
+  return torch::from_blob(const_cast<int64_t*>(b.words.data()), {b.size, b.len}, torch::kInt64)
+      .to(device, /*non_blocking=*/false, /*copy=*/true);
+}
 
 std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::EncodedDataset& data,
                                     int pad_id, int batch_size, torch::Device device,
@@ -26,7 +34,10 @@ std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::Enco
     auto b = data::make_batch(data, idx, pad_id);
     auto ids = torch::from_blob(b.ids.data(), {b.size, b.len}, torch::kInt64).to(device);
     auto mask = torch::from_blob(b.mask.data(), {b.size, b.len}, torch::kInt64).to(device);
-    auto logits = tagger.infer(ids, mask).view({b.size, b.len, cols, classes});
+    auto words = batch_word_rows(b, device);
+    if (tagger.word_rows() > 0 && !words.defined())
+      throw Error("a model that reads word vectors was given examples without word rows");
+    auto logits = tagger.infer(ids, mask, words).view({b.size, b.len, cols, classes});
     if (!greedy) {
       auto host = logits.to(torch::kCPU, torch::kFloat32).contiguous();
       const float* rows = host.data_ptr<float>();

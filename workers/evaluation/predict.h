@@ -16,6 +16,10 @@ namespace kdx::evaluation {
 // Predicted documents (ids as in `data`), via tagger->infer() in batches. Greedy (the
 // default, and what runs without a `decoding` parameter get) is the argmax on the device,
 // as before decoders existed, so old runs reproduce.
+// A batch's word-vector rows [size x len] as an int64 tensor on `device`; undefined when its
+// examples carry none (a model without word vectors).
+torch::Tensor batch_word_rows(const data::Batch& b, torch::Device device);
+
 std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::EncodedDataset& data,
                                     int pad_id, int batch_size = 32,
                                     torch::Device device = torch::kCPU,

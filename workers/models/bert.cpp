@@ -157,7 +157,8 @@ BertTaggerImpl::BertTaggerImpl(const BertConfig& c, int cols, int cls) {
   classifier = register_module("classifier", linear(c.hidden, cols * cls, c.initializer_range));
 }
 
-torch::Tensor BertTaggerImpl::forward(const torch::Tensor& ids, const torch::Tensor& mask) {
+torch::Tensor BertTaggerImpl::forward(const torch::Tensor& ids, const torch::Tensor& mask,
+                                      const torch::Tensor&) {
   return classifier(dropout(bert(ids, mask)));
 }
 

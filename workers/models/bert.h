@@ -70,7 +70,10 @@ TORCH_MODULE(BertModel);
 class BertTaggerImpl : public TaggerImpl {
  public:
   BertTaggerImpl(const BertConfig& c, int columns, int classes);
-  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask) override;
+  using TaggerImpl::forward;
+  // Reads no word vectors: `words` is ignored.
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask,
+                        const torch::Tensor& words) override;
   nlohmann::json describe() const override;
   torch::Tensor word_embeddings() override { return bert->embeddings->word_embeddings->weight; }
   BertModel bert{nullptr};

@@ -37,6 +37,10 @@ StudentConfig student_config_from_json(const nlohmann::json& j, const std::strin
   c.teacher_hidden = f.integer("teacher_hidden", 0);
   c.columns = f.integer("columns", 1);
   c.classes = f.integer("classes", 3);
+  if (f.has("vectors")) {
+    f.object("vectors");  // present and an object
+    c.vectors = vectors_config_from_json(j["vectors"], where);
+  }
   return c;
 }
 
@@ -56,6 +60,7 @@ nlohmann::json student_config_to_json(const StudentConfig& c) {
                       {"rescale", c.rescale}};
   // Written only when set, so a model without them describes itself as before.
   if (c.attention_dropout != 0) j["attention_dropout"] = c.attention_dropout;
+  if (c.vectors.enabled()) j["vectors"] = vectors_config_to_json(c.vectors);
   if (c.conv.layers() > 0)
     j["conv"] = {
         {"kernels", c.conv.kernels}, {"channels", c.conv.channels}, {"dropout", c.conv.dropout}};
@@ -73,8 +78,12 @@ StudentTaggerImpl::StudentTaggerImpl(const StudentConfig& c) : config(c) {
   if (c.teacher_hidden > 0)
     emb_proj = register_module("emb_proj", torch::nn::Linear(c.teacher_hidden, c.emb));
   int rnn_in = c.emb;
+  if (c.vectors.enabled()) {
+    vectors = register_module("vectors", WordVectorInput(c.vectors, c.emb));
+    if (c.vectors.join == "concat") rnn_in += vectors->output_size();
+  }
   if (c.conv.layers() > 0) {
-    conv = register_module("conv", ConvFrontend(c.emb, c.conv));
+    conv = register_module("conv", ConvFrontend(rnn_in, c.conv));
     rnn_in = conv->output_size();
   }
   if (c.arch == "lstm") {
@@ -102,16 +111,21 @@ StudentTaggerImpl::StudentTaggerImpl(const StudentConfig& c) : config(c) {
     vocab_map = register_buffer("vocab_map", torch::zeros({c.input_vocab}, torch::kInt64));
 }
 
-torch::Tensor StudentTaggerImpl::embed(const torch::Tensor& ids) {
+torch::Tensor StudentTaggerImpl::embed(const torch::Tensor& ids, const torch::Tensor& words) {
   auto rows = vocab_map.defined() ? vocab_map.index_select(0, ids.reshape({-1})).view_as(ids) : ids;
   auto x = embedding(rows);
   if (emb_proj) x = emb_proj(x);
+  if (vectors) {
+    auto v = vectors(words).to(x.scalar_type());
+    x = config.vectors.join == "sum" ? x + v : torch::cat({x, v}, 2);
+  }
   return x;
 }
 
 torch::Tensor StudentTaggerImpl::rnn_input_infer(const torch::Tensor& ids,
-                                                 const torch::Tensor& mask) {
-  auto x = embed(ids);
+                                                 const torch::Tensor& mask,
+                                                 const torch::Tensor& words) {
+  auto x = embed(ids, words);
   return conv ? conv->infer(x, mask) : x;
 }
 
@@ -130,9 +144,10 @@ torch::Tensor reverse_padded(const torch::Tensor& x, const torch::Tensor& length
 
 }  // namespace
 
-torch::Tensor StudentTaggerImpl::forward(const torch::Tensor& ids, const torch::Tensor& mask) {
+torch::Tensor StudentTaggerImpl::forward(const torch::Tensor& ids, const torch::Tensor& mask,
+                                         const torch::Tensor& words) {
   auto lengths = mask.sum(1).to(torch::kInt64);  // on the mask's device: no host sync
-  auto x = dropout(embed(ids));
+  auto x = dropout(embed(ids, words));
   if (conv) x = conv(x, mask);
   torch::Tensor h;
   if (lstm_fwd) {
@@ -208,12 +223,13 @@ torch::Tensor StudentTaggerImpl::lstm_infer(torch::Tensor x, const torch::Tensor
   return x;
 }
 
-torch::Tensor StudentTaggerImpl::aten_infer(const torch::Tensor& ids, const torch::Tensor& mask) {
+torch::Tensor StudentTaggerImpl::aten_infer(const torch::Tensor& ids, const torch::Tensor& mask,
+                                            const torch::Tensor& words) {
   if (lstm_fwd && mask.all().item<bool>()) {
     // No padding: both directions of a layer in one fused bidirectional ATen call, as
     // Python's nn.LSTM(bidirectional=True) runs them (padded batches need the per-direction
     // reversal of forward()).
-    auto x = rnn_input_infer(ids, mask);
+    auto x = rnn_input_infer(ids, mask, words);
     for (size_t i = 0; i < lstm_fwd->size(); ++i) {
       auto f = lstm_fwd[i]->named_parameters(), b = lstm_bwd[i]->named_parameters();
       std::vector<torch::Tensor> params = {f["weight_ih_l0"], f["weight_hh_l0"], f["bias_ih_l0"],
@@ -228,7 +244,7 @@ torch::Tensor StudentTaggerImpl::aten_infer(const torch::Tensor& ids, const torc
   }
   bool was_training = is_training();
   eval();
-  auto out = forward(ids, mask);
+  auto out = forward(ids, mask, words);
   train(was_training);
   return out;
 }
@@ -238,12 +254,13 @@ std::string StudentTaggerImpl::chosen_lstm_kernel(int64_t batch) const {
   return it == chosen_.end() ? "" : it->second;
 }
 
-torch::Tensor StudentTaggerImpl::infer(const torch::Tensor& ids, const torch::Tensor& mask) {
+torch::Tensor StudentTaggerImpl::infer(const torch::Tensor& ids, const torch::Tensor& mask,
+                                       const torch::Tensor& words) {
   torch::NoGradGuard g;
-  if (!lstm_fwd || !ids.device().is_cpu()) return aten_infer(ids, mask);
+  if (!lstm_fwd || !ids.device().is_cpu()) return aten_infer(ids, mask, words);
   auto loop = [&] {
     auto lengths = mask.sum(1).to(torch::kInt64).contiguous();
-    return head(lstm_infer(rnn_input_infer(ids, mask).contiguous(), lengths));
+    return head(lstm_infer(rnn_input_infer(ids, mask, words).contiguous(), lengths));
   };
   std::string kernel = lstm_kernel;
   if (kernel.empty()) {
@@ -251,12 +268,13 @@ torch::Tensor StudentTaggerImpl::infer(const torch::Tensor& ids, const torch::Te
     kernel = env && *env ? env : "auto";
   }
   if (kernel == "loop") return loop();
-  if (kernel == "aten") return aten_infer(ids, mask);
+  if (kernel == "aten") return aten_infer(ids, mask, words);
   if (kernel != "auto")
     throw Error("KDX_LSTM_KERNEL / lstm_kernel: '" + kernel + "' is not auto, loop or aten");
   int64_t key = ids.size(0);
   auto known = chosen_.find(key);
-  if (known != chosen_.end()) return known->second == "loop" ? loop() : aten_infer(ids, mask);
+  if (known != chosen_.end())
+    return known->second == "loop" ? loop() : aten_infer(ids, mask, words);
   // First call at this batch size: one warm-up each, then the best of 3 runs each decides.
   auto time_of = [](auto&& run) {
     run();
@@ -269,9 +287,9 @@ torch::Tensor StudentTaggerImpl::infer(const torch::Tensor& ids, const torch::Te
     }
     return best;
   };
-  double t_loop = time_of(loop), t_aten = time_of([&] { return aten_infer(ids, mask); });
+  double t_loop = time_of(loop), t_aten = time_of([&] { return aten_infer(ids, mask, words); });
   chosen_[key] = t_loop <= t_aten ? "loop" : "aten";
-  return chosen_[key] == "loop" ? loop() : aten_infer(ids, mask);
+  return chosen_[key] == "loop" ? loop() : aten_infer(ids, mask, words);
 }
 
 nlohmann::json StudentTaggerImpl::describe() const {

@@ -9,6 +9,7 @@
 #include "workers/models/conv_frontend.h"
 #include "workers/models/sru.h"
 #include "workers/models/tagger.h"
+#include "workers/models/word_input.h"
 
 namespace kdx::models {
 
@@ -27,6 +28,7 @@ struct StudentConfig {
   bool rescale = false;            // SRU/SRU++: scale the highway input
   double attention_dropout = 0.0;  // SRU++: dropout on the attention weights
   ConvOptions conv;                // no channels: no front-end (the embedding feeds the RNN)
+  VectorsConfig vectors;           // pretrained word vectors joined with the embedding; or none
   // Models of kdx 0.1 only: embeddings sized like the teacher's, then projected to `emb`.
   int teacher_hidden = 0;
   int columns = 1, classes = 3;
@@ -39,13 +41,18 @@ nlohmann::json student_config_to_json(const StudentConfig& c);
 class StudentTaggerImpl : public TaggerImpl {
  public:
   explicit StudentTaggerImpl(const StudentConfig& c);
-  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask) override;
+  using TaggerImpl::forward;
+  using TaggerImpl::infer;
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask,
+                        const torch::Tensor& words) override;
   // LSTM on CPU: whichever of two kernels is faster here, measured on the first call per
   // batch size (both scale linearly with length, so one length decides): the hand-written loop (one
   // GEMM for all input projections, then per step one matrix product and a fused elementwise
   // update) or ATen's fused LSTM (forward() in eval mode). Neither wins everywhere: the loop at
   // small hidden sizes, ATen at large ones. SRU: its float-loop kernel.
-  torch::Tensor infer(const torch::Tensor& ids, const torch::Tensor& mask) override;
+  torch::Tensor infer(const torch::Tensor& ids, const torch::Tensor& mask,
+                      const torch::Tensor& words) override;
+  int word_rows() const override { return config.vectors.rows; }
   // "auto" (measure), "loop" or "aten"; KDX_LSTM_KERNEL sets the default.
   std::string lstm_kernel;
   // The kernel "auto" chose for a batch size, or "" before the first such call.
@@ -55,6 +62,7 @@ class StudentTaggerImpl : public TaggerImpl {
 
   StudentConfig config;
   torch::nn::Embedding embedding{nullptr};
+  WordVectorInput vectors{nullptr};
   torch::nn::Linear emb_proj{nullptr};
   ConvFrontend conv{nullptr};
   // Per layer, one unidirectional LSTM per direction; the backward one reads each sequence
@@ -66,11 +74,13 @@ class StudentTaggerImpl : public TaggerImpl {
   torch::Tensor vocab_map;  // [input_vocab] int64 -> embedding row; undefined without trimming
 
  private:
-  torch::Tensor embed(const torch::Tensor& ids);
+  torch::Tensor embed(const torch::Tensor& ids, const torch::Tensor& words);
   // The recurrent stack's input at inference: embed() and the front-end's eval-mode pass.
-  torch::Tensor rnn_input_infer(const torch::Tensor& ids, const torch::Tensor& mask);
+  torch::Tensor rnn_input_infer(const torch::Tensor& ids, const torch::Tensor& mask,
+                                const torch::Tensor& words);
   torch::Tensor lstm_infer(torch::Tensor x, const torch::Tensor& lengths);
-  torch::Tensor aten_infer(const torch::Tensor& ids, const torch::Tensor& mask);
+  torch::Tensor aten_infer(const torch::Tensor& ids, const torch::Tensor& mask,
+                           const torch::Tensor& words);
   std::map<int64_t, std::string> chosen_;
 };
 

@@ -10,6 +10,8 @@ ParamCounts count_parameters(TaggerImpl& tagger) {
   }
   auto emb = tagger.word_embeddings();
   if (emb.defined()) n.embedding = emb.numel();
+  for (auto& item : tagger.named_parameters())
+    if (item.key() == "vectors.table") n.vectors = item.value().numel();
   return n;
 }
 

@@ -1,5 +1,6 @@
-// A token tagger: token ids and attention mask [B, T] in, logits [B, T, columns * classes]
-// out. Two real implementations: the BERT teacher and the recurrent students.
+// A token tagger: token ids and attention mask [B, T] (and, for a model that reads pretrained
+// word vectors, each token's word row [B, T]) in, logits [B, T, columns * classes] out. Two
+// real implementations: the BERT teacher and the recurrent taggers (students, or teachers).
 #pragma once
 
 #include <torch/torch.h>
@@ -10,13 +11,25 @@ namespace kdx::models {
 
 class TaggerImpl : public torch::nn::Module {
  public:
-  virtual torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask) = 0;
+  // `words` is undefined for a model without word vectors (word_rows() == 0).
+  virtual torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask,
+                                const torch::Tensor& words) = 0;
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask) {
+    return forward(ids, mask, torch::Tensor());
+  }
   // What a deployed model runs at inference: by default forward() without autograd;
   // students override it with their hand-written recurrent loops.
-  virtual torch::Tensor infer(const torch::Tensor& ids, const torch::Tensor& mask) {
+  virtual torch::Tensor infer(const torch::Tensor& ids, const torch::Tensor& mask,
+                              const torch::Tensor& words) {
     torch::NoGradGuard g;
-    return forward(ids, mask);
+    return forward(ids, mask, words);
   }
+  torch::Tensor infer(const torch::Tensor& ids, const torch::Tensor& mask) {
+    return infer(ids, mask, torch::Tensor());
+  }
+  // Rows of its pretrained word-vector table (row 0, the unknown word, included); 0: it reads
+  // none, and its inputs carry no word rows.
+  virtual int word_rows() const { return 0; }
   // Architecture description, enough to rebuild the module (model.json).
   virtual nlohmann::json describe() const = 0;
   // The word-embedding table (one row per wordpiece), which parameter counts report apart:
@@ -37,7 +50,10 @@ struct ParamCounts {
   int64_t total = 0;      // every parameter (result.json "params")
   int64_t trainable = 0;  // those with requires_grad now ("params_trainable")
   int64_t embedding = 0;  // the word-embedding table
-  int64_t no_embedding() const { return total - embedding; }  // "params_no_embedding"
+  int64_t vectors = 0;    // the pretrained word-vector table (trainable or frozen)
+  // "params_no_embedding": without the word tables (wordpiece embedding and word vectors), as
+  // the paper counts a model.
+  int64_t no_embedding() const { return total - embedding - vectors; }
 };
 ParamCounts count_parameters(TaggerImpl& tagger);
 

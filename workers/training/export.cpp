@@ -27,6 +27,8 @@ void export_model(const std::string& run_dir, const std::string& out) {
   for (auto f :
        {"model.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "types.json"})
     write_artefact(out + "/" + f, read_input(run_dir + "/" + f, InputKind::Weights));
+  if (file_exists(run_dir + "/vectors.txt"))
+    write_artefact(out + "/vectors.txt", read_input(run_dir + "/vectors.txt", InputKind::Data));
   std::string run_path = run_dir + "/run.json";
   auto run = read_json_file(run_path);
   data::JsonFields r(run, run_path);
@@ -45,6 +47,13 @@ ExportedModel load_exported(const std::string& dir) {
   m.tagger = models::make_tagger(read_json_file(model_path), model_path);
   load_weights(*m.tagger, dir + "/model.safetensors");
   m.tagger->eval();
+  if (m.tagger->word_rows() > 0) {
+    m.words = data::read_word_list(dir + "/vectors.txt", 0);
+    if (m.words.size() != m.tagger->word_rows())
+      throw Error(dir + "/vectors.txt: " + std::to_string(m.words.size()) +
+                  " rows with the unknown word, but model.json's table has " +
+                  std::to_string(m.tagger->word_rows()));
+  }
   m.tokenizer = load_tokenizer(dir);
   auto types = data::string_list(read_json_file(dir + "/types.json"), dir + "/types.json");
   std::string enc_path = dir + "/encoding.json";
@@ -63,6 +72,7 @@ ExportedModel load_exported(const std::string& dir) {
 std::vector<data::Entity> tag_text(ExportedModel& m, const std::u32string& text) {
   data::Document d{"0", text, {}};
   auto enc = data::encode_dataset({d}, *m.tokenizer, m.scheme, m.window);
+  if (m.tagger->word_rows() > 0) data::assign_word_rows(enc, m.words);
   auto docs =
       evaluation::predict(*m.tagger, enc, m.tokenizer->vocab().pad(), 32, torch::kCPU, m.decoder);
   return docs.at(0).entities;

@@ -1,8 +1,9 @@
 // `kdx-worker export`: a finished run's model as a self-contained directory that a C++
 // program loads with load_exported() (see tools/kdx-tag.cpp): model.json (architecture),
 // model.safetensors (weights), vocab.txt + tokenizer_config.json, types.json, and
-// encoding.json (tagging, window, the run's decoding, the data format). The model outputs
-// logits; decoding them to tags stays outside it (workers/decoding).
+// encoding.json (tagging, window, the run's decoding, the data format), and vectors.txt (the
+// word list of a model that reads pretrained word vectors; their values are in its weights). The
+// model outputs logits; decoding them to tags stays outside it (workers/decoding).
 #pragma once
 
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "workers/data/tagging.h"
 #include "workers/data/tokenizer.h"
+#include "workers/data/word_table.h"
 #include "workers/decoding/decode.h"
 #include "workers/models/tagger.h"
 
@@ -24,6 +26,7 @@ struct ExportedModel {
   int window = 128;
   // The run's params.decoding; greedy for exports without one (older runs, older exports).
   decoding::Decoder decoder = decoding::Decoder::Greedy;
+  data::WordTable words;  // a model that reads word vectors: its vectors.txt
 };
 ExportedModel load_exported(const std::string& dir);
 

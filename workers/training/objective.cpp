@@ -6,7 +6,7 @@
 namespace kdx::training {
 
 bool known_kd_loss(const std::string& name) {
-  return name == "mse" || name == "mse_prob" || name == "kl";
+  return name == "mse" || name == "mse_prob" || name == "kl" || name == "hard";
 }
 
 LossTerms compute_objective(const Objective& o, const torch::Tensor& logits,
@@ -60,6 +60,10 @@ LossTerms compute_objective(const Objective& o, const torch::Tensor& logits,
     auto log_s = torch::log_softmax(s / T, -1);
     auto log_p = torch::log_softmax(t / T, -1);
     per_cell = (log_p.exp() * (log_p - log_s)).sum(-1) * (T * T);
+  } else if (o.kd_loss == "hard") {
+    // Self-training: CE against the teacher's most likely tag, the soft targets thrown away.
+    auto target = t.argmax(-1);
+    per_cell = -torch::log_softmax(s, -1).gather(1, target.unsqueeze(1)).squeeze(1);
   } else if (o.kd_loss == "mse_prob") {
     double T = o.temperature;
     per_cell = (torch::softmax(s / T, -1) - torch::softmax(t / T, -1)).pow(2).mean(-1) * (T * T);

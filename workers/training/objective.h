@@ -22,7 +22,9 @@ struct Objective {
   double label_smoothing = 0.0;
   // mse:      the paper's squared error of the cell's logits (mean over its classes);
   // mse_prob: squared error of the cell's tag probabilities at `temperature` (times T^2);
-  // kl:       KL(teacher || student) of the cell's tag distribution at `temperature`, times T^2.
+  // kl:       KL(teacher || student) of the cell's tag distribution at `temperature`, times T^2;
+  // hard:     CE against the teacher's argmax tag (self-training on its hard labels: the
+  //           control that sees the same text as KD without the soft targets).
   std::string kd_loss = "kl";
   double temperature = 1.0;
 };

@@ -172,6 +172,9 @@ std::string logits_key(const RunSpec& spec, const std::string& teacher_dir) {
   material += sha256_file_hex(teacher_dir + "/model.safetensors") + "\n";
   material += sha256_file_hex(teacher_dir + "/vocab.txt") + "\n";
   material += read_input(teacher_dir + "/tokenizer_config.json", InputKind::Data) + "\n";
+  // An ensemble: every other member's weights too (a single teacher's key is unchanged).
+  for (size_t i = 1; i < spec.teacher_dirs.size(); ++i)
+    material += "member " + sha256_file_hex(spec.teacher_dirs[i] + "/model.safetensors") + "\n";
   for (auto& f : spec.files.at("train")) material += sha256_file_hex(f) + "\n";
   // Unlabelled text changes the cache (its windows follow the labelled ones); a cache
   // without it keeps the key of kdx 0.1.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "workers/data/encode.h"
+#include "workers/data/word_table.h"
 #include "workers/training/run_spec.h"
 
 namespace kdx::training {
@@ -19,6 +20,10 @@ struct Prepared {
   std::unique_ptr<data::Tokenizer> tokenizer;
   data::TagScheme scheme;
   data::EncodedDataset train, dev, test;
+  // A model that reads word vectors: its table (dim 0: none); every split's word rows
+  // assigned from it.
+  data::WordTable words;
+  data::WordCoverage coverage;  // of the training split's tokens
 };
 
 // Reads the dataset of `spec`: the first max_train_docs training documents, every tenth of

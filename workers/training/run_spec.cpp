@@ -66,6 +66,7 @@ RunSpec read_run_spec(const std::string& path) {
   s.logits_dir = top("logits_dir");
   s.pretrain_dir = top("pretrain_dir");
   s.student_dir = top("student_dir");
+  s.vectors_file = top("vectors_file");
   auto strings = [&](const nlohmann::json& v, const std::string& name) {
     if (!v.is_array()) throw Error(path + ": field \"" + name + "\" must be a list of paths");
     std::vector<std::string> out;
@@ -76,6 +77,13 @@ RunSpec read_run_spec(const std::string& path) {
     return out;
   };
   if (j.contains("unlabeled")) s.unlabeled = strings(j["unlabeled"], "unlabeled");
+  if (j.contains("teacher_dirs")) {
+    s.teacher_dirs = strings(j["teacher_dirs"], "teacher_dirs");
+    if (s.teacher_dirs.empty() || s.teacher_dirs.front() != s.teacher_dir)
+      throw Error(path +
+                  ": field \"teacher_dirs\": the ensemble's first member must be "
+                  "teacher_dir");
+  }
   if (s.stage == "pretrain") {
     s.corpus = strings(field(j, "corpus", path), "corpus");
     if (s.corpus.empty()) throw Error(path + ": field \"corpus\" is empty");

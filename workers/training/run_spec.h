@@ -15,6 +15,9 @@ struct RunSpec {
   std::string run_dir, teacher_dir, logits_dir;
   std::string pretrain_dir;  // a teacher's pretrained encoder (the pretrain run), else empty
   std::string student_dir;   // student_finetune: its student_kd run
+  std::string vectors_file;  // params.vectors.file resolved (absolute), else empty
+  // A teacher ensemble's members, teacher_dir first (logits and student runs); else empty.
+  std::vector<std::string> teacher_dirs;
   std::string dataset, format;
   std::map<std::string, std::vector<std::string>> files;  // train / dev / test -> absolute paths
   std::vector<std::string> unlabeled;  // logits and KD students: unlabelled text to distil on

@@ -96,10 +96,21 @@ std::shared_ptr<models::StudentTaggerImpl> make_student(const RunSpec& spec, con
   } else {
     c.vocab_size = static_cast<int>(vocab.size());
   }
+  if (p.words.dim > 0) {
+    const auto& v = spec.params["vectors"];
+    c.vectors.rows = p.words.size();
+    c.vectors.dim = p.words.dim;
+    c.vectors.freeze = v.value("freeze", true);
+    c.vectors.join = v.value("join", std::string("concat"));
+    c.vectors.file = v.value("file", std::string());
+    c.vectors.format = v.value("format", std::string("navec"));
+  }
   torch::manual_seed(static_cast<uint64_t>(spec.param_int64("seed")));
   auto student = std::make_shared<models::StudentTaggerImpl>(c);
   if (!kept.empty()) student->vocab_map.copy_(vocabulary_map(kept, vocab));
-  if (spec.param_bool("init_embedding")) {
+  if (student->vectors && !p.words.vectors.empty())
+    student->vectors->load_rows(p.words.vectors.data(), p.words.size() - 1);
+  if (spec.params.value("init_embedding", false)) {
     torch::NoGradGuard no_grad;
     auto raw = models::read_safetensors(teacher_dir + "/model.safetensors");
     auto it = raw.find("bert.embeddings.word_embeddings.weight");

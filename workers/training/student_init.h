@@ -33,7 +33,9 @@ torch::Tensor embedding_from_teacher(const torch::Tensor& teacher_rows, int emb)
 
 // The untrained student of `spec`: architecture from its params, vocabulary trimmed to
 // `p.train` (labelled and unlabelled examples) when params.vocab is "trimmed", embeddings
-// from the teacher's (in `teacher_dir`) when params.init_embedding is set.
+// from the teacher's (in `teacher_dir`) when params.init_embedding is set, and the word
+// vectors of `p.words` when it has any (prepare_word_vectors). Teachers of a recurrent
+// architecture are built here too (no teacher_dir).
 std::shared_ptr<models::StudentTaggerImpl> make_student(const RunSpec& spec, const Prepared& p,
                                                         const std::string& teacher_dir);
 

@@ -46,10 +46,11 @@ StepLoss TaggingTask::loss(const std::vector<int>& global_batch, const std::vect
       torch::from_blob(b.tags.data(), {b.size, b.len, cols}, torch::kInt64), exec_);
   auto kd_mask = runtime::to_device(
       torch::from_blob(b.kd_mask.data(), {b.size, b.len, cols}, torch::kUInt8), exec_);
+  auto words = evaluation::batch_word_rows(b, exec_.device);
   torch::Tensor logits;
   {
     runtime::AutocastGuard amp(exec_);
-    logits = tagger_->forward(ids, mask);  // [b, T, cols * classes]
+    logits = tagger_->forward(ids, mask, words);  // [b, T, cols * classes]
   }
   torch::Tensor teacher;
   if (kd) {

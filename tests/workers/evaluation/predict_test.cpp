@@ -15,7 +15,9 @@ class TableTagger : public models::TaggerImpl {
     columns = cols;
     classes = k;
   }
-  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor&) override {
+  using models::TaggerImpl::forward;
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor&,
+                        const torch::Tensor&) override {
     return table_.index_select(0, ids.flatten()).view({ids.size(0), ids.size(1), -1});
   }
   nlohmann::json describe() const override { return {{"arch", "table"}}; }

@@ -1,5 +1,6 @@
 #include "workers/training/stages/common.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include "common/atomic_file.h"
@@ -7,6 +8,7 @@
 #include "common/input_file.h"
 #include "common/json_io.h"
 #include "common/strings.h"
+#include "workers/data/fetch.h"
 #include "workers/data/json_fields.h"
 #include "workers/data/writers.h"
 #include "workers/evaluation/latency.h"
@@ -64,7 +66,7 @@ Objective objective_of(const RunSpec& spec) {
     o.label_smoothing = l.value("label_smoothing", 0.0);
     if (!known_kd_loss(o.kd_loss))
       throw Error(spec.path + ": params.loss.kd_loss: '" + o.kd_loss +
-                  "' is not one of: kl, mse, mse_prob");
+                  "' is not one of: kl, mse, mse_prob, hard");
   }
   return o;
 }
@@ -83,8 +85,38 @@ void load_best(torch::nn::Module& model, const RunSpec& spec) {
     load_weights(model, spec.run_dir + "/best.safetensors");
 }
 
+void prepare_word_vectors(const RunSpec& spec, Prepared& p) {
+  if (!spec.params.contains("vectors")) return;
+  const auto& v = spec.params["vectors"];
+  std::string file = spec.vectors_file.empty()
+                         ? data::resolve_vectors_file(v.value("file", std::string()))
+                         : spec.vectors_file;
+  if (file.empty()) throw Error(spec.path + ": params.vectors.file: missing");
+  auto vectors = data::read_word_vectors(file, v.value("format", std::string("navec")));
+  p.words = data::build_word_table(vectors, {&p.train, &p.dev, &p.test});
+  p.coverage = data::assign_word_rows(p.train, p.words);
+  data::assign_word_rows(p.dev, p.words);
+  data::assign_word_rows(p.test, p.words);
+  spdlog::info("word vectors {} ({} words x {}): {} rows kept, {:.1f}% of training tokens have one",
+               vectors.id, vectors.size(), vectors.dim, p.words.words.size(),
+               100 * p.coverage.fraction());
+}
+
+void use_model_word_list(const std::string& dir, int rows, Prepared& p) {
+  if (rows == 0) return;
+  std::string path = dir + "/" + kWordListFile;
+  p.words = data::read_word_list(path, 0);
+  if (p.words.size() != rows)
+    throw Error(path + ": " + std::to_string(p.words.size()) +
+                " rows with the unknown word, but the model's table has " + std::to_string(rows));
+  p.coverage = data::assign_word_rows(p.train, p.words);
+  data::assign_word_rows(p.dev, p.words);
+  data::assign_word_rows(p.test, p.words);
+}
+
 void write_model_files(models::TaggerImpl& tagger, const std::string& dir,
-                       const std::vector<std::string>& types) {
+                       const std::vector<std::string>& types, const data::WordTable& words) {
+  if (tagger.word_rows() > 0) data::write_word_list(words, dir + "/" + kWordListFile);
   if (auto* bert = dynamic_cast<models::BertTaggerImpl*>(&tagger)) {
     models::save_hf_checkpoint(*bert, dir);
   } else {
@@ -161,6 +193,10 @@ void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const 
   metrics["params"] = counts.total;
   metrics["params_trainable"] = counts.trainable;
   metrics["params_no_embedding"] = counts.no_embedding();
+  if (counts.vectors > 0) {
+    metrics["params_vectors"] = counts.vectors;
+    metrics["word_vector_coverage"] = p.coverage.fraction();
+  }
   metrics["size_mb"] = file_mb(spec.run_dir + "/model.safetensors");
   if (so.measure_latency) {
     int vocab = static_cast<int>(p.tokenizer->vocab().size());

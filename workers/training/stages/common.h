@@ -26,8 +26,20 @@ decoding::Decoder decoder_of(const RunSpec& spec);
 
 // The trained model's best held-out weights, when the trainer kept any.
 void load_best(torch::nn::Module& model, const RunSpec& spec);
+// With word vectors (p.words.dim > 0) also the word list, vectors.txt.
 void write_model_files(models::TaggerImpl& tagger, const std::string& dir,
-                       const std::vector<std::string>& types);
+                       const std::vector<std::string>& types,
+                       const data::WordTable& words = data::WordTable());
+
+// The word list beside a model that reads word vectors.
+constexpr const char* kWordListFile = "vectors.txt";
+// params.vectors of `spec`, when set: the vectors file read, the table of the words that
+// every split of `p` (unlabelled text included) uses kept in p.words, and each split's word
+// rows assigned. Call after encode_all.
+void prepare_word_vectors(const RunSpec& spec, Prepared& p);
+// A finished model in `dir` that reads word vectors (`rows` > 0): its word list as p.words,
+// every split's rows assigned from it. rows == 0: nothing.
+void use_model_word_list(const std::string& dir, int rows, Prepared& p);
 // What every training stage reports about where and how fast it ran.
 nlohmann::json training_metrics(const RunSpec& spec, const StageOptions& so, const Trainer& trainer,
                                 const TrainingState& state, int world);

@@ -9,6 +9,7 @@
 #include "common/json_io.h"
 #include "common/strings.h"
 #include "workers/data/json_fields.h"
+#include "workers/evaluation/predict.h"
 #include "workers/training/logits_cache.h"
 #include "workers/training/oracle.h"
 #include "workers/training/stages/common.h"
@@ -46,10 +47,44 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   int window = keyed.params["window"];
   p.train = data::encode_dataset(p.train_docs, *p.tokenizer, p.scheme, window);
   data::append_unlabelled(p.train, p.unlabeled_docs, *p.tokenizer, window);
+  // The members of an ensemble (the teacher alone otherwise): same tokenizer, types and head
+  // as the first; each with its own word rows when it reads word vectors.
+  std::vector<std::string> member_dirs =
+      spec.teacher_dirs.empty() ? std::vector<std::string>{spec.teacher_dir} : spec.teacher_dirs;
+  std::vector<models::Tagger> members;
+  std::vector<std::vector<std::vector<int>>> member_words;
+  for (auto& dir : member_dirs) {
+    models::Tagger m = teacher;
+    if (dir != spec.teacher_dir) {
+      check_finished_teacher(dir);
+      if (read_input(dir + "/vocab.txt", InputKind::Data) !=
+          read_input(spec.teacher_dir + "/vocab.txt", InputKind::Data))
+        throw Error(dir + "/vocab.txt: an ensemble member with another vocabulary than " +
+                    spec.teacher_dir + " (its logits would not align token by token)");
+      if (read_types(dir) != p.types)
+        throw Error(dir + "/types.json: an ensemble member with other entity types than " +
+                    spec.teacher_dir);
+      m = load_teacher(dir);
+      if (m->columns != teacher->columns || m->classes != teacher->classes)
+        throw Error(dir + "/model.json: an ensemble member with another output layout than " +
+                    spec.teacher_dir);
+    }
+    use_model_word_list(dir, m->word_rows(), p);
+    std::vector<std::vector<int>> rows;
+    if (m->word_rows() > 0)
+      for (auto& ex : p.train.examples) rows.push_back(ex.words);
+    member_words.push_back(std::move(rows));
+    members.push_back(m);
+  }
+  const std::string combine = spec.params.value("combine", std::string("mean_logits"));
+  if (combine != "mean_logits" && combine != "mean_probs")
+    throw Error(spec.path + ": params.combine: '" + combine + "' is not mean_logits or mean_probs");
   if (reducer.rank != 0) return;
   const auto& exec = so.exec;
-  teacher->to(exec.device);
-  teacher->eval();
+  for (auto& m : members) {
+    m->to(exec.device);
+    m->eval();
+  }
   bool fp16 = spec.params.value("precision", std::string("fp16")) == "fp16";
   std::string key = logits_key(keyed, spec.teacher_dir);
   LogitsWriter w(spec.run_dir + "/logits.bin", key, teacher->columns * teacher->classes, fp16);
@@ -76,18 +111,34 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
     std::vector<int> idx;
     for (size_t i = start; i < std::min(p.train.examples.size(), start + 32); ++i)
       idx.push_back(static_cast<int>(i));
-    auto b = data::make_batch(p.train, idx, pad);
-    auto ids =
-        runtime::to_device(torch::from_blob(b.ids.data(), {b.size, b.len}, torch::kInt64), exec);
-    auto mask =
-        runtime::to_device(torch::from_blob(b.mask.data(), {b.size, b.len}, torch::kInt64), exec);
     torch::Tensor logits;
-    {
-      runtime::AutocastGuard amp(exec);
-      logits = teacher->infer(ids, mask);
+    data::Batch b;
+    for (size_t k = 0; k < members.size(); ++k) {
+      if (!member_words[k].empty())
+        for (int e : idx)
+          p.train.examples[static_cast<size_t>(e)].words = member_words[k][static_cast<size_t>(e)];
+      b = data::make_batch(p.train, idx, pad);
+      auto ids =
+          runtime::to_device(torch::from_blob(b.ids.data(), {b.size, b.len}, torch::kInt64), exec);
+      auto mask =
+          runtime::to_device(torch::from_blob(b.mask.data(), {b.size, b.len}, torch::kInt64), exec);
+      torch::Tensor out;
+      {
+        runtime::AutocastGuard amp(exec);
+        out = members[k]->infer(ids, mask, evaluation::batch_word_rows(b, exec.device));
+      }
+      // Combined in fp32 on the host, whatever the autocast dtype was.
+      out = out.to(torch::kCPU, torch::kFloat32);
+      if (combine == "mean_probs" && members.size() > 1)
+        out = torch::softmax(out.view({b.size, b.len, teacher->columns, teacher->classes}), -1)
+                  .view_as(out);
+      logits = k == 0 ? out : logits + out;
     }
-    // The cache stores fp32 or fp16 rows from the host, whatever the autocast dtype was.
-    logits = logits.to(torch::kCPU, torch::kFloat32);
+    if (members.size() > 1) {
+      logits = logits / static_cast<double>(members.size());
+      // Mean probabilities are stored as their logarithms: logits whose softmax is that mean.
+      if (combine == "mean_probs") logits = logits.clamp_min(1e-8).log();
+    }
     for (int r = 0; r < b.size; ++r) {
       auto& ex = p.train.examples[static_cast<size_t>(idx[static_cast<size_t>(r)])];
       w.add(ex.ids, logits[r].narrow(0, 0, static_cast<int64_t>(ex.ids.size())));
@@ -104,6 +155,8 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
       {"size_mb", file_mb(spec.run_dir + "/logits.bin")},
       {"key", key},
       {"source", source},
+      {"ensemble", members.size()},
+      {"combine", members.size() > 1 ? nlohmann::json(combine) : nlohmann::json()},
       {"dtype", fp16 ? "fp16" : "fp32"},
       {"device", exec.describe()},
       {"amp", runtime::amp_name(exec.amp)},

@@ -98,7 +98,7 @@ void train_student(const RunSpec& spec, distributed::Reducer& reducer, const Sta
   auto state = trainer.run();
   if (reducer.rank != 0) return;
   load_best(*student, spec);
-  write_model_files(*student, spec.run_dir, p.types);
+  write_model_files(*student, spec.run_dir, p.types, p.words);
   save_tokenizer(*p.tokenizer, spec.run_dir);
   nlohmann::json metrics = {{"arch", c.arch}, {"kd_weight", objective.kd_weight}};
   if (extra_metrics.is_object()) metrics.update(extra_metrics);
@@ -112,6 +112,7 @@ namespace kdx::training {
 void run_student(const RunSpec& spec, distributed::Reducer& reducer, const StageOptions& so) {
   Prepared p;
   stages::prepare_student_data(spec, p);
+  stages::prepare_word_vectors(spec, p);
   auto student = make_student(spec, p, spec.teacher_dir);
   auto order = stages::training_order(spec, p);
   stages::train_student(spec, reducer, so, p, student, stages::objective_of(spec), order,

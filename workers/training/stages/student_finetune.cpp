@@ -36,6 +36,8 @@ void run_student_finetune(const RunSpec& spec, distributed::Reducer& reducer,
                 std::to_string(config.emb) + ", proj " + std::to_string(config.proj) +
                 ") is not the architecture of " + spec.path);
   config.dropout = spec.param_double("dropout");
+  // The phase-1 model's word rows: its table, read with the words of its own texts.
+  stages::use_model_word_list(spec.student_dir, config.vectors.rows, p);
   auto student = std::make_shared<models::StudentTaggerImpl>(config);
   load_weights(*student, spec.student_dir + "/model.safetensors");
   stages::train_student(spec, reducer, so, p, student, objective, stages::training_order(spec, p),

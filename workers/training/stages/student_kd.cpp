@@ -28,6 +28,7 @@ void run_student_kd(const RunSpec& spec, distributed::Reducer& reducer, const St
   // Only the teacher: the gold-side weights are ignored here (the fine-tuning phase has them).
   objective.ce_weight = 0;
   objective.dice_weight = 0;
+  stages::prepare_word_vectors(spec, p);
   auto student = make_student(spec, p, spec.teacher_dir);
   const uint64_t seed = static_cast<uint64_t>(spec.param_int64("seed"));
   auto order = [transfer, seed](int epoch) { return shuffled_subset(transfer, seed, epoch); };

@@ -1,11 +1,14 @@
 // The teacher: a BERT tagger fine-tuned from a Hugging Face checkpoint (init_from or the
-// experiment's pretrain run) or trained from scratch on a vocabulary built from the data.
+// experiment's pretrain run) or trained from scratch on a vocabulary built from the data; or
+// a recurrent tagger (arch lstm | sru | srupp, the students' model, optionally over
+// pretrained word vectors) on such a vocabulary.
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "workers/data/vocab_builder.h"
 #include "workers/models/bert.h"
 #include "workers/models/hf_checkpoint.h"
 #include "workers/training/stages/common.h"
+#include "workers/training/student_init.h"
 #include "workers/training/tagging_task.h"
 
 namespace kdx::training {
@@ -19,7 +22,19 @@ void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   torch::manual_seed(static_cast<uint64_t>(spec.param_int64("seed")));
   std::string init =
       spec.pretrain_dir.empty() ? spec.params.value("init_from", std::string()) : spec.pretrain_dir;
-  if (!init.empty()) {
+  const std::string arch = spec.params.value("arch", std::string("bert"));
+  if (arch != "bert") {
+    if (!init.empty())
+      throw Error(spec.path + ": params.arch: a " + arch + " teacher reads no BERT checkpoint (" +
+                  init + ")");
+    data::TokenizerOptions to;
+    to.lowercase = spec.param_bool("lowercase");
+    p.tokenizer = std::make_unique<data::Tokenizer>(
+        data::build_vocab(p.train_docs, static_cast<size_t>(spec.param_int("vocab_size")), to), to);
+    encode_all(spec, p);
+    prepare_word_vectors(spec, p);
+    tagger = make_student(spec, p, "");
+  } else if (!init.empty()) {
     auto ck = models::read_hf_checkpoint(init);
     p.tokenizer = load_tokenizer(init);
     auto bert =
@@ -45,7 +60,7 @@ void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const Stage
     tagger = std::make_shared<models::BertTaggerImpl>(c, p.scheme.columns(), p.scheme.classes());
   }
   if (reducer.rank == 0) save_tokenizer(*p.tokenizer, spec.run_dir);
-  encode_all(spec, p);
+  if (arch == "bert") encode_all(spec, p);
   TrainData td{&p.train,    &p.dev, &p.dev_docs, nullptr, p.tokenizer->vocab().pad(),
                spec.format, p.types};
   td.decoder = decoder_of(spec);
@@ -58,9 +73,9 @@ void run_teacher(const RunSpec& spec, distributed::Reducer& reducer, const Stage
   auto state = trainer.run();
   if (reducer.rank != 0) return;
   load_best(*tagger, spec);
-  write_model_files(*tagger, spec.run_dir, p.types);
-  finish(spec, *tagger, p, so, {{"vocab_size", p.tokenizer->vocab().size()}}, trainer, state,
-         reducer.world);
+  write_model_files(*tagger, spec.run_dir, p.types, p.words);
+  finish(spec, *tagger, p, so, {{"vocab_size", p.tokenizer->vocab().size()}, {"arch", arch}},
+         trainer, state, reducer.world);
 }
 
 }  // namespace kdx::training
