@@ -84,7 +84,7 @@ students:
     - {arch: lstm, vectors: {file: )" +
                             dir.file("vec.txt") + R"(, join: sum}, loss: {kd_weight: 1}}
 )");
-  // The Python reference's format: no header, no data root around it (an absolute path).
+  // The vectors file is given by absolute path, outside the data root.
   std::vector<std::string> env = {"KDX_DATA_DIR=" + data, "OMP_NUM_THREADS=1"};
   auto r = test::run_command(
       {KDX_BIN, "submit", "exp.yaml", "--executor", "local", "--jobs", "2", "--wait"}, dir.path(),

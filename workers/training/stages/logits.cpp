@@ -71,7 +71,8 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
     }
     use_model_word_list(dir, m->word_rows(), p);
     std::vector<std::vector<int>> rows;
-    if (m->word_rows() > 0)
+    // A lone teacher keeps the rows just assigned; an ensemble swaps each member's in per batch.
+    if (m->word_rows() > 0 && member_dirs.size() > 1)
       for (auto& ex : p.train.examples) rows.push_back(ex.words);
     member_words.push_back(std::move(rows));
     members.push_back(m);
