@@ -253,6 +253,12 @@ const std::vector<ParamDef>& student_params() {
              {"temperature", P::Float, {}, {}, "temperature of kl and mse_prob", 0.01, 1000},
              {"dice_weight", P::Float, {}, {}, "weight of the Dice loss over gold tags", 0, 1e6},
              {"label_smoothing", P::Float, {}, {}, "label smoothing of CE", 0, 0.99},
+             {"combine",
+              P::String,
+              {"mean_logits", "mean_probs"},
+              {},
+              "teacher ensembles: which combination of the members this KD student learns "
+              "from (default: logits.combine); each rule in use is one logits run"},
          },
          "loss weights"},
     };
@@ -349,7 +355,8 @@ const std::vector<ParamDef>& logits_params() {
        {"mean_logits", "mean_probs"},
        {},
        "teacher ensembles: average the members' logits (TextBrewer's default) or their tag "
-       "probabilities (stored as log-probabilities)"},
+       "probabilities (stored as log-probabilities); the rule of KD students that name no "
+       "loss.combine"},
       {"seed", P::Int, {}, {}, "oracle: seed of the noise", 0, 4e+18},
       {"threads", P::Int, {}, {}, "intra-op threads", 0, 1024},
       {"device",

@@ -362,6 +362,12 @@ int kdx_main(int argc, char** argv) {
   bool hold = false;
   submit->add_flag("--hold", hold,
                    "slurm: submit the jobs held (release them with scontrol release)");
+  std::vector<std::string> only_datasets;
+  submit
+      ->add_option("--dataset", only_datasets,
+                   "plan only this dataset's runs (repeatable; their ids are those of the whole "
+                   "file, so a later submit without it skips them)")
+      ->allow_extra_args(false);
   submit->add_option("--data-dir", data_dir,
                      "data root (default: $KDX_DATA_DIR, ../shared/data, data/)");
 
@@ -456,6 +462,7 @@ int kdx_main(int argc, char** argv) {
       std::string text = read_input(spec_path, InputKind::Spec);
       Spec spec = parse_spec_text(text, spec_path, so);
       Plan plan = make_plan(spec, results_dir_of(g.registry));
+      keep_datasets(plan, spec, only_datasets);
       if (dry_run && plan_json) {
         nlohmann::json runs = nlohmann::json::array();
         for (auto& r : plan.runs) {

@@ -14,7 +14,9 @@ bool matches(const nlohmann::json& point, const nlohmann::json& condition) {
     const nlohmann::json* have = get_path(point, key);
     if (!have) return false;
     if (want.is_array()) {
-      bool any = false;
+      // A list is "any of" its items, unless the value is itself a list equal to it (conv
+      // kernels, channels): `kernels: [1, 3, 5]` matches those kernels.
+      bool any = have->is_array() && normalize_numbers(want) == normalize_numbers(*have);
       for (auto& w : want) any = any || normalize_numbers(w) == normalize_numbers(*have);
       if (!any) return false;
     } else if (want.is_object() && have->is_object()) {

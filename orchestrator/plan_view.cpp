@@ -33,6 +33,13 @@ std::string render_plan(const Plan& plan, const std::string& data_root) {
       loss = "ce=" + l.value("ce_weight", nlohmann::json(1)).dump();
       if (l.contains("dice_weight")) loss += " dice=" + l["dice_weight"].dump();
       if (l.contains("kd_weight")) loss += " kd=" + l["kd_weight"].dump();
+      // KL, MSE and self-training (hard) students differ only here: show which.
+      if (l.value("kd_weight", nlohmann::json(0)) != 0) {
+        if (l.contains("kd_loss") && l["kd_loss"].is_string())
+          loss += " " + l["kd_loss"].get<std::string>();
+        if (l.contains("combine") && l["combine"].is_string())
+          loss += " " + l["combine"].get<std::string>();
+      }
     }
     std::string arch = get("arch");
     if (p.contains("init_from")) arch = "bert(init)";

@@ -414,6 +414,23 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
       l.teacher_dirs = member_dirs;
     }
     std::string teacher_dir = t.id.empty() ? spec.teacher.checkpoint : t.run_dir;
+    l.teacher_dir = teacher_dir;
+    // One logits run per combination rule the students learn from: an ensemble averaged two
+    // ways is two caches of the same members. A single teacher's rule is "".
+    const std::string default_rule = logits.value("combine", std::string());
+    std::vector<PlannedRun> logits_runs;
+    auto logits_for = [&](const std::string& rule) -> std::pair<std::string, std::string> {
+      for (auto& x : logits_runs)
+        if (x.config["params"].value("combine", std::string()) == rule) return {x.id, x.run_dir};
+      PlannedRun x = l;
+      if (rule != default_rule) {
+        x.config["params"]["combine"] = rule;
+        x.id = run_id_of(x.config);
+        x.run_dir = run_dir(x.id);
+      }
+      logits_runs.push_back(std::move(x));
+      return {logits_runs.back().id, logits_runs.back().run_dir};
+    };
 
     bool any_kd = false;
     const nlohmann::json defaults = normalize_numbers(student_defaults());
@@ -485,11 +502,17 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
         kd_params["loss"] = kd_loss;
         kd_params.erase("sampler");  // phase 1 reads no gold: nothing to balance
         kd_params.erase("sampler_draws");
-        PlannedRun k = student_run("student_kd", normalize_numbers(kd_params),
-                                   {{"logits", l.id}, {"unlabeled", ds.splits.at("unlabeled")}});
+        if (params["loss"].contains("combine"))
+          throw Error(spec.file +
+                      ": students: two_phase: loss.combine: the fine-tuning phase reads no "
+                      "logits; phase 1 learns from logits.combine");
+        auto [kd_logits_id, kd_logits_dir] = logits_for(default_rule);
+        PlannedRun k =
+            student_run("student_kd", normalize_numbers(kd_params),
+                        {{"logits", kd_logits_id}, {"unlabeled", ds.splits.at("unlabeled")}});
         k.unlabeled = true;
-        k.deps = {l.id};
-        k.logits_dir = l.run_dir;
+        k.deps = {kd_logits_id};
+        k.logits_dir = kd_logits_dir;
         any_kd = true;
         PlannedRun f = student_run("student_finetune", std::move(params), {{"student_kd", k.id}});
         f.deps = {k.id};
@@ -500,7 +523,25 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
       }
       bool kd = params["loss"]["kd_weight"].get<double>() != 0.0;
       any_kd = any_kd || kd;
-      nlohmann::json links = {{"logits", kd ? nlohmann::json(l.id) : nlohmann::json()}};
+      std::string rule;
+      if (params["loss"].contains("combine")) {
+        if (members.empty())
+          throw Error(spec.file +
+                      ": students: loss.combine: only a teacher ensemble "
+                      "(teacher.ensemble_seeds) has logits to combine");
+        rule = params["loss"]["combine"].get<std::string>();
+      } else {
+        rule = default_rule;
+      }
+      // The rule is part of a KD student's configuration (its own row in the report); a
+      // CE-only student reads no logits, so it stays the one twin of every rule.
+      if (kd && !members.empty())
+        params["loss"]["combine"] = rule;
+      else
+        params["loss"].erase("combine");
+      std::pair<std::string, std::string> kd_logits;
+      if (kd) kd_logits = logits_for(rule);
+      nlohmann::json links = {{"logits", kd ? nlohmann::json(kd_logits.first) : nlohmann::json()}};
       // Distillation also runs on the dataset's unlabelled text (the teacher labels it).
       if (kd && has_unlabeled) links["unlabeled"] = ds.splits.at("unlabeled");
       PlannedRun s = student_run("student", std::move(params), links);
@@ -508,25 +549,55 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
       // Every student shares the teacher's tokenizer (its vocab.txt); KD students also need the
       // logits.
       if (kd)
-        s.deps = {l.id};
+        s.deps = {kd_logits.first};
       else if (!t.id.empty())
         s.deps = {t.id};
-      if (kd) s.logits_dir = l.run_dir;
+      if (kd) s.logits_dir = kd_logits.second;
       students.push_back(std::move(s));
     }
 
-    l.teacher_dir = teacher_dir;
     if (!pre.id.empty() && plan.runs.empty()) plan.runs.push_back(pre);
     if (!members.empty())
       for (auto& m : members) plan.runs.push_back(std::move(m));
     else if (!t.id.empty())
       plan.runs.push_back(std::move(t));
-    if (any_kd) plan.runs.push_back(std::move(l));
+    if (any_kd)
+      for (auto& x : logits_runs) plan.runs.push_back(std::move(x));
     for (auto& s : students) plan.runs.push_back(std::move(s));
   }
   if (plan.runs.empty())
     throw Error(spec.file + ": students: no student run names a dataset from datasets:");
   return plan;
+}
+
+void keep_datasets(Plan& plan, const Spec& spec, const std::vector<std::string>& names) {
+  if (names.empty()) return;
+  std::set<std::string> wanted;
+  for (auto& n : names) {
+    bool known = false;
+    std::vector<std::string> all;
+    for (auto& ds : spec.datasets) {
+      known = known || ds.name == n;
+      all.push_back(ds.name);
+    }
+    if (!known) {
+      std::string list;
+      for (auto& a : all) list += (list.empty() ? "" : ", ") + a;
+      throw Error(spec.file + ": --dataset " + n + ": no such dataset (the file has: " + list +
+                  ")");
+    }
+    wanted.insert(n);
+  }
+  std::set<std::string> needed;
+  std::vector<PlannedRun> kept;
+  for (auto& r : plan.runs)
+    if (!r.dataset.empty() && wanted.count(r.dataset)) {
+      for (auto& d : r.deps) needed.insert(d);
+    }
+  for (auto& r : plan.runs)
+    if (r.dataset.empty() ? needed.count(r.id) > 0 : wanted.count(r.dataset) > 0)
+      kept.push_back(std::move(r));
+  plan.runs = std::move(kept);
 }
 
 }  // namespace kdx

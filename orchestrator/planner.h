@@ -39,6 +39,10 @@ struct Plan {
 
 // `results_dir` is where run directories go (results/runs/<experiment>/<id>).
 Plan make_plan(const Spec& spec, const std::string& results_dir);
+// Keeps only the runs of the named datasets (`kdx submit --dataset`), and a pretrain run only
+// when a kept teacher reads it. Their ids do not change: a dataset's runs are planned the same
+// whether or not the others are. Throws, naming the spec file, for a name the spec lacks.
+void keep_datasets(Plan& plan, const Spec& spec, const std::vector<std::string>& names);
 
 // What the worker reads (run.json): config, absolute data paths, directories, resources.
 // Built on demand: a plan of 100,000 runs should not hold 100,000 of these.

@@ -72,6 +72,9 @@ std::string kd_label_of(const std::string& stage, const nlohmann::json& params_f
     std::snprintf(buf, sizeof buf, " T=%g", t);
     label += buf;
   }
+  // A teacher ensemble's combination rule (mean_logits, mean_probs).
+  if (params_flat.contains("loss.combine") && params_flat["loss.combine"].is_string())
+    label += " " + params_flat["loss.combine"].get<std::string>();
   return label;
 }
 
@@ -172,6 +175,7 @@ ReportData build_report(Registry& reg, const std::string& experiment,
   std::map<std::string, DatasetReport> by_ds;
   std::map<std::string, std::map<std::string, Acc>> students;  // dataset -> key -> acc
   std::map<std::string, Acc> teachers;
+  std::map<std::string, std::map<std::string, Acc>> ensembles;  // dataset -> rule -> acc
 
   for (auto& r : runs) {
     // Cost from every attempt, finished or not.
@@ -210,7 +214,28 @@ ReportData build_report(Registry& reg, const std::string& experiment,
     ds.dataset = r.dataset;
     ds.format = r.config["dataset"].value("format", "");
     ds.headline = ds.format == "runne" ? "macro_f1" : "f1";
-    if (r.stage == "logits") continue;
+    if (r.stage == "logits") {
+      // An ensemble's cache carries the ensemble's own test scores.
+      const int members =
+          m.count("ensemble") && m["ensemble"].is_number() ? m["ensemble"].get<int>() : 1;
+      if (m.count("f1") && members > 1) {
+        const std::string rule = m.count("combine") && m["combine"].is_string()
+                                     ? m["combine"].get<std::string>()
+                                     : std::string("mean_logits");
+        Acc& acc = ensembles[r.dataset][rule];
+        acc.row.stage = r.stage;
+        acc.row.arch = "teacher ensemble";
+        acc.row.kd_label = rule + " of " + std::to_string(members);
+        acc.row.runs.push_back(r.id);
+        for (auto k : {"f1", "macro_f1", "macro_f1_few_shot", "params", "params_no_embedding",
+                       "params_trainable"}) {
+          bool ok;
+          double v = metric(m, k, ok);
+          if (ok) acc.values[k].push_back(v);
+        }
+      }
+      continue;
+    }
 
     nlohmann::json key = nlohmann::json::object();
     nlohmann::json params_flat;
@@ -272,12 +297,22 @@ ReportData build_report(Registry& reg, const std::string& experiment,
       finish_row(acc, ds.headline);
       ds.students.push_back(acc.row);
     }
+    for (auto& [rule, acc] : ensembles[name]) {
+      finish_row(acc, ds.headline);
+      if (ds.has_teacher) {
+        acc.row.key = ds.teacher.key;  // the members' shape
+        acc.row.arch = "teacher ensemble (" +
+                       (ds.teacher.arch.empty() ? std::string("bert") : ds.teacher.arch) + ")";
+      }
+      ds.ensembles.push_back(acc.row);
+    }
     // The no-KD twin: the same key with loss.kd_weight 0 (its kd_loss and temperature are
     // unused, so they do not have to agree).
     auto without_kd = [](nlohmann::json k) {
       k["loss.kd_weight"] = 0;
       k.erase("loss.kd_loss");
       k.erase("loss.temperature");
+      k.erase("loss.combine");
       return normalize_numbers(k);
     };
     for (auto& s : ds.students) {
@@ -308,7 +343,7 @@ ReportData build_report(Registry& reg, const std::string& experiment,
         }
       }
     }
-    for (auto& s : ds.students) {
+    auto against_teacher = [&](ConfigRow& s) {
       if (ds.has_teacher && s.params.valid() && ds.teacher.params.valid() && s.params.mean > 0)
         s.compression = ds.teacher.params.mean / s.params.mean;
       if (ds.has_teacher && s.params_no_embedding.valid() &&
@@ -325,7 +360,9 @@ ReportData build_report(Registry& reg, const std::string& experiment,
         s.retained = 100 * s.headline.mean / ds.teacher.headline.mean;
         s.has_retained = true;
       }
-    }
+    };
+    for (auto& s : ds.students) against_teacher(s);
+    for (auto& e : ds.ensembles) against_teacher(e);
     mark_pareto(ds.students);
     // Paper order: architecture, then size, KD after its scratch twin.
     std::stable_sort(ds.students.begin(), ds.students.end(),

@@ -60,6 +60,9 @@ struct DatasetReport {
   std::string headline = "f1";
   ConfigRow teacher;
   bool has_teacher = false;
+  // Teacher ensembles as their students see them (a logits run that scored the combined
+  // members on the test documents), one row per combination rule, after the teacher's.
+  std::vector<ConfigRow> ensembles;
   std::vector<ConfigRow> students;
 };
 

@@ -43,7 +43,8 @@ std::string key_value(const ConfigRow& r, const char* k) {
 // "1/0" for CE only, "1/1 kl" with distillation (the objective named), "0.2+0.8 dice/0" with
 // the Dice loss; the phases of two-phase distillation by name.
 std::string loss_text(const ConfigRow& r) {
-  if (r.stage == "student_kd" || r.stage == "student_finetune") return r.kd_label;
+  if (r.stage == "student_kd" || r.stage == "student_finetune" || r.stage == "logits")
+    return r.kd_label;
   std::string t = fmt("%g", r.ce_weight);
   if (r.key.contains("loss.dice_weight") && r.key["loss.dice_weight"].is_number() &&
       r.key["loss.dice_weight"].get<double>() != 0)
@@ -51,6 +52,25 @@ std::string loss_text(const ConfigRow& r) {
   t += "/" + fmt("%g", r.kd_weight);
   if (r.kd_weight != 0 && r.key.contains("loss.kd_loss") && r.key["loss.kd_loss"].is_string())
     t += " " + r.key["loss.kd_loss"].get<std::string>();
+  if (r.kd_weight != 0 && r.key.contains("loss.combine") && r.key["loss.combine"].is_string())
+    t += " " + r.key["loss.combine"].get<std::string>();
+  return t;
+}
+// What else feeds a student's recurrent layers, so that rows of one architecture and size
+// read apart: " conv 1/3/5" (its conv front-end's kernels), " + vectors" (word vectors).
+std::string front_end_text(const ConfigRow& r) {
+  std::string t;
+  auto channels = r.key.find("conv.channels");
+  if (channels != r.key.end() && channels->is_array() && !channels->empty()) {
+    t += " conv";
+    auto kernels = r.key.find("conv.kernels");
+    if (kernels != r.key.end() && kernels->is_array()) {
+      std::string k;
+      for (auto& v : *kernels) k += (k.empty() ? "" : "/") + v.dump();
+      t += " " + k;
+    }
+  }
+  if (r.key.contains("vectors.file")) t += " + vectors";
   return t;
 }
 std::string pareto(const ConfigRow& r) {
@@ -67,8 +87,8 @@ std::vector<Column> columns(const DatasetReport& d) {
   std::vector<Column> c = {
       {"model",
        [](const ConfigRow& r, bool t) {
-         std::string name =
-             t ? "teacher (" + (r.arch.empty() ? std::string("bert") : r.arch) + ")" : r.arch;
+         std::string name = t ? "teacher (" + (r.arch.empty() ? std::string("bert") : r.arch) + ")"
+                              : r.arch + (r.stage == "logits" ? "" : front_end_text(r));
          return r.warnings ? name + " (!)" : name;
        }},
       {"hidden", [](const ConfigRow& r,
@@ -172,6 +192,7 @@ std::string render_markdown(const ReportData& r) {
       out += "| " + join(cells, " | ") + " |\n";
     };
     if (d.has_teacher) row(d.teacher, true);
+    for (auto& e : d.ensembles) row(e, false);
     for (auto& s : d.students) row(s, false);
     out += "\nHeadline: " + std::string(d.headline == "macro_f1" ? "Macro F1" : "Mention F1") +
            " (the shared task's metric): retained %, F1 no KD, KD gain, its CI and Pareto use it. "
@@ -250,10 +271,9 @@ std::string render_latex(const ReportData& r) {
       for (auto& c : cols) cells.push_back(latex_escape(c.cell(x, t)));
       out += join(cells, " & ") + " \\\\\n";
     };
-    if (d.has_teacher) {
-      row(d.teacher, true);
-      out += "\\midrule\n";
-    }
+    if (d.has_teacher) row(d.teacher, true);
+    for (auto& e : d.ensembles) row(e, false);
+    if (d.has_teacher || !d.ensembles.empty()) out += "\\midrule\n";
     for (auto& s : d.students) row(s, false);
     out += "\\bottomrule\n\\end{tabular}\n\\caption{" + latex_escape(d.dataset) +
            ": students distilled from the teacher. F1 in \\%, mean $\\pm$ std over "
@@ -303,7 +323,9 @@ std::string render_json(const ReportData& r) {
     nlohmann::json dj = {{"dataset", d.dataset},
                          {"format", d.format},
                          {"teacher", d.has_teacher ? row(d.teacher) : nlohmann::json()},
+                         {"ensembles", nlohmann::json::array()},
                          {"students", nlohmann::json::array()}};
+    for (auto& e : d.ensembles) dj["ensembles"].push_back(row(e));
     for (auto& s : d.students) dj["students"].push_back(row(s));
     out["datasets"].push_back(dj);
   }
@@ -497,6 +519,7 @@ std::string render_html(const ReportData& r) {
       out += "</tr>\n";
     };
     if (d.has_teacher) row(d.teacher, true);
+    for (auto& e : d.ensembles) row(e, false);
     for (auto& s : d.students) row(s, false);
     out += "</table>\n" + render_svg(d);
     auto groups = curve_groups(r, d.dataset);

@@ -67,6 +67,8 @@ std::vector<StatusRow> status_rows(Registry& reg, const std::vector<RunRecord>& 
       row.loss = "ce=" + num(p["loss"]["ce_weight"]) + " kd=" + num(p["loss"]["kd_weight"]);
       if (p["loss"].value("kd_weight", 0.0) != 0 && p["loss"].contains("kd_loss"))
         row.loss += " " + num(p["loss"]["kd_loss"]);
+      if (p["loss"].value("kd_weight", 0.0) != 0 && p["loss"].contains("combine"))
+        row.loss += " " + num(p["loss"]["combine"]);
     }
     row.state = r.state;
     row.reason = r.reason;

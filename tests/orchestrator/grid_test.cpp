@@ -55,6 +55,26 @@ TEST(Grid, ExcludeAndInclude) {
   EXPECT_EQ(pts.back()["arch"], "srupp");
 }
 
+TEST(Grid, ExcludeMatchesListValuedParametersWhole) {
+  // conv.kernels is itself a list: [1, 3, 5] names those kernels, not "1 or 3 or 5".
+  auto s = spec_of(
+      "  grid:\n"
+      "    arch: [lstm, sru]\n"
+      "    conv: [{channels: []}, {kernels: [1, 3, 5], channels: [96, 96]}, {kernels: [3], "
+      "channels: [64]}]\n"
+      "  exclude: [{arch: lstm, conv: {kernels: [1, 3, 5], channels: [96, 96]}}, {arch: sru, "
+      "conv: {kernels: [3]}}]\n");
+  auto pts = expand_grid(s.students, s.file);
+  // 6 points; the LSTM's [1, 3, 5] front-end and the SRU's [3] one are dropped.
+  ASSERT_EQ(pts.size(), 4u);
+  for (auto& p : pts) {
+    EXPECT_FALSE(p["arch"] == "lstm" && p["conv"]["channels"].size() == 2u) << p.dump();
+    EXPECT_FALSE(p["arch"] == "sru" && p["conv"].contains("kernels") &&
+                 p["conv"]["kernels"].size() == 1u)
+        << p.dump();
+  }
+}
+
 TEST(Grid, FixedLossMergesWithGridLoss) {
   auto s = spec_of(
       "  fixed: {loss: {ce_weight: 0.5}}\n  grid: {loss: [{kd_weight: 0}, {kd_weight: 2}]}\n");

@@ -55,6 +55,50 @@ TEST(Planner, StageDagPerDataset) {
   }
 }
 
+TEST(Planner, KeepDatasetsKeepsTheirIdsAndTheSharedPretrain) {
+  SpecOptions o;
+  o.check_data_files = false;
+  std::string yaml = std::string(kBase) +
+                     "students:\n  grid: {arch: [lstm], loss: [{kd_weight: 0}, {kd_weight: 1}]}\n";
+  Spec spec = parse_spec_text(yaml, "p.yaml", o);
+  Plan all = make_plan(spec, "/r");
+  Plan only_b = make_plan(spec, "/r");
+  keep_datasets(only_b, spec, {"b"});
+  std::set<std::string> ids_b;
+  for (auto& r : all.runs)
+    if (r.dataset == "b") ids_b.insert(r.id);
+  std::set<std::string> kept;
+  for (auto& r : only_b.runs) {
+    EXPECT_EQ(r.dataset, "b");
+    kept.insert(r.id);
+  }
+  EXPECT_EQ(kept, ids_b);
+  EXPECT_EQ(kept.size(), 4u);  // teacher, logits, two students
+
+  // A pretrain run is shared: kept while a kept teacher reads it.
+  Spec pre = parse_spec_text(
+      "experiment: p\n"
+      "datasets:\n"
+      "  - {name: a, format: runne, train: a/train.jsonl, test: a/test.jsonl}\n"
+      "  - {name: b, format: rurebus, train: [b/1.zip, b/2.zip], test: b/t.zip}\n"
+      "teacher: {epochs: 1}\n"
+      "pretrain: {corpus: [a/dev.jsonl], epochs: 1}\n"
+      "students:\n  grid: {arch: [lstm], loss: [{kd_weight: 0}, {kd_weight: 1}]}\n",
+      "p.yaml", o);
+  Plan p = make_plan(pre, "/r");
+  keep_datasets(p, pre, {"a"});
+  ASSERT_FALSE(p.runs.empty());
+  EXPECT_EQ(p.runs.front().stage, "pretrain");
+  EXPECT_EQ(p.runs.size(), 5u);
+
+  try {
+    keep_datasets(all, spec, {"c"});
+    FAIL() << "an unknown dataset must be refused";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "p.yaml: --dataset c: no such dataset (the file has: a, b)");
+  }
+}
+
 TEST(Planner, IdsIgnoreKeyOrderAndNumberSpelling) {
   auto a =
       plan_of(std::string(kBase) + "students:\n  fixed: {lr: 0.001, epochs: 2, dropout: 1.0e-1}\n");

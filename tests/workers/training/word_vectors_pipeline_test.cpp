@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -83,6 +84,7 @@ students:
   include:
     - {arch: lstm, vectors: {file: )" +
                             dir.file("vec.txt") + R"(, join: sum}, loss: {kd_weight: 1}}
+    - {arch: sru, loss: {kd_weight: 1, combine: mean_logits}}
 )");
   // The vectors file is given by absolute path, outside the data root.
   std::vector<std::string> env = {"KDX_DATA_DIR=" + data, "OMP_NUM_THREADS=1"};
@@ -90,22 +92,53 @@ students:
       {KDX_BIN, "submit", "exp.yaml", "--executor", "local", "--jobs", "2", "--wait"}, dir.path(),
       env);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find("7 runs: 7 COMPLETED"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("9 runs: 9 COMPLETED"), std::string::npos) << r.out;
 
   auto plan =
       test::run_command({KDX_BIN, "submit", "exp.yaml", "--dry-run", "--json"}, dir.path(), env);
   ASSERT_EQ(plan.exit_code, 0) << plan.err;
   auto runs = nlohmann::json::parse(plan.out)["runs"];
   std::vector<nlohmann::json> teachers, students;
-  nlohmann::json logits;
+  // One logits run per combination rule in use: logits.combine for the students naming none,
+  // and the one a student names (loss.combine).
+  std::map<std::string, nlohmann::json> logits_by_rule;
   for (auto& run : runs) {
     if (run["stage"] == "teacher") teachers.push_back(run);
-    if (run["stage"] == "logits") logits = run;
+    if (run["stage"] == "logits") logits_by_rule[run["params"]["combine"]] = run;
     if (run["stage"] == "student") students.push_back(run);
   }
   ASSERT_EQ(teachers.size(), 2u);
-  ASSERT_EQ(students.size(), 4u);
+  ASSERT_EQ(students.size(), 5u);
+  ASSERT_EQ(logits_by_rule.size(), 2u);
+  nlohmann::json logits = logits_by_rule.at("mean_probs");
   EXPECT_EQ(logits["teacher_dirs"].size(), 2u);
+  for (auto& s : students) {
+    const auto& loss = s["params"]["loss"];
+    if (loss["kd_weight"] == 0) {
+      EXPECT_FALSE(loss.contains("combine")) << "a CE-only twin reads no logits";
+      continue;
+    }
+    EXPECT_EQ(s["logits_dir"], logits_by_rule.at(loss["combine"])["run_dir"]) << s["run_dir"];
+  }
+  auto other = result_of(logits_by_rule.at("mean_logits")["run_dir"]);
+  EXPECT_EQ(other["combine"], "mean_logits");
+  // Each rule's ensemble scored as one teacher on the members' test documents, and shown so.
+  for (auto& [rule, run] : logits_by_rule) {
+    auto m = result_of(run["run_dir"]);
+    EXPECT_EQ(m["test_docs"], 4) << rule;
+    EXPECT_GE(m["f1"].get<double>(), 0.0) << rule;
+    EXPECT_EQ(m["params"].get<int64_t>(),
+              2 * result_of(teachers[0]["run_dir"])["params"].get<int64_t>());
+  }
+  auto report = test::run_command({KDX_BIN, "report", "-e", "vec"}, dir.path(), env);
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  EXPECT_NE(report.out.find("| teacher ensemble (lstm) | 16 | 2 | mean_logits of 2 | 0.10M |"),
+            std::string::npos)
+      << report.out;
+  EXPECT_NE(report.out.find("| teacher ensemble (lstm) | 16 | 2 | mean_probs of 2 | 0.10M |"),
+            std::string::npos)
+      << report.out;
+  EXPECT_NE(report.out.find("| 1/1 kl mean_probs |"), std::string::npos) << report.out;
 
   // The teacher: the vectors' rows its texts use, frozen: in the total, not trainable, and
   // after training still the file's values.
@@ -143,7 +176,8 @@ students:
   EXPECT_EQ(lm["combine"], "mean_probs");
   std::string kd_student;
   for (auto& s : students)
-    if (s["params"]["loss"]["kd_weight"] == 1 && !s["params"].contains("vectors"))
+    if (s["params"]["loss"]["kd_weight"] == 1 && !s["params"].contains("vectors") &&
+        s["params"]["loss"]["combine"] == "mean_probs")
       kd_student = s["run_dir"];
   ASSERT_FALSE(kd_student.empty());
   auto spec = training::read_run_spec(kd_student + "/run.json");
@@ -228,6 +262,19 @@ students:
   EXPECT_NE(d.err.find("d.yaml: teacher.ensemble_seeds: an ensemble needs at least 2 seeds"),
             std::string::npos)
       << d.err;
+  dir.write("e.yaml", R"(experiment: v
+datasets:
+  - {name: runne, format: runne, train: runne/train.jsonl, test: [runne/test.jsonl, runne/test_with_answers.jsonl]}
+teacher: {arch: lstm}
+students:
+  grid: {arch: [lstm], loss: [{kd_weight: 1, combine: mean_probs}]}
+)");
+  auto e = test::run_command({KDX_BIN, "submit", "e.yaml", "--dry-run"}, dir.path(), env);
+  EXPECT_NE(e.exit_code, 0);
+  EXPECT_NE(e.err.find("e.yaml: students: loss.combine: only a teacher ensemble "
+                       "(teacher.ensemble_seeds) has logits to combine"),
+            std::string::npos)
+      << e.err;
 }
 
 }  // namespace

@@ -164,28 +164,33 @@ void write_result(const RunSpec& spec, const nlohmann::json& metrics,
   write_file_atomic(spec.run_dir + "/result.json", result.dump(2) + "\n");
 }
 
+std::string score_on_test(models::TaggerImpl& tagger, const Prepared& p, const std::string& format,
+                          const std::string& run_dir, decoding::Decoder decoder,
+                          torch::Device device, nlohmann::json& metrics) {
+  int pad = p.tokenizer->vocab().pad();
+  auto pred = evaluation::predict(tagger, p.test, pad, 32, device, decoder);
+  for (size_t i = 0; i < pred.size(); ++i) pred[i].text = p.test_docs[i].text;
+  auto scores = evaluation::score(format, p.test_docs, pred, p.types);
+  metrics["f1"] = scores.mention.f1;
+  metrics["precision"] = scores.mention.precision;
+  metrics["recall"] = scores.mention.recall;
+  metrics["macro_f1"] = scores.macro_f1;
+  if (format == "runne") metrics["macro_f1_few_shot"] = scores.macro_f1_few_shot;
+  metrics["test_docs"] = p.test_docs.size();
+  std::string pred_path = run_dir + (format == "rurebus" ? "/predictions" : "/predictions.jsonl");
+  data::write_predictions(format, pred, pred_path);
+  write_file_atomic(run_dir + "/scores.json", scores.to_json().dump(2) + "\n");
+  return pred_path;
+}
+
 void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const StageOptions& so,
             nlohmann::json metrics, const Trainer& trainer, const TrainingState& state, int world) {
   const auto& exec = so.exec;
-  int pad = p.tokenizer->vocab().pad();
   nlohmann::json files = {{"model", spec.run_dir + "/model.safetensors"}};
   metrics.update(training_metrics(spec, so, trainer, state, world));
-  if (!p.test_docs.empty()) {
-    auto pred = evaluation::predict(tagger, p.test, pad, 32, exec.device, decoder_of(spec));
-    for (size_t i = 0; i < pred.size(); ++i) pred[i].text = p.test_docs[i].text;
-    auto scores = evaluation::score(spec.format, p.test_docs, pred, p.types);
-    metrics["f1"] = scores.mention.f1;
-    metrics["precision"] = scores.mention.precision;
-    metrics["recall"] = scores.mention.recall;
-    metrics["macro_f1"] = scores.macro_f1;
-    if (spec.format == "runne") metrics["macro_f1_few_shot"] = scores.macro_f1_few_shot;
-    metrics["test_docs"] = p.test_docs.size();
-    std::string pred_path =
-        spec.run_dir + (spec.format == "rurebus" ? "/predictions" : "/predictions.jsonl");
-    data::write_predictions(spec.format, pred, pred_path);
-    files["predictions"] = pred_path;
-    write_file_atomic(spec.run_dir + "/scores.json", scores.to_json().dump(2) + "\n");
-  }
+  if (!p.test_docs.empty())
+    files["predictions"] =
+        score_on_test(tagger, p, spec.format, spec.run_dir, decoder_of(spec), exec.device, metrics);
   // Teacher and student counted alike. params_trainable: requires_grad as training left it (an
   // embedding frozen to the end is not trainable); params_no_embedding: without the
   // word-embedding table, the paper's comparison.

@@ -43,6 +43,12 @@ void use_model_word_list(const std::string& dir, int rows, Prepared& p);
 // What every training stage reports about where and how fast it ran.
 nlohmann::json training_metrics(const RunSpec& spec, const StageOptions& so, const Trainer& trainer,
                                 const TrainingState& state, int world);
+// `tagger` on p.test (decoded by `decoder`): the shared task's scores into `metrics`, the
+// predictions (a file or, for RuREBus, a folder) and scores.json into run_dir; returns the
+// predictions' path.
+std::string score_on_test(models::TaggerImpl& tagger, const Prepared& p, const std::string& format,
+                          const std::string& run_dir, decoding::Decoder decoder,
+                          torch::Device device, nlohmann::json& metrics);
 // Test-set evaluation, predictions file, size, latency, then result.json (rank 0). Moves
 // the tagger to the CPU for the CPU latency: call it last.
 void finish(const RunSpec& spec, models::TaggerImpl& tagger, Prepared& p, const StageOptions& so,

@@ -10,6 +10,7 @@
 #include "common/strings.h"
 #include "workers/data/json_fields.h"
 #include "workers/evaluation/predict.h"
+#include "workers/models/ensemble.h"
 #include "workers/training/logits_cache.h"
 #include "workers/training/oracle.h"
 #include "workers/training/stages/common.h"
@@ -31,6 +32,10 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   data::JsonFields tp(run.has("params") ? teacher_run["params"] : no_params, run_path, "params");
   keyed.params["window"] = tp.integer("window", 128);
   keyed.params["max_train_docs"] = tp.integer("max_train_docs", 0);
+  // An ensemble is scored on its members' test documents, decoded as they were.
+  keyed.params["max_test_docs"] = tp.integer("max_test_docs", 0);
+  if (run.has("params") && teacher_run["params"].contains("decoding"))
+    keyed.params["decoding"] = tp.string("decoding", "greedy");
   Prepared p;
   p.types = read_types(spec.teacher_dir);  // the classes: every entity read is checked against them
   read_documents(keyed, p);
@@ -47,12 +52,16 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   int window = keyed.params["window"];
   p.train = data::encode_dataset(p.train_docs, *p.tokenizer, p.scheme, window);
   data::append_unlabelled(p.train, p.unlabeled_docs, *p.tokenizer, window);
+  p.test = data::encode_dataset(p.test_docs, *p.tokenizer, p.scheme, window);
   // The members of an ensemble (the teacher alone otherwise): same tokenizer, types and head
   // as the first; each with its own word rows when it reads word vectors.
   std::vector<std::string> member_dirs =
       spec.teacher_dirs.empty() ? std::vector<std::string>{spec.teacher_dir} : spec.teacher_dirs;
   std::vector<models::Tagger> members;
   std::vector<std::vector<std::vector<int>>> member_words;
+  // Whether every member reads the same word list (seeds of one configuration do): then the
+  // ensemble is one tagger over the test windows' word rows.
+  bool same_words = true;
   for (auto& dir : member_dirs) {
     models::Tagger m = teacher;
     if (dir != spec.teacher_dir) {
@@ -69,6 +78,10 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
         throw Error(dir + "/model.json: an ensemble member with another output layout than " +
                     spec.teacher_dir);
     }
+    if (dir != spec.teacher_dir && m->word_rows() > 0)
+      same_words =
+          same_words && read_input(dir + "/" + kWordListFile, InputKind::Data) ==
+                            read_input(spec.teacher_dir + "/" + kWordListFile, InputKind::Data);
     use_model_word_list(dir, m->word_rows(), p);
     std::vector<std::vector<int>> rows;
     // A lone teacher keeps the rows just assigned; an ensemble swaps each member's in per batch.
@@ -78,8 +91,7 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
     members.push_back(m);
   }
   const std::string combine = spec.params.value("combine", std::string("mean_logits"));
-  if (combine != "mean_logits" && combine != "mean_probs")
-    throw Error(spec.path + ": params.combine: '" + combine + "' is not mean_logits or mean_probs");
+  const models::Combine rule = models::combine_of(combine, spec.path + ": params.combine");
   if (reducer.rank != 0) return;
   const auto& exec = so.exec;
   for (auto& m : members) {
@@ -112,7 +124,7 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
     std::vector<int> idx;
     for (size_t i = start; i < std::min(p.train.examples.size(), start + 32); ++i)
       idx.push_back(static_cast<int>(i));
-    torch::Tensor logits;
+    std::vector<torch::Tensor> outs;
     data::Batch b;
     for (size_t k = 0; k < members.size(); ++k) {
       if (!member_words[k].empty())
@@ -129,17 +141,9 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
         out = members[k]->infer(ids, mask, evaluation::batch_word_rows(b, exec.device));
       }
       // Combined in fp32 on the host, whatever the autocast dtype was.
-      out = out.to(torch::kCPU, torch::kFloat32);
-      if (combine == "mean_probs" && members.size() > 1)
-        out = torch::softmax(out.view({b.size, b.len, teacher->columns, teacher->classes}), -1)
-                  .view_as(out);
-      logits = k == 0 ? out : logits + out;
+      outs.push_back(out.to(torch::kCPU, torch::kFloat32));
     }
-    if (members.size() > 1) {
-      logits = logits / static_cast<double>(members.size());
-      // Mean probabilities are stored as their logarithms: logits whose softmax is that mean.
-      if (combine == "mean_probs") logits = logits.clamp_min(1e-8).log();
-    }
+    torch::Tensor logits = models::combine_outputs(outs, rule, teacher->columns, teacher->classes);
     for (int r = 0; r < b.size; ++r) {
       auto& ex = p.train.examples[static_cast<size_t>(idx[static_cast<size_t>(r)])];
       w.add(ex.ids, logits[r].narrow(0, 0, static_cast<int64_t>(ex.ids.size())));
@@ -164,7 +168,25 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
       {"infer_seconds", seconds},
       {"gpu_hours", exec.is_cuda() ? seconds / 3600.0 : 0.0},
       {"peak_device_memory_mb", static_cast<double>(runtime::peak_device_bytes(exec)) / (1 << 20)}};
-  write_result(spec, metrics, nlohmann::json::array(), {{"logits", spec.run_dir + "/logits.bin"}});
+  nlohmann::json files = {{"logits", spec.run_dir + "/logits.bin"}};
+  nlohmann::json warnings = nlohmann::json::array();
+  // The ensemble as its students' teacher: scored on the test documents like a teacher run.
+  if (source == "teacher" && members.size() > 1 && !p.test_docs.empty()) {
+    if (!same_words) {
+      warnings.push_back(
+          "the ensemble's members read different word lists, so the ensemble "
+          "itself was not scored on the test documents");
+    } else {
+      models::EnsembleTaggerImpl ensemble(members, rule);
+      files["predictions"] = score_on_test(ensemble, p, spec.format, spec.run_dir,
+                                           decoder_of(keyed), exec.device, metrics);
+      auto counts = models::count_parameters(ensemble);
+      metrics["params"] = counts.total;
+      metrics["params_trainable"] = counts.trainable;
+      metrics["params_no_embedding"] = counts.no_embedding();
+    }
+  }
+  write_result(spec, metrics, warnings, files);
 }
 
 }  // namespace kdx::training
