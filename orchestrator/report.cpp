@@ -343,21 +343,23 @@ ReportData build_report(Registry& reg, const std::string& experiment,
         }
       }
     }
-    auto against_teacher = [&](ConfigRow& s) {
-      if (ds.has_teacher && s.params.valid() && ds.teacher.params.valid() && s.params.mean > 0)
-        s.compression = ds.teacher.params.mean / s.params.mean;
-      if (ds.has_teacher && s.params_no_embedding.valid() &&
-          ds.teacher.params_no_embedding.valid() && s.params_no_embedding.mean > 0)
-        s.compression_paper = ds.teacher.params_no_embedding.mean / s.params_no_embedding.mean;
-      if (ds.has_teacher && s.params_trainable.valid() && ds.teacher.params_trainable.valid() &&
+    // (A structured binding cannot be captured before C++20: a named reference can.)
+    const DatasetReport& dsr = ds;
+    auto against_teacher = [&dsr](ConfigRow& s) {
+      if (dsr.has_teacher && s.params.valid() && dsr.teacher.params.valid() && s.params.mean > 0)
+        s.compression = dsr.teacher.params.mean / s.params.mean;
+      if (dsr.has_teacher && s.params_no_embedding.valid() &&
+          dsr.teacher.params_no_embedding.valid() && s.params_no_embedding.mean > 0)
+        s.compression_paper = dsr.teacher.params_no_embedding.mean / s.params_no_embedding.mean;
+      if (dsr.has_teacher && s.params_trainable.valid() && dsr.teacher.params_trainable.valid() &&
           s.params_trainable.mean > 0)
-        s.compression_trainable = ds.teacher.params_trainable.mean / s.params_trainable.mean;
-      if (ds.has_teacher && s.latency_b1.valid() && ds.teacher.latency_b1.valid() &&
+        s.compression_trainable = dsr.teacher.params_trainable.mean / s.params_trainable.mean;
+      if (dsr.has_teacher && s.latency_b1.valid() && dsr.teacher.latency_b1.valid() &&
           s.latency_b1.mean > 0)
-        s.speedup = ds.teacher.latency_b1.mean / s.latency_b1.mean;
-      if (ds.has_teacher && ds.teacher.headline.valid() && ds.teacher.headline.mean > 0 &&
+        s.speedup = dsr.teacher.latency_b1.mean / s.latency_b1.mean;
+      if (dsr.has_teacher && dsr.teacher.headline.valid() && dsr.teacher.headline.mean > 0 &&
           s.headline.valid()) {
-        s.retained = 100 * s.headline.mean / ds.teacher.headline.mean;
+        s.retained = 100 * s.headline.mean / dsr.teacher.headline.mean;
         s.has_retained = true;
       }
     };
