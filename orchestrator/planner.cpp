@@ -1,5 +1,6 @@
 #include "orchestrator/planner.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -8,6 +9,7 @@
 #include "common/input_file.h"
 #include "common/params.h"
 #include "common/sha256.h"
+#include "common/strings.h"
 #include "orchestrator/grid.h"
 #include "workers/data/fetch.h"
 
@@ -572,20 +574,13 @@ Plan make_plan(const Spec& spec, const std::string& results_dir) {
 
 void keep_datasets(Plan& plan, const Spec& spec, const std::vector<std::string>& names) {
   if (names.empty()) return;
+  std::vector<std::string> all;
+  for (auto& ds : spec.datasets) all.push_back(ds.name);
   std::set<std::string> wanted;
   for (auto& n : names) {
-    bool known = false;
-    std::vector<std::string> all;
-    for (auto& ds : spec.datasets) {
-      known = known || ds.name == n;
-      all.push_back(ds.name);
-    }
-    if (!known) {
-      std::string list;
-      for (auto& a : all) list += (list.empty() ? "" : ", ") + a;
-      throw Error(spec.file + ": --dataset " + n + ": no such dataset (the file has: " + list +
-                  ")");
-    }
+    if (std::find(all.begin(), all.end(), n) == all.end())
+      throw Error(spec.file + ": --dataset " + n +
+                  ": no such dataset (the file has: " + join(all, ", ") + ")");
     wanted.insert(n);
   }
   std::set<std::string> needed;
