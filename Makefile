@@ -12,7 +12,7 @@ JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKDX_WERROR=ON
 FUZZ_SECONDS ?= 600
 
-.PHONY: all bootstrap build asan cuda cuda-test-build navec test demo bench fuzz format clean
+.PHONY: all bootstrap build asan cuda cuda-test-build navec onnx-env test demo bench fuzz format clean
 
 all: build
 
@@ -52,7 +52,11 @@ NAVEC_CACHE ?= $(or $(KDX_CACHE),$(HOME)/.cache/kdx)
 navec: build
 	$(BUILD)/bin/kdx data fetch navec --to $(NAVEC_CACHE)
 
-test: build asan cuda-test-build navec
+# numpy, onnx and ONNX Runtime from PyPI, pinned, for tools/onnx-export (once, into the cache).
+onnx-env: bootstrap
+	./tools/onnx-env >/dev/null
+
+test: build asan cuda-test-build navec onnx-env
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 	$(CUDA_BUILD)/bin/device_tests

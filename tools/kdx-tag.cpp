@@ -5,6 +5,10 @@
 //                                                or folder, plain text) in batches; predictions
 //                                                as RuNNE lines (or brat .ann files), then one
 //                                                line of throughput statistics on stderr
+//   kdx-tag EXPORT_DIR --batch DOCS --logits-out F.safetensors [--logits-windows N]
+//                                                also writes the first N windows' inputs and
+//                                                logits: the reference tools/onnx-export --check
+//                                                compares ONNX Runtime with
 //   --decoding greedy|viterbi                    overrides the run's decoding recorded in
 //                                                encoding.json (greedy when absent)
 #include <sys/resource.h>
@@ -43,8 +47,8 @@ int tag_one(kdx::training::ExportedModel& model) {
 }
 
 struct BatchOptions {
-  std::string docs, out, format, stats = "text";
-  int batch_size = 32;
+  std::string docs, out, format, stats = "text", logits_out;
+  int batch_size = 32, logits_windows = 64;
 };
 
 int tag_batch(kdx::training::ExportedModel& model, const std::string& export_dir,
@@ -64,6 +68,16 @@ int tag_batch(kdx::training::ExportedModel& model, const std::string& export_dir
   auto t0 = std::chrono::steady_clock::now();
   auto docs = kdx::data::read_texts(o.docs);
   auto enc = kdx::data::encode_dataset(docs, *model.tokenizer, model.scheme, model.window);
+  if (model.tagger->word_rows() > 0) kdx::data::assign_word_rows(enc, model.words);
+  if (!o.logits_out.empty()) {
+    // Before tagging, and outside the timed throughput: a reference for other runtimes.
+    int n = kdx::evaluation::write_reference_logits(
+        *model.tagger, enc, model.tokenizer->vocab().pad(), o.logits_windows, model.window,
+        o.batch_size, o.logits_out);
+    std::cerr << "kdx-tag: " << n << " windows' inputs and logits written to " << o.logits_out
+              << "\n";
+    t0 = std::chrono::steady_clock::now();
+  }
   auto pred = kdx::evaluation::predict(*model.tagger, enc, model.tokenizer->vocab().pad(),
                                        o.batch_size, torch::kCPU, model.decoder);
   for (size_t i = 0; i < pred.size(); ++i) pred[i].text = docs[i].text;
@@ -127,6 +141,13 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", o.batch_size, "--batch: windows per forward pass")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
+  app.add_option("--logits-out", o.logits_out,
+                 "--batch: also write the first --logits-windows windows' inputs (ids, mask, "
+                 "words) and the model's logits to this safetensors file, each padded to the "
+                 "model's window (a reference for tools/onnx-export --check)");
+  app.add_option("--logits-windows", o.logits_windows, "--logits-out: how many windows")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--threads", threads, "intra-op threads (default: LibTorch's, all cores)")
       ->check(CLI::Range(0, 1024));
   app.add_option("--stats", o.stats, "--batch: throughput line on stderr: text, json or none")

@@ -1,6 +1,7 @@
 #include "workers/evaluation/predict.h"
 
 #include "common/error.h"
+#include "workers/models/safetensors.h"
 
 namespace kdx::evaluation {
 
@@ -62,6 +63,57 @@ std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::Enco
   tagger.train(was_training);
   if (!greedy) return decoding::decode_documents(data, decoder, doc_logits);
   return data::decode_predictions(data, tags);
+}
+
+int write_reference_logits(models::TaggerImpl& tagger, const data::EncodedDataset& data, int pad_id,
+                           int max_windows, int length, int batch_size, const std::string& path) {
+  const int n = std::min<int>(max_windows, static_cast<int>(data.examples.size()));
+  if (n < 1) throw Error(path + ": no windows to write (the documents encode to none)");
+  for (int i = 0; i < n; ++i)
+    length =
+        std::max<int>(length, static_cast<int>(data.examples[static_cast<size_t>(i)].ids.size()));
+  bool was_training = tagger.is_training();
+  tagger.eval();
+  const int64_t out_cols = data.scheme.columns() * data.scheme.classes();
+  auto ids = torch::full({n, length}, pad_id, torch::kInt64);
+  auto mask = torch::zeros({n, length}, torch::kInt64);
+  torch::Tensor words;
+  if (tagger.word_rows() > 0) words = torch::zeros({n, length}, torch::kInt64);
+  auto id_at = ids.accessor<int64_t, 2>(), mask_at = mask.accessor<int64_t, 2>();
+  for (int i = 0; i < n; ++i) {
+    auto& ex = data.examples[static_cast<size_t>(i)];
+    if (words.defined() && ex.words.size() != ex.ids.size())
+      throw Error("a model that reads word vectors was given examples without word rows");
+    for (size_t t = 0; t < ex.ids.size(); ++t) {
+      id_at[i][static_cast<int64_t>(t)] = ex.ids[t];
+      mask_at[i][static_cast<int64_t>(t)] = 1;
+      if (words.defined())
+        words.data_ptr<int64_t>()[i * length + static_cast<int64_t>(t)] = ex.words[t];
+    }
+  }
+  std::vector<torch::Tensor> parts;
+  for (int start = 0; start < n; start += batch_size) {
+    int size = std::min(batch_size, n - start);
+    auto w = words.defined() ? words.narrow(0, start, size) : torch::Tensor();
+    parts.push_back(tagger.infer(ids.narrow(0, start, size), mask.narrow(0, start, size), w)
+                        .to(torch::kCPU, torch::kFloat32)
+                        .reshape({size, length, out_cols}));
+  }
+  tagger.train(was_training);
+  auto raw = [](const torch::Tensor& t, const std::string& dtype) {
+    auto c = t.contiguous();
+    models::RawTensor r;
+    r.dtype = dtype;
+    r.shape = c.sizes().vec();
+    r.bytes.assign(static_cast<const char*>(c.data_ptr()), c.nbytes());
+    return r;
+  };
+  std::map<std::string, models::RawTensor> out = {{"ids", raw(ids, "I64")},
+                                                  {"mask", raw(mask, "I64")},
+                                                  {"logits", raw(torch::cat(parts, 0), "F32")}};
+  if (words.defined()) out["words"] = raw(words, "I64");
+  models::write_safetensors(path, out);
+  return n;
 }
 
 data::NerScores score(const std::string& format, const std::vector<data::Document>& gold,

@@ -25,6 +25,14 @@ std::vector<data::Document> predict(models::TaggerImpl& tagger, const data::Enco
                                     torch::Device device = torch::kCPU,
                                     decoding::Decoder decoder = decoding::Decoder::Greedy);
 
+// The first `max_windows` examples of `data` (in order), each padded to `length` tokens (at
+// least its own), with the logits tagger->infer() gives them, as a safetensors file: ids and
+// mask [n x length] (int64), words (int64, for a model with word vectors) and logits
+// [n x length x columns*classes] (float32). A reference another runtime (ONNX Runtime, see
+// tools/onnx-export) is checked against. Returns the number of windows written.
+int write_reference_logits(models::TaggerImpl& tagger, const data::EncodedDataset& data, int pad_id,
+                           int max_windows, int length, int batch_size, const std::string& path);
+
 // The dataset format's official scores (runne: RuNNE scorer; others: exact-span P/R/F1).
 data::NerScores score(const std::string& format, const std::vector<data::Document>& gold,
                       const std::vector<data::Document>& pred,
