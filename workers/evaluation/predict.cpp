@@ -80,6 +80,7 @@ int write_reference_logits(models::TaggerImpl& tagger, const data::EncodedDatase
   torch::Tensor words;
   if (tagger.word_rows() > 0) words = torch::zeros({n, length}, torch::kInt64);
   auto id_at = ids.accessor<int64_t, 2>(), mask_at = mask.accessor<int64_t, 2>();
+  int64_t* word_at = words.defined() ? words.data_ptr<int64_t>() : nullptr;
   for (int i = 0; i < n; ++i) {
     auto& ex = data.examples[static_cast<size_t>(i)];
     if (words.defined() && ex.words.size() != ex.ids.size())
@@ -87,8 +88,7 @@ int write_reference_logits(models::TaggerImpl& tagger, const data::EncodedDatase
     for (size_t t = 0; t < ex.ids.size(); ++t) {
       id_at[i][static_cast<int64_t>(t)] = ex.ids[t];
       mask_at[i][static_cast<int64_t>(t)] = 1;
-      if (words.defined())
-        words.data_ptr<int64_t>()[i * length + static_cast<int64_t>(t)] = ex.words[t];
+      if (word_at) word_at[i * length + static_cast<int64_t>(t)] = ex.words[t];
     }
   }
   std::vector<torch::Tensor> parts;
