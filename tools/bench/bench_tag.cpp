@@ -1,7 +1,8 @@
 // Document-tagging throughput: `kdx-tag --batch` against the same work in Python PyTorch
 // (tools/bench/tag.py: tokenization, windows, batched inference in inference mode, decoding
-// to nested entities), with the same exported model on the same documents, in one run,
-// alternating A B A B at 1 and 2 threads. Each side times itself from reading the documents
+// to nested entities) and with the model in ONNX Runtime (tag.py --onnx, the graph
+// tools/onnx-export builds), with the same exported model on the same documents, in one run,
+// alternating A B C A B C at 1 and 2 threads. Each side times itself from reading the documents
 // to the predictions written (model loading and interpreter start-up excluded) and reports
 // its peak RSS.
 //   build/bin/kdx-worker export --run results/runs/cpu_study/<student id> --out /tmp/model
@@ -44,8 +45,10 @@ void BM_Tag(benchmark::State& state, std::string side, int threads) {
       side == "kdx"
           ? std::string(KDX_TAG_BIN) + " " + g_export + " --batch " + g_docs + " --out " + out +
                 " --stats json --threads " + std::to_string(threads) + " 2>&1 >/dev/null"
-          : "/usr/bin/python3 " KDX_SOURCE_DIR "/tools/bench/tag.py " + g_export + " " + g_docs +
-                " --out " + out + " --threads " + std::to_string(threads);
+          : (side == "onnx" ? "$(" KDX_SOURCE_DIR "/tools/onnx-env) " : "/usr/bin/python3 ") +
+                std::string(KDX_SOURCE_DIR "/tools/bench/tag.py ") + g_export + " " + g_docs +
+                " --out " + out + " --threads " + std::to_string(threads) +
+                (side == "onnx" ? " --onnx" : "");
   for (auto _ : state) {
     std::string text;
     auto j = kdx::bench::run_peer(cmd, text);
@@ -86,7 +89,7 @@ int main(int argc, char** argv) {
   const int kReps = 2;
   for (int threads : {1, 2})
     for (int rep = 0; rep < kReps; ++rep)
-      for (const char* side : {"kdx", "python"})
+      for (const char* side : {"kdx", "python", "onnx"})
         benchmark::RegisterBenchmark(
             ("Tag/" + std::string(side) + "/threads:" + std::to_string(threads)).c_str(), BM_Tag,
             std::string(side), threads)
@@ -97,17 +100,23 @@ int main(int argc, char** argv) {
 
   std::printf("\nmodel: %s\ndocuments: %s\n", g_export.c_str(), g_docs.c_str());
   std::printf(
-      "| threads | side | documents/s | tokens/s | peak RSS MiB | kdx / Python |\n"
+      "| threads | side | documents/s | tokens/s | peak RSS MiB | kdx / this side |\n"
       "|---|---|---|---|---|---|\n");
   for (int threads : {1, 2}) {
     auto& k = g_stats["kdx/" + std::to_string(threads)];
-    auto& p = g_stats["python/" + std::to_string(threads)];
-    if (k.empty() || p.empty()) continue;
-    double kd = mean(k, "documents_per_s"), pd = mean(p, "documents_per_s");
-    std::printf("| %d | kdx-tag --batch | %.1f | %.0f | %.0f | %.2fx |\n", threads, kd,
-                mean(k, "tokens_per_s"), mean(k, "peak_rss_mib"), kd / pd);
-    std::printf("| %d | Python (tag.py) | %.1f | %.0f | %.0f | |\n", threads, pd,
-                mean(p, "tokens_per_s"), mean(p, "peak_rss_mib"));
+    if (k.empty()) continue;
+    double kd = mean(k, "documents_per_s");
+    std::printf("| %d | kdx-tag --batch | %.1f | %.0f | %.0f | |\n", threads, kd,
+                mean(k, "tokens_per_s"), mean(k, "peak_rss_mib"));
+    for (const char* side : {"python", "onnx"}) {
+      auto& p = g_stats[std::string(side) + "/" + std::to_string(threads)];
+      if (p.empty()) continue;
+      double pd = mean(p, "documents_per_s");
+      std::printf("| %d | %s | %.1f | %.0f | %.0f | %.2fx |\n", threads,
+                  std::string(side) == "python" ? "Python PyTorch (tag.py)"
+                                                : "ONNX Runtime (tag.py --onnx)",
+                  pd, mean(p, "tokens_per_s"), mean(p, "peak_rss_mib"), kd / pd);
+    }
   }
   std::printf(
       "documents: %ld, tokens: %ld (kdx), %ld (Python); entities: %ld (kdx), %ld (Python)\n",

@@ -4,7 +4,11 @@ batch, trained with the same loss and optimizer, timed the same way; with --infe
 latency of one forward pass at batch x len in inference mode. Prints JSON.
 
 SRU/SRU++ here are written as a PyTorch user would without a custom kernel: the
-elementwise recurrence as a per-step loop over time (unbind once, as recommended).
+elementwise recurrence as a per-step loop over time (unbind once, as recommended); with
+--impl sru, they are the reference `sru` package's SRU / SRUpp modules instead (its CPU
+kernel for inference, its own autograd path for training). --compile wraps the model in
+torch.compile (PyTorch 2.x). Runs under any PyTorch: Debian's 1.13 or PyPI's 2.x
+(tools/bench/peers-env).
 """
 import argparse
 import json
@@ -62,13 +66,31 @@ class SruLayer(nn.Module):
         return torch.cat(outs, 2).transpose(0, 1)
 
 
+class ReferenceSru(nn.Module):
+    """The reference package's bidirectional SRU / SRU++ (time-major), batch-first around it."""
+
+    def __init__(self, arch, emb, hidden, layers):
+        super().__init__()
+        import sru
+        if arch == "srupp":
+            self.rnn = sru.SRUpp(emb, hidden, hidden, num_layers=layers, bidirectional=True)
+        else:
+            self.rnn = sru.SRU(emb, hidden, num_layers=layers, bidirectional=True)
+
+    def forward(self, x):
+        return self.rnn(x.transpose(0, 1).contiguous())[0].transpose(0, 1)
+
+
 class Student(nn.Module):
-    def __init__(self, arch, vocab, emb, hidden, layers, outputs):
+    def __init__(self, arch, vocab, emb, hidden, layers, outputs, impl="plain"):
         super().__init__()
         self.embedding = nn.Embedding(vocab, emb)
         self.arch = arch
+        self.ref = None
         if arch == "lstm":
             self.lstm = nn.LSTM(emb, hidden, layers, bidirectional=True, batch_first=True)
+        elif impl == "sru":
+            self.ref = ReferenceSru(arch, emb, hidden, layers)
         else:
             attn = hidden if arch == "srupp" else 0
             self.sru = nn.ModuleList([SruLayer(emb if i == 0 else 2 * hidden, hidden, attn) for i in range(layers)])
@@ -79,6 +101,8 @@ class Student(nn.Module):
         x = self.dropout(self.embedding(ids))
         if self.arch == "lstm":
             h = self.lstm(x)[0]
+        elif self.ref is not None:
+            h = self.ref(x)
         else:
             h = x
             for layer in self.sru:
@@ -100,7 +124,8 @@ def infer(m, a):
             if dt >= a.min_time:
                 break
     print(json.dumps({"arch": a.arch, "emb": a.emb, "hidden": a.hidden, "batch": a.batch,
-                      "ms_per_call": dt / calls * 1e3, "calls": calls,
+                      "ms_per_call": dt / calls * 1e3, "calls": calls, "impl": a.impl,
+                      "compile": a.compile,
                       "params": sum(p.numel() for p in m.parameters()), "torch": torch.__version__}))
 
 
@@ -118,10 +143,15 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--infer", action="store_true", help="time inference, not training")
     p.add_argument("--min-time", type=float, default=1.0, help="--infer: seconds to time")
+    p.add_argument("--impl", choices=["plain", "sru"], default="plain",
+                   help="SRU/SRU++: per-step PyTorch code, or the reference sru package")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (2.x)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    m = Student(a.arch, a.vocab, a.emb, a.hidden, a.layers, a.columns * 3)
+    m = Student(a.arch, a.vocab, a.emb, a.hidden, a.layers, a.columns * 3, a.impl)
+    if a.compile:
+        m = torch.compile(m)
     if a.infer:
         infer(m, a)
         return
@@ -137,12 +167,14 @@ def main():
         opt.step()
         opt.zero_grad()
 
-    step()  # warm-up
+    step()  # warm-up (and, with --compile, compilation)
+    step()
     t0 = time.perf_counter()
     for _ in range(a.steps):
         step()
     dt = (time.perf_counter() - t0) / a.steps
     print(json.dumps({"arch": a.arch, "seconds_per_step": dt, "tokens_per_s": a.batch * a.len / dt,
+                      "impl": a.impl, "compile": a.compile,
                       "params": sum(p.numel() for p in m.parameters()), "torch": torch.__version__}))
 
 

@@ -6,8 +6,11 @@ batches of similar length, the student in inference mode (nn.LSTM with packed se
 SRU/SRU++ as per-step PyTorch code), argmax, and decoding back to nested character-span
 entities. Reads the export's own files (model.json, model.safetensors, vocab.txt,
 tokenizer_config.json, types.json, encoding.json); needs only Debian's python3-torch.
+With --onnx the model runs in ONNX Runtime instead (the graph tools/onnx-export builds from
+the same export, its Scan form for SRU/SRU++), everything else unchanged; run that with the
+Python of tools/onnx-env, which has numpy and onnxruntime and no PyTorch.
 
-  tools/bench/tag.py EXPORT_DIR DOCS.jsonl [--out predictions.jsonl] [--threads N]
+  tools/bench/tag.py EXPORT_DIR DOCS.jsonl [--out predictions.jsonl] [--threads N] [--onnx]
 
 Prints one JSON line of statistics (documents, tokens, seconds, documents/s, tokens/s,
 peak RSS); --out writes the entities as RuNNE lines {"id", "ners": [[start, last, TYPE]]}.
@@ -18,8 +21,12 @@ import resource
 import time
 import unicodedata
 
-import torch
-import torch.nn as nn
+try:
+    import torch
+    import torch.nn as nn
+except ImportError:  # the --onnx side: the model classes below are then never built
+    import types
+    torch, nn = None, types.SimpleNamespace(Module=object)
 
 
 # ---- the export ---------------------------------------------------------------------------
@@ -354,7 +361,10 @@ def main():
     p.add_argument("--out")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--onnx", action="store_true", help="run the model in ONNX Runtime")
     a = p.parse_args()
+    if a.onnx:
+        return main_onnx(a)
     torch.set_num_threads(a.threads)
 
     with open(a.export + "/model.json") as f:
@@ -413,6 +423,82 @@ def main():
                       "entities": sum(len(e) for _, e in predictions), "threads": a.threads,
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "torch": torch.__version__}))
+
+
+def main_onnx(a):
+    import importlib.machinery
+    import importlib.util
+    import os
+    import tempfile
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    loader = importlib.machinery.SourceFileLoader("kdx_onnx_export",
+                                                  os.path.join(here, "..", "onnx-export"))
+    spec = importlib.util.spec_from_loader("kdx_onnx_export", loader)
+    exporter = importlib.util.module_from_spec(spec)
+    loader.exec_module(exporter)
+    graph, desc = exporter.build(a.export, "scan", 0)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = a.threads
+    so.inter_op_num_threads = 1
+    with tempfile.TemporaryDirectory() as d:
+        onnx.save(graph, os.path.join(d, "model.onnx"))
+        sess = ort.InferenceSession(os.path.join(d, "model.onnx"), so,
+                                    providers=["CPUExecutionProvider"])
+    if any(i.name == "words" for i in sess.get_inputs()):
+        raise SystemExit("tag.py --onnx: models with word vectors are not supported here")
+    tok = Tokenizer(a.export)
+    with open(a.export + "/types.json") as f:
+        types_ = json.load(f)
+    with open(a.export + "/encoding.json") as f:
+        enc = json.load(f)
+    tagging, window = enc.get("tagging", "per_type_bio"), enc.get("window", 128)
+    per_type, bilou = tagging in ("per_type_bio", "per_type_bilou"), tagging == "per_type_bilou"
+    if enc.get("decoding", "greedy") != "greedy":
+        raise SystemExit("tag.py: only greedy decoding (argmax), not " + str(enc["decoding"]))
+    cols, classes = desc["columns"], desc["classes"]
+    pad, cls, sep = tok.ids["[PAD]"], tok.ids["[CLS]"], tok.ids["[SEP]"]
+
+    t0 = time.perf_counter()
+    docs = read_docs(a.docs)
+    doc_tokens, examples = [], []
+    for di, (_, text) in enumerate(docs):
+        tokens = tok.tokenize(text)
+        doc_tokens.append(tokens)
+        for first, count in make_windows(tokens, text, tok.tokens, window):
+            examples.append((di, first, [cls] + [t[0] for t in tokens[first:first + count]] + [sep]))
+    doc_tags = [np.zeros((len(t), cols), dtype=np.int64) for t in doc_tokens]
+    order = sorted(range(len(examples)), key=lambda e: len(examples[e][2]))
+    for s in range(0, len(order), a.batch_size):
+        rows = [examples[e] for e in order[s:s + a.batch_size]]
+        length = max(len(r[2]) for r in rows)
+        ids = np.full((len(rows), length), pad, dtype=np.int64)
+        mask = np.zeros((len(rows), length), dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, :len(r[2])] = r[2]
+            mask[i, :len(r[2])] = 1
+        logits = sess.run(["logits"], {"ids": ids, "mask": mask})[0]
+        best = logits.reshape(len(rows), length, cols, classes).argmax(-1)
+        for i, (di, first, rid) in enumerate(rows):
+            doc_tags[di][first:first + len(rid) - 2] = best[i, 1:len(rid) - 1]
+    predictions = [(docs[d][0], decode(doc_tags[d], doc_tokens[d], types_, per_type, bilou))
+                   for d in range(len(docs))]
+    if a.out:
+        with open(a.out, "w", encoding="utf-8") as f:
+            for doc_id, ents in predictions:
+                f.write(json.dumps({"id": doc_id, "ners": [[s, e - 1, t] for s, e, t in ents]},
+                                   ensure_ascii=False) + "\n")
+    dt = time.perf_counter() - t0
+    n_tokens = sum(len(t) for t in doc_tokens)
+    print(json.dumps({"documents": len(docs), "tokens": n_tokens, "seconds": dt,
+                      "documents_per_s": len(docs) / dt, "tokens_per_s": n_tokens / dt,
+                      "entities": sum(len(e) for _, e in predictions), "threads": a.threads,
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "onnxruntime": ort.__version__}))
 
 
 if __name__ == "__main__":

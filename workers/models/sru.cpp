@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "workers/models/recurrent_kernels.h"
+
 namespace kdx::models {
 namespace {
 
@@ -265,6 +267,50 @@ torch::Tensor SruLayerImpl::project(const torch::Tensor& x, const torch::Tensor&
     U = W(x);
   }
   return U.view({B, T, 2, hidden, blocks});
+}
+
+torch::Tensor SruLayerImpl::infer(const torch::Tensor& x, const torch::Tensor& mask,
+                                  const torch::Tensor& lengths) {
+  torch::NoGradGuard g;
+  const int64_t B = x.size(0), T = x.size(1), D = hidden, K = blocks;
+  auto& weight = options.attention_dim > 0 ? o->weight : W->weight;  // [2 D K, in]
+  std::pair<const void*, int64_t> from{weight.data_ptr(), weight._version()};
+  if (from != block_major_from_) {
+    block_major_ = weight.view({2, D, K, weight.size(1)})
+                       .permute({0, 2, 1, 3})
+                       .reshape({2 * K * D, weight.size(1)})
+                       .contiguous();
+    block_major_from_ = from;
+  }
+  torch::Tensor in;
+  if (options.attention_dim > 0) {
+    auto z = q(x);
+    auto scores = torch::matmul(z, key(z).transpose(1, 2)) /
+                  std::sqrt(static_cast<double>(options.attention_dim));
+    scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e4);
+    in = norm(z + alpha * torch::matmul(torch::softmax(scores, -1), value(z)));
+  } else {
+    in = x;
+  }
+  auto U = torch::matmul(in, block_major_.t()).contiguous();  // [B, T, 2 K D]
+  auto xc = x.contiguous();
+  auto len = lengths.to(torch::kInt64).contiguous();
+  auto v32 = v.contiguous(), b32 = b.contiguous();
+  auto out = torch::zeros({B, T, 2 * D}, x.options());
+  kernels::SruLayerArgs a;
+  a.u = U.data_ptr<float>();
+  a.x = K == 3 ? xc.data_ptr<float>() : nullptr;
+  a.v = v32.data_ptr<float>();
+  a.b = b32.data_ptr<float>();
+  a.lengths = len.data_ptr<int64_t>();
+  a.batch = B;
+  a.time = T;
+  a.hidden = D;
+  a.blocks = K;
+  a.scale_x = static_cast<float>(scale_x);
+  a.out = out.data_ptr<float>();
+  kernels::sru_layer(a);
+  return out;
 }
 
 torch::Tensor SruLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask,

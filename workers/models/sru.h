@@ -48,6 +48,11 @@ struct SruLayerImpl : torch::nn::Module {
                         const torch::Tensor& lengths);
   // U [B, T, 2, hidden, K]: the input projection (SRU) or the attention sublayer (SRU++).
   torch::Tensor project(const torch::Tensor& x, const torch::Tensor& mask);
+  // forward() at inference on CPU in float through kernels::sru_layer (hidden a multiple of 16,
+  // kernels::available()): the projection's rows reordered once (kept until the weights change)
+  // so that U comes out in the kernel's block-major layout. No autograd.
+  torch::Tensor infer(const torch::Tensor& x, const torch::Tensor& mask,
+                      const torch::Tensor& lengths);
   int input, hidden;
   SruOptions options;
   int blocks;                    // K: 3 when the input is the highway term, else 4
@@ -56,6 +61,10 @@ struct SruLayerImpl : torch::nn::Module {
   torch::nn::Linear q{nullptr}, key{nullptr}, value{nullptr}, o{nullptr};  // SRU++
   torch::nn::LayerNorm norm{nullptr};
   torch::Tensor alpha, v, b;  // v, b: [2 directions, 2 (f, r), hidden]
+
+ private:
+  torch::Tensor block_major_;  // the U projection's weight, rows as [2, K, hidden]
+  std::pair<const void*, int64_t> block_major_from_{nullptr, -1};
 };
 TORCH_MODULE(SruLayer);
 

@@ -254,23 +254,81 @@ std::string StudentTaggerImpl::chosen_lstm_kernel(int64_t batch) const {
   return it == chosen_.end() ? "" : it->second;
 }
 
+bool StudentTaggerImpl::fused_ok(const torch::Tensor& ids) const {
+  return kernels::available() && ids.device().is_cpu() && config.hidden % 16 == 0 &&
+         head->weight.scalar_type() == torch::kFloat32;
+}
+
+torch::Tensor StudentTaggerImpl::lstm_fused(torch::Tensor x, const torch::Tensor& lengths) {
+  const int64_t B = x.size(0), T = x.size(1), H = config.hidden;
+  const size_t slots = 2 * static_cast<size_t>(config.layers);
+  if (packed_.size() != slots) {
+    packed_.assign(slots, {});
+    packed_from_.assign(slots, {nullptr, -1});
+  }
+  for (int layer = 0; layer < config.layers; ++layer) {
+    auto out = torch::zeros({B, T, 2 * H}, x.options());
+    for (int dir = 0; dir < 2; ++dir) {
+      auto params = (dir ? lstm_bwd : lstm_fwd)[static_cast<size_t>(layer)]->named_parameters();
+      auto w_hh = params["weight_hh_l0"];
+      const size_t slot = static_cast<size_t>(layer) * 2 + static_cast<size_t>(dir);
+      std::pair<const void*, int64_t> from{w_hh.data_ptr(), w_hh._version()};
+      if (packed_from_[slot] != from) {
+        auto w = w_hh.contiguous();
+        packed_[slot] = kernels::pack_transposed(w.data_ptr<float>(), 4 * H, H);
+        packed_from_[slot] = from;
+      }
+      auto xp = torch::addmm(params["bias_ih_l0"] + params["bias_hh_l0"],
+                             x.reshape({B * T, x.size(2)}), params["weight_ih_l0"].t())
+                    .contiguous();
+      kernels::LstmDirection a;
+      a.w_hh = &packed_[slot];
+      a.xp = xp.data_ptr<float>();
+      a.lengths = lengths.data_ptr<int64_t>();
+      a.batch = B;
+      a.time = T;
+      a.hidden = H;
+      a.reverse = dir == 1;
+      a.out = out.data_ptr<float>() + dir * H;
+      a.out_stride = 2 * H;
+      kernels::lstm_direction(a);
+    }
+    x = out;
+  }
+  return x;
+}
+
 torch::Tensor StudentTaggerImpl::infer(const torch::Tensor& ids, const torch::Tensor& mask,
                                        const torch::Tensor& words) {
   torch::NoGradGuard g;
-  if (!lstm_fwd || !ids.device().is_cpu()) return aten_infer(ids, mask, words);
-  auto loop = [&] {
-    auto lengths = mask.sum(1).to(torch::kInt64).contiguous();
-    return head(lstm_infer(rnn_input_infer(ids, mask, words).contiguous(), lengths));
-  };
   std::string kernel = lstm_kernel;
   if (kernel.empty()) {
     const char* env = std::getenv("KDX_LSTM_KERNEL");
     kernel = env && *env ? env : "auto";
   }
+  if (kernel != "auto" && kernel != "fused" && kernel != "loop" && kernel != "aten")
+    throw Error("KDX_LSTM_KERNEL / lstm_kernel: '" + kernel + "' is not auto, fused, loop or aten");
+  if (kernel == "fused" && !fused_ok(ids))
+    throw Error(std::string("KDX_LSTM_KERNEL / lstm_kernel: fused needs a CPU with AVX2 or "
+                            "AVX-512 (this one: '") +
+                kernels::isa() + "'), float weights on the CPU and a hidden size that is a " +
+                "multiple of 16 (this model: " + std::to_string(config.hidden) + ")");
+  const bool fused = kernel == "fused" || (kernel == "auto" && fused_ok(ids));
+  auto lengths = [&] { return mask.sum(1).to(torch::kInt64).contiguous(); };
+  if (!lstm_fwd) {
+    if (!fused) return aten_infer(ids, mask, words);
+    auto len = lengths();
+    auto h = rnn_input_infer(ids, mask, words);
+    for (size_t i = 0; i < sru->size(); ++i) h = sru[i]->as<SruLayerImpl>()->infer(h, mask, len);
+    return head(h);
+  }
+  if (fused) return head(lstm_fused(rnn_input_infer(ids, mask, words).contiguous(), lengths()));
+  if (!ids.device().is_cpu()) return aten_infer(ids, mask, words);
+  auto loop = [&] {
+    return head(lstm_infer(rnn_input_infer(ids, mask, words).contiguous(), lengths()));
+  };
   if (kernel == "loop") return loop();
   if (kernel == "aten") return aten_infer(ids, mask, words);
-  if (kernel != "auto")
-    throw Error("KDX_LSTM_KERNEL / lstm_kernel: '" + kernel + "' is not auto, loop or aten");
   int64_t key = ids.size(0);
   auto known = chosen_.find(key);
   if (known != chosen_.end())

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "workers/models/conv_frontend.h"
+#include "workers/models/recurrent_kernels.h"
 #include "workers/models/sru.h"
 #include "workers/models/tagger.h"
 #include "workers/models/word_input.h"
@@ -45,15 +46,18 @@ class StudentTaggerImpl : public TaggerImpl {
   using TaggerImpl::infer;
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask,
                         const torch::Tensor& words) override;
-  // LSTM on CPU: whichever of two kernels is faster here, measured on the first call per
-  // batch size (both scale linearly with length, so one length decides): the hand-written loop (one
-  // GEMM for all input projections, then per step one matrix product and a fused elementwise
-  // update) or ATen's fused LSTM (forward() in eval mode). Neither wins everywhere: the loop at
-  // small hidden sizes, ATen at large ones. SRU: its float-loop kernel.
+  // On CPU in float: the fused kernels of recurrent_kernels.h where this CPU has them and the
+  // hidden size is a multiple of 16 (LSTM and SRU/SRU++; the recurrent matrices packed once and
+  // kept until the weights change). Otherwise, LSTM: whichever of two kernels is faster here,
+  // measured on the first call per batch size (both scale linearly with length, so one length
+  // decides): the hand-written loop (one GEMM for all input projections, then per step one
+  // matrix product and an elementwise update) or ATen's fused LSTM (forward() in eval mode);
+  // SRU: forward() in eval mode (its float-loop kernel).
   torch::Tensor infer(const torch::Tensor& ids, const torch::Tensor& mask,
                       const torch::Tensor& words) override;
   int word_rows() const override { return config.vectors.rows; }
-  // "auto" (measure), "loop" or "aten"; KDX_LSTM_KERNEL sets the default.
+  // "auto" (fused where it can run, else measure), "fused", "loop" or "aten";
+  // KDX_LSTM_KERNEL sets the default. SRU/SRU++ take "auto" or "aten" (forward() in eval mode).
   std::string lstm_kernel;
   // The kernel "auto" chose for a batch size, or "" before the first such call.
   std::string chosen_lstm_kernel(int64_t batch) const;
@@ -79,6 +83,12 @@ class StudentTaggerImpl : public TaggerImpl {
   torch::Tensor rnn_input_infer(const torch::Tensor& ids, const torch::Tensor& mask,
                                 const torch::Tensor& words);
   torch::Tensor lstm_infer(torch::Tensor x, const torch::Tensor& lengths);
+  torch::Tensor lstm_fused(torch::Tensor x, const torch::Tensor& lengths);
+  bool fused_ok(const torch::Tensor& ids) const;
+  // Per layer and direction, W_hh packed for the fused kernel, and what it was packed from
+  // (the tensor's storage and version: an optimizer step or a load repacks).
+  std::vector<kernels::PackedMatrix> packed_;
+  std::vector<std::pair<const void*, int64_t>> packed_from_;
   torch::Tensor aten_infer(const torch::Tensor& ids, const torch::Tensor& mask,
                            const torch::Tensor& words);
   std::map<int64_t, std::string> chosen_;

@@ -1,0 +1,96 @@
+#include "workers/models/recurrent_kernels.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+namespace kdx::models::kernels {
+
+// The per-set copies exist where CMake built them (x86-64: KDX_KERNELS_X86).
+#ifdef KDX_KERNELS_X86
+#define KDX_DECLARE_ISA(ns)                                           \
+  namespace ns {                                                      \
+  void lstm_direction(const LstmDirection& a);                        \
+  void sru_layer(const SruLayerArgs& a);                              \
+  float stream_sum(const float* p, int64_t n);                        \
+  PackedMatrix pack_transposed(const float* w, int64_t n, int64_t k); \
+  }
+KDX_DECLARE_ISA(avx512)
+KDX_DECLARE_ISA(avx2)
+#undef KDX_DECLARE_ISA
+#endif
+
+namespace {
+
+// Decided once. KDX_KERNEL_ISA=avx2 (or none) pins a lower set, to compare or to work around.
+const char* detect() {
+#ifdef KDX_KERNELS_X86
+  __builtin_cpu_init();
+  bool avx512 = __builtin_cpu_supports("avx512f");
+  bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (const char* want = std::getenv("KDX_KERNEL_ISA")) {
+    if (std::strcmp(want, "none") == 0) return "";
+    if (std::strcmp(want, "avx2") == 0) avx512 = false;
+  }
+  if (avx512) return "avx512";
+  if (avx2) return "avx2";
+#endif
+  return "";
+}
+
+[[maybe_unused]] bool wide() {
+  return std::strcmp(isa(), "avx512") == 0;
+}
+
+void require(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(std::string("recurrent kernels: ") + what);
+}
+
+}  // namespace
+
+const char* isa() {
+  static const char* chosen = detect();
+  return chosen;
+}
+
+PackedMatrix pack_transposed(const float* w, int64_t n, int64_t k) {
+  require(n % 64 == 0, "the packed matrix needs a multiple of 64 rows");
+  require(available(), "no AVX2 or AVX-512 on this CPU");
+#ifdef KDX_KERNELS_X86
+  return wide() ? avx512::pack_transposed(w, n, k) : avx2::pack_transposed(w, n, k);
+#else
+  (void)w;
+  return {};
+#endif
+}
+
+void lstm_direction(const LstmDirection& a) {
+  require(available(), "no AVX2 or AVX-512 on this CPU");
+  require(a.hidden % 16 == 0 && a.w_hh && a.w_hh->n == 4 * a.hidden && a.w_hh->k == a.hidden,
+          "LSTM: hidden must be a multiple of 16 and w_hh [4 hidden, hidden]");
+#ifdef KDX_KERNELS_X86
+  wide() ? avx512::lstm_direction(a) : avx2::lstm_direction(a);
+#endif
+}
+
+void sru_layer(const SruLayerArgs& a) {
+  require(available(), "no AVX2 or AVX-512 on this CPU");
+  require(a.hidden % 16 == 0 && (a.blocks == 3 || a.blocks == 4),
+          "SRU: hidden must be a multiple of 16, blocks 3 or 4");
+#ifdef KDX_KERNELS_X86
+  wide() ? avx512::sru_layer(a) : avx2::sru_layer(a);
+#endif
+}
+
+float stream_sum(const float* p, int64_t n) {
+  require(available(), "no AVX2 or AVX-512 on this CPU");
+#ifdef KDX_KERNELS_X86
+  return wide() ? avx512::stream_sum(p, n) : avx2::stream_sum(p, n);
+#else
+  (void)p;
+  (void)n;
+  return 0.f;
+#endif
+}
+
+}  // namespace kdx::models::kernels
