@@ -125,6 +125,12 @@ int main(int argc, char** argv) {
       "Tag text with a model written by `kdx-worker export`.\n"
       "  kdx-tag EXPORT_DIR < text.txt             entities of one text: start end type surface\n"
       "  kdx-tag EXPORT_DIR --batch test.jsonl     every document, as RuNNE prediction lines"};
+  app.footer(
+      "Environment (CPU inference of students: latency, evaluation, kdx-tag):\n"
+      "  KDX_LSTM_KERNEL=auto|fused|loop|aten  the LSTM's inference kernel (default auto: the "
+      "fused kernel where it runs, else the faster of loop and aten, measured)\n"
+      "  KDX_KERNEL_ISA=avx2|none  pin the fused kernels to AVX2, or turn them off (default: "
+      "the widest this CPU has, AVX-512 or AVX2)");
   std::string export_dir;
   BatchOptions o;
   int threads = 0;

@@ -1,5 +1,7 @@
 #include "workers/models/student.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -268,6 +270,7 @@ torch::Tensor StudentTaggerImpl::lstm_fused(torch::Tensor x, const torch::Tensor
   }
   for (int layer = 0; layer < config.layers; ++layer) {
     auto out = torch::zeros({B, T, 2 * H}, x.options());
+    torch::Tensor xp[2];
     for (int dir = 0; dir < 2; ++dir) {
       auto params = (dir ? lstm_bwd : lstm_fwd)[static_cast<size_t>(layer)]->named_parameters();
       auto w_hh = params["weight_hh_l0"];
@@ -278,21 +281,26 @@ torch::Tensor StudentTaggerImpl::lstm_fused(torch::Tensor x, const torch::Tensor
         packed_[slot] = kernels::pack_transposed(w.data_ptr<float>(), 4 * H, H);
         packed_from_[slot] = from;
       }
-      auto xp = torch::addmm(params["bias_ih_l0"] + params["bias_hh_l0"],
+      xp[dir] = torch::addmm(params["bias_ih_l0"] + params["bias_hh_l0"],
                              x.reshape({B * T, x.size(2)}), params["weight_ih_l0"].t())
                     .contiguous();
-      kernels::LstmDirection a;
-      a.w_hh = &packed_[slot];
-      a.xp = xp.data_ptr<float>();
-      a.lengths = lengths.data_ptr<int64_t>();
-      a.batch = B;
-      a.time = T;
-      a.hidden = H;
-      a.reverse = dir == 1;
-      a.out = out.data_ptr<float>() + dir * H;
-      a.out_stride = 2 * H;
-      kernels::lstm_direction(a);
     }
+    // The two directions are independent: with a second thread they run side by side.
+    at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t dir = begin; dir < end; ++dir) {
+        kernels::LstmDirection a;
+        a.w_hh = &packed_[static_cast<size_t>(layer) * 2 + static_cast<size_t>(dir)];
+        a.xp = xp[dir].data_ptr<float>();
+        a.lengths = lengths.data_ptr<int64_t>();
+        a.batch = B;
+        a.time = T;
+        a.hidden = H;
+        a.reverse = dir == 1;
+        a.out = out.data_ptr<float>() + dir * H;
+        a.out_stride = 2 * H;
+        kernels::lstm_direction(a);
+      }
+    });
     x = out;
   }
   return x;
