@@ -61,7 +61,8 @@ int worker_main(int argc, char** argv) {
       "Environment (CPU inference of students: latency, evaluation, kdx-tag):\n"
       "  KDX_LSTM_KERNEL=auto|fused|loop|aten  the LSTM's inference kernel (default auto: the "
       "fused kernel where it runs, else the faster of loop and aten, measured)\n"
-      "  KDX_KERNEL_ISA=avx2|none  pin the fused kernels to AVX2, or turn them off (default: "
+      "  KDX_KERNEL_ISA=avx512|avx2|none  pin the fused kernels to a set, or turn them off "
+      "(default: "
       "the widest this CPU has, AVX-512 or AVX2)");
   std::string spec_path;
   int threads = 0, nproc = 1, latency_runs = 20;

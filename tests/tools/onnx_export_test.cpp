@@ -224,5 +224,21 @@ TEST(OnnxExport, RefusesATeacherAndAMissingExport) {
       << r.err;
 }
 
+// A misspelt KDX_KERNEL_ISA is an error naming it, not a silent fallback.
+TEST(OnnxExport, KdxTagRefusesAnUnknownKernelSet) {
+  test::TempDir dir;
+  std::vector<data::Document> docs;
+  auto docs_path = runne_docs(dir, docs);
+  auto ex = write_export(dir, "lstm32", {{"arch", "lstm"}, {"emb", 16}, {"hidden", 32}}, docs);
+  auto r = test::run_command({KDX_TAG_BIN, ex, "--batch", docs_path, "--out", dir.file("p.jsonl")},
+                             "", {"KDX_KERNEL_ISA=avx512x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("KDX_KERNEL_ISA: 'avx512x' is not avx512, avx2 or none"), std::string::npos)
+      << r.err;
+  auto ok = test::run_command({KDX_TAG_BIN, ex, "--batch", docs_path, "--out", dir.file("p.jsonl")},
+                              "", {"KDX_KERNEL_ISA=avx2"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
 }  // namespace
 }  // namespace kdx

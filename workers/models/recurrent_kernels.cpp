@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 namespace kdx::models::kernels {
 
@@ -28,9 +29,13 @@ const char* detect() {
   __builtin_cpu_init();
   bool avx512 = __builtin_cpu_supports("avx512f");
   bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (const char* want = std::getenv("KDX_KERNEL_ISA")) {
+  if (const char* want = std::getenv("KDX_KERNEL_ISA"); want && *want) {
     if (std::strcmp(want, "none") == 0) return "";
-    if (std::strcmp(want, "avx2") == 0) avx512 = false;
+    if (std::strcmp(want, "avx2") == 0)
+      avx512 = false;
+    else if (std::strcmp(want, "avx512") != 0)
+      throw std::invalid_argument(std::string("KDX_KERNEL_ISA: '") + want +
+                                  "' is not avx512, avx2 or none");
   }
   if (avx512) return "avx512";
   if (avx2) return "avx2";
