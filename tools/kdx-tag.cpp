@@ -29,6 +29,7 @@
 #include "workers/data/writers.h"
 #include "workers/evaluation/predict.h"
 #include "workers/training/export.h"
+#include "workers/worker_cli.h"
 
 namespace {
 
@@ -125,13 +126,7 @@ int main(int argc, char** argv) {
       "Tag text with a model written by `kdx-worker export`.\n"
       "  kdx-tag EXPORT_DIR < text.txt             entities of one text: start end type surface\n"
       "  kdx-tag EXPORT_DIR --batch test.jsonl     every document, as RuNNE prediction lines"};
-  app.footer(
-      "Environment (CPU inference of students: latency, evaluation, kdx-tag):\n"
-      "  KDX_LSTM_KERNEL=auto|fused|loop|aten  the LSTM's inference kernel (default auto: the "
-      "fused kernel where it runs, else the faster of loop and aten, measured)\n"
-      "  KDX_KERNEL_ISA=avx512|avx2|none  pin the fused kernels to a set, or turn them off "
-      "(default: "
-      "the widest this CPU has, AVX-512 or AVX2)");
+  app.footer(kdx::kInferenceEnvironmentHelp);
   std::string export_dir;
   BatchOptions o;
   int threads = 0;

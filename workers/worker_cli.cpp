@@ -51,19 +51,21 @@ int threads_from(int option, int cpus) {
 
 }  // namespace
 
+const char* const kInferenceEnvironmentHelp =
+    "Environment (CPU inference of students: latency, evaluation, kdx-tag):\n"
+    "  KDX_LSTM_KERNEL=auto|fused|loop|aten  the LSTM's inference kernel (default auto: the "
+    "fused kernel where it runs, else the faster of loop and aten, measured)\n"
+    "  KDX_KERNEL_ISA=avx512|avx2|none  pin the fused kernels to a set, or turn them off "
+    "(default: "
+    "the widest this CPU has, AVX-512 or AVX2)";
+
 int worker_main(int argc, char** argv) {
   CLI::App app{
       "kdx-worker: trains one kdx run from its run.json: a pretrain (masked LM), teacher, "
       "logits (the teacher-logits cache), student, or one phase of two-phase distillation "
       "(student_kd: from the teacher alone on the transfer corpus; student_finetune: that "
       "student on the gold tags)"};
-  app.footer(
-      "Environment (CPU inference of students: latency, evaluation, kdx-tag):\n"
-      "  KDX_LSTM_KERNEL=auto|fused|loop|aten  the LSTM's inference kernel (default auto: the "
-      "fused kernel where it runs, else the faster of loop and aten, measured)\n"
-      "  KDX_KERNEL_ISA=avx512|avx2|none  pin the fused kernels to a set, or turn them off "
-      "(default: "
-      "the widest this CPU has, AVX-512 or AVX2)");
+  app.footer(kInferenceEnvironmentHelp);
   std::string spec_path;
   int threads = 0, nproc = 1, latency_runs = 20;
   bool quiet = false, no_latency = false;

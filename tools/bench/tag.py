@@ -374,6 +374,24 @@ def main():
     model = Student(desc)
     model.load(load_safetensors(a.export + "/model.safetensors"))
     model.eval()
+    cols, classes = desc["columns"], desc["classes"]
+
+    def run(rows, length, pad):
+        ids = torch.full((len(rows), length), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, :len(r[2])] = torch.tensor(r[2])
+            mask[i, :len(r[2])] = 1
+        return model(ids, mask).view(len(rows), length, cols, classes).argmax(-1)
+
+    with torch.inference_mode():
+        tag_documents(a, desc, lambda n: torch.zeros(n, cols, dtype=torch.long), run,
+                      {"torch": torch.__version__})
+
+
+def tag_documents(a, desc, zeros, run, versions):
+    """Everything but the model, the same for both runtimes: tokenization, windows, batches of
+    similar length (run(rows, length, pad) -> best class per cell), decoding, the statistics."""
     tok = Tokenizer(a.export)
     with open(a.export + "/types.json") as f:
         types = json.load(f)
@@ -384,7 +402,6 @@ def main():
     if enc.get("decoding", "greedy") != "greedy":
         raise SystemExit("tag.py: only greedy decoding (argmax), not " + str(enc["decoding"]) +
                          "; kdx-tag --decoding greedy is the comparable run")
-    cols, classes = desc["columns"], desc["classes"]
     pad, cls, sep = tok.ids["[PAD]"], tok.ids["[CLS]"], tok.ids["[SEP]"]
 
     t0 = time.perf_counter()
@@ -395,20 +412,13 @@ def main():
         doc_tokens.append(tokens)
         for first, count in make_windows(tokens, text, tok.tokens, window):
             examples.append((di, first, [cls] + [t[0] for t in tokens[first:first + count]] + [sep]))
-    doc_tags = [torch.zeros(len(t), cols, dtype=torch.long) for t in doc_tokens]
+    doc_tags = [zeros(len(t)) for t in doc_tokens]
     order = sorted(range(len(examples)), key=lambda e: len(examples[e][2]))
-    with torch.inference_mode():
-        for s in range(0, len(order), a.batch_size):
-            rows = [examples[e] for e in order[s:s + a.batch_size]]
-            length = max(len(r[2]) for r in rows)
-            ids = torch.full((len(rows), length), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), length), dtype=torch.long)
-            for i, r in enumerate(rows):
-                ids[i, :len(r[2])] = torch.tensor(r[2])
-                mask[i, :len(r[2])] = 1
-            best = model(ids, mask).view(len(rows), length, cols, classes).argmax(-1)
-            for i, (di, first, rid) in enumerate(rows):
-                doc_tags[di][first:first + len(rid) - 2] = best[i, 1:len(rid) - 1]
+    for s in range(0, len(order), a.batch_size):
+        rows = [examples[e] for e in order[s:s + a.batch_size]]
+        best = run(rows, max(len(r[2]) for r in rows), pad)
+        for i, (di, first, rid) in enumerate(rows):
+            doc_tags[di][first:first + len(rid) - 2] = best[i, 1:len(rid) - 1]
     predictions = [(docs[d][0], decode(doc_tags[d], doc_tokens[d], types, per_type, bilou))
                    for d in range(len(docs))]
     if a.out:
@@ -422,7 +432,7 @@ def main():
                       "documents_per_s": len(docs) / dt, "tokens_per_s": n_tokens / dt,
                       "entities": sum(len(e) for _, e in predictions), "threads": a.threads,
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "torch": torch.__version__}))
+                      **versions}))
 
 
 def main_onnx(a):
@@ -451,54 +461,19 @@ def main_onnx(a):
                                     providers=["CPUExecutionProvider"])
     if any(i.name == "words" for i in sess.get_inputs()):
         raise SystemExit("tag.py --onnx: models with word vectors are not supported here")
-    tok = Tokenizer(a.export)
-    with open(a.export + "/types.json") as f:
-        types_ = json.load(f)
-    with open(a.export + "/encoding.json") as f:
-        enc = json.load(f)
-    tagging, window = enc.get("tagging", "per_type_bio"), enc.get("window", 128)
-    per_type, bilou = tagging in ("per_type_bio", "per_type_bilou"), tagging == "per_type_bilou"
-    if enc.get("decoding", "greedy") != "greedy":
-        raise SystemExit("tag.py: only greedy decoding (argmax), not " + str(enc["decoding"]))
     cols, classes = desc["columns"], desc["classes"]
-    pad, cls, sep = tok.ids["[PAD]"], tok.ids["[CLS]"], tok.ids["[SEP]"]
 
-    t0 = time.perf_counter()
-    docs = read_docs(a.docs)
-    doc_tokens, examples = [], []
-    for di, (_, text) in enumerate(docs):
-        tokens = tok.tokenize(text)
-        doc_tokens.append(tokens)
-        for first, count in make_windows(tokens, text, tok.tokens, window):
-            examples.append((di, first, [cls] + [t[0] for t in tokens[first:first + count]] + [sep]))
-    doc_tags = [np.zeros((len(t), cols), dtype=np.int64) for t in doc_tokens]
-    order = sorted(range(len(examples)), key=lambda e: len(examples[e][2]))
-    for s in range(0, len(order), a.batch_size):
-        rows = [examples[e] for e in order[s:s + a.batch_size]]
-        length = max(len(r[2]) for r in rows)
+    def run(rows, length, pad):
         ids = np.full((len(rows), length), pad, dtype=np.int64)
         mask = np.zeros((len(rows), length), dtype=np.int64)
         for i, r in enumerate(rows):
             ids[i, :len(r[2])] = r[2]
             mask[i, :len(r[2])] = 1
         logits = sess.run(["logits"], {"ids": ids, "mask": mask})[0]
-        best = logits.reshape(len(rows), length, cols, classes).argmax(-1)
-        for i, (di, first, rid) in enumerate(rows):
-            doc_tags[di][first:first + len(rid) - 2] = best[i, 1:len(rid) - 1]
-    predictions = [(docs[d][0], decode(doc_tags[d], doc_tokens[d], types_, per_type, bilou))
-                   for d in range(len(docs))]
-    if a.out:
-        with open(a.out, "w", encoding="utf-8") as f:
-            for doc_id, ents in predictions:
-                f.write(json.dumps({"id": doc_id, "ners": [[s, e - 1, t] for s, e, t in ents]},
-                                   ensure_ascii=False) + "\n")
-    dt = time.perf_counter() - t0
-    n_tokens = sum(len(t) for t in doc_tokens)
-    print(json.dumps({"documents": len(docs), "tokens": n_tokens, "seconds": dt,
-                      "documents_per_s": len(docs) / dt, "tokens_per_s": n_tokens / dt,
-                      "entities": sum(len(e) for _, e in predictions), "threads": a.threads,
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "onnxruntime": ort.__version__}))
+        return logits.reshape(len(rows), length, cols, classes).argmax(-1)
+
+    tag_documents(a, desc, lambda n: np.zeros((n, cols), dtype=np.int64), run,
+                  {"onnxruntime": ort.__version__})
 
 
 if __name__ == "__main__":
