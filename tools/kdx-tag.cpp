@@ -113,7 +113,8 @@ int tag_batch(kdx::training::ExportedModel& model, const std::string& export_dir
   } else if (o.stats == "text") {
     std::cerr << "kdx-tag: " << docs.size() << " documents, " << enc.total_tokens() << " tokens, "
               << entities << " entities in " << s << " s: " << n / s << " documents/s, "
-              << tokens / s << " tokens/s (" << torch::get_num_threads() << " threads, peak RSS "
+              << tokens / s << " tokens/s (" << torch::get_num_threads()
+              << (torch::get_num_threads() == 1 ? " thread" : " threads") << ", peak RSS "
               << rss << " MiB)\n";
   }
   return 0;

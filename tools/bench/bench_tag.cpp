@@ -44,10 +44,11 @@ void BM_Tag(benchmark::State& state, std::string side, int threads) {
   std::string cmd =
       side == "kdx"
           ? std::string(KDX_TAG_BIN) + " " + g_export + " --batch " + g_docs + " --out " + out +
-                " --stats json --threads " + std::to_string(threads) + " 2>&1 >/dev/null"
+                " --stats json --decoding greedy --threads " + std::to_string(threads) +
+                " 2>&1 >/dev/null"
           : (side == "onnx" ? "$(" KDX_SOURCE_DIR "/tools/onnx-env) " : "/usr/bin/python3 ") +
                 std::string(KDX_SOURCE_DIR "/tools/bench/tag.py ") + g_export + " " + g_docs +
-                " --out " + out + " --threads " + std::to_string(threads) +
+                " --out " + out + " --decoding greedy --threads " + std::to_string(threads) +
                 (side == "onnx" ? " --onnx" : "");
   for (auto _ : state) {
     std::string text;

@@ -362,6 +362,9 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--onnx", action="store_true", help="run the model in ONNX Runtime")
+    p.add_argument("--decoding", choices=["greedy"],
+                   help="decode greedily even where the export's runs used another decoding "
+                        "(tag.py has greedy only; pass kdx-tag the same flag to compare)")
     a = p.parse_args()
     if a.onnx:
         return main_onnx(a)
@@ -399,9 +402,9 @@ def tag_documents(a, desc, zeros, run, versions):
         enc = json.load(f)
     tagging, window = enc.get("tagging", "per_type_bio"), enc.get("window", 128)
     per_type, bilou = tagging in ("per_type_bio", "per_type_bilou"), tagging == "per_type_bilou"
-    if enc.get("decoding", "greedy") != "greedy":
+    if enc.get("decoding", "greedy") != "greedy" and a.decoding != "greedy":
         raise SystemExit("tag.py: only greedy decoding (argmax), not " + str(enc["decoding"]) +
-                         "; kdx-tag --decoding greedy is the comparable run")
+                         "; pass --decoding greedy here and to kdx-tag to compare")
     pad, cls, sep = tok.ids["[PAD]"], tok.ids["[CLS]"], tok.ids["[SEP]"]
 
     t0 = time.perf_counter()

@@ -1,5 +1,7 @@
 #include "workers/models/recurrent_kernels.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -9,12 +11,13 @@ namespace kdx::models::kernels {
 
 // The per-set copies exist where CMake built them (x86-64: KDX_KERNELS_X86).
 #ifdef KDX_KERNELS_X86
-#define KDX_DECLARE_ISA(ns)                                           \
-  namespace ns {                                                      \
-  void lstm_direction(const LstmDirection& a);                        \
-  void sru_layer(const SruLayerArgs& a);                              \
-  float stream_sum(const float* p, int64_t n);                        \
-  PackedMatrix pack_transposed(const float* w, int64_t n, int64_t k); \
+#define KDX_DECLARE_ISA(ns)                                                                 \
+  namespace ns {                                                                            \
+  void lstm_layer(const LstmDirection& f, const LstmDirection& b, int threads, bool split); \
+  void sru_layer(const SruLayerArgs& a);                                                    \
+  float stream_sum(const float* p, int64_t n);                                              \
+  PackedMatrix pack_transposed(const float* w, int64_t n, int64_t k);                       \
+  PackedMatrix pack_lstm(const float* w_hh, int64_t hidden);                                \
   }
 KDX_DECLARE_ISA(avx512)
 KDX_DECLARE_ISA(avx2)
@@ -69,12 +72,42 @@ PackedMatrix pack_transposed(const float* w, int64_t n, int64_t k) {
 #endif
 }
 
-void lstm_direction(const LstmDirection& a) {
+PackedMatrix pack_lstm(const float* w_hh, int64_t hidden) {
+  require(hidden % 16 == 0, "LSTM: hidden must be a multiple of 16");
   require(available(), "no AVX2 or AVX-512 on this CPU");
-  require(a.hidden % 16 == 0 && a.w_hh && a.w_hh->n == 4 * a.hidden && a.w_hh->k == a.hidden,
-          "LSTM: hidden must be a multiple of 16 and w_hh [4 hidden, hidden]");
 #ifdef KDX_KERNELS_X86
-  wide() ? avx512::lstm_direction(a) : avx2::lstm_direction(a);
+  return wide() ? avx512::pack_lstm(w_hh, hidden) : avx2::pack_lstm(w_hh, hidden);
+#else
+  (void)w_hh;
+  return {};
+#endif
+}
+
+// Measured here (2 cores, 2 MiB of L2 each, batch 1 x 128, the two directions of one layer):
+// hidden 512 split 10.7 ms against 20.4 side by side; hidden 256 (1 MiB per direction) 1.68
+// against 1.66; hidden 128 0.82 against 0.64. At batch 32 side by side wins at every size.
+bool split_steps(int64_t batch, int64_t hidden, int threads) {
+  if (threads < 2 || batch >= 4) return false;
+  static const double l2 = [] {
+    long v = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return v > 0 ? static_cast<double>(v) : 1024.0 * 1024;
+  }();
+  return 16.0 * static_cast<double>(hidden) * static_cast<double>(hidden) > l2 / 2;
+}
+
+void lstm_layer(const LstmDirection& fwd, const LstmDirection& bwd, int threads) {
+  require(available(), "no AVX2 or AVX-512 on this CPU");
+  for (const LstmDirection* a : {&fwd, &bwd})
+    require(a->hidden % 16 == 0 && a->w_hh && a->w_hh->n == 4 * a->hidden &&
+                a->w_hh->k == a->hidden && a->hidden == fwd.hidden && a->batch == fwd.batch,
+            "LSTM: hidden must be a multiple of 16, w_hh [4 hidden, hidden], both directions "
+            "of one shape");
+#ifdef KDX_KERNELS_X86
+  const bool split = split_steps(fwd.batch, fwd.hidden, threads);
+  wide() ? avx512::lstm_layer(fwd, bwd, threads, split)
+         : avx2::lstm_layer(fwd, bwd, threads, split);
+#else
+  (void)threads;
 #endif
 }
 

@@ -5,7 +5,9 @@
 // time; on a CPU with neither, available() is false and infer() keeps its ATen paths.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 namespace kdx::models::kernels {
@@ -19,11 +21,39 @@ inline bool available() {
 // A [n, k] row-major matrix W (a Linear weight; y = x W^T) as panels of output columns, each
 // stored row by row ([k][width], one contiguous stream for the per-step product): 128 columns
 // wide with AVX-512 (64 for a last odd panel), 64 with AVX2. n must be a multiple of 64.
+// Storage on 64-byte boundaries: every 16-float load of a panel row then reads one cache line,
+// not two (malloc gives 16-byte alignment, and large blocks land 16 bytes past a page).
+template <class T>
+struct CacheAligned {
+  using value_type = T;
+  CacheAligned() = default;
+  template <class U>
+  CacheAligned(const CacheAligned<U>&) {}
+  T* allocate(size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const CacheAligned<U>&) const {
+    return true;
+  }
+  template <class U>
+  bool operator!=(const CacheAligned<U>&) const {
+    return false;
+  }
+};
+using AlignedFloats = std::vector<float, CacheAligned<float>>;
+
 struct PackedMatrix {
   int64_t n = 0, k = 0;
-  std::vector<float> data;
+  AlignedFloats data;
 };
 PackedMatrix pack_transposed(const float* w, int64_t n, int64_t k);
+
+// An LSTM's weight_hh [4 hidden, hidden] for lstm_direction: its rows reordered so that each
+// 16 hidden units' four gates are 64 adjacent columns (a part of the columns then holds
+// everything its hidden units' cell update needs), then packed as above.
+PackedMatrix pack_lstm(const float* w_hh, int64_t hidden);
 
 // One direction of one bidirectional LSTM layer over a batch of padded sequences. Row b has
 // lengths[b] valid steps; the backward direction reads row b from lengths[b] - 1 down to 0.
@@ -31,7 +61,7 @@ PackedMatrix pack_transposed(const float* w, int64_t n, int64_t k);
 // Writes h of row b at step t to out[(b * time + t) * out_stride + j]; steps past a row's length
 // are not written. hidden must be a multiple of 16.
 struct LstmDirection {
-  const PackedMatrix* w_hh = nullptr;  // pack_transposed(weight_hh [4 hidden, hidden])
+  const PackedMatrix* w_hh = nullptr;  // pack_lstm(weight_hh, hidden)
   const float* xp = nullptr;
   const int64_t* lengths = nullptr;
   int64_t batch = 0, time = 0, hidden = 0;
@@ -39,7 +69,15 @@ struct LstmDirection {
   float* out = nullptr;
   int64_t out_stride = 0;
 };
-void lstm_direction(const LstmDirection& a);
+
+// Both directions of one layer on up to `threads` threads (OpenMP's, the pool LibTorch uses, so
+// no second pool spins against it). With 2 or more, either the two directions run side by side,
+// one thread each, or, at batch < 4 where one direction's W_hh is larger than half of one
+// core's L2, each step of each direction is split across the threads by hidden units (whole
+// panels) with a barrier after every step: each core's share of W_hh then stays in its own L2
+// instead of every step streaming the whole matrix from L3. split_steps() is that rule.
+void lstm_layer(const LstmDirection& fwd, const LstmDirection& bwd, int threads);
+bool split_steps(int64_t batch, int64_t hidden, int threads);
 
 // Both directions of one SRU / SRU++ layer at inference. u [batch, time, 2, blocks, hidden]: the
 // projection in the kernel's layout (per direction, block-major: x~, f, r and, with 4 blocks, the

@@ -278,29 +278,27 @@ torch::Tensor StudentTaggerImpl::lstm_fused(torch::Tensor x, const torch::Tensor
       std::pair<const void*, int64_t> from{w_hh.data_ptr(), w_hh._version()};
       if (packed_from_[slot] != from) {
         auto w = w_hh.contiguous();
-        packed_[slot] = kernels::pack_transposed(w.data_ptr<float>(), 4 * H, H);
+        packed_[slot] = kernels::pack_lstm(w.data_ptr<float>(), H);
         packed_from_[slot] = from;
       }
       xp[dir] = torch::addmm(params["bias_ih_l0"] + params["bias_hh_l0"],
                              x.reshape({B * T, x.size(2)}), params["weight_ih_l0"].t())
                     .contiguous();
     }
-    // The two directions are independent: with a second thread they run side by side.
-    at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t dir = begin; dir < end; ++dir) {
-        kernels::LstmDirection a;
-        a.w_hh = &packed_[static_cast<size_t>(layer) * 2 + static_cast<size_t>(dir)];
-        a.xp = xp[dir].data_ptr<float>();
-        a.lengths = lengths.data_ptr<int64_t>();
-        a.batch = B;
-        a.time = T;
-        a.hidden = H;
-        a.reverse = dir == 1;
-        a.out = out.data_ptr<float>() + dir * H;
-        a.out_stride = 2 * H;
-        kernels::lstm_direction(a);
-      }
-    });
+    kernels::LstmDirection dirs[2];
+    for (int dir = 0; dir < 2; ++dir) {
+      kernels::LstmDirection& a = dirs[dir];
+      a.w_hh = &packed_[static_cast<size_t>(layer) * 2 + static_cast<size_t>(dir)];
+      a.xp = xp[dir].data_ptr<float>();
+      a.lengths = lengths.data_ptr<int64_t>();
+      a.batch = B;
+      a.time = T;
+      a.hidden = H;
+      a.reverse = dir == 1;
+      a.out = out.data_ptr<float>() + dir * H;
+      a.out_stride = 2 * H;
+    }
+    kernels::lstm_layer(dirs[0], dirs[1], lstm_threads > 0 ? lstm_threads : at::get_num_threads());
     x = out;
   }
   return x;

@@ -59,6 +59,10 @@ class StudentTaggerImpl : public TaggerImpl {
   // "auto" (fused where it can run, else measure), "fused", "loop" or "aten";
   // KDX_LSTM_KERNEL sets the default. SRU/SRU++ take "auto" or "aten" (forward() in eval mode).
   std::string lstm_kernel;
+  // Threads of the fused LSTM: 0 takes ATen's (torch::set_num_threads); with 2 or more, a
+  // layer's two directions run side by side or each step is split across them
+  // (kernels::lstm_layer).
+  int lstm_threads = 0;
   // The kernel "auto" chose for a batch size, or "" before the first such call.
   std::string chosen_lstm_kernel(int64_t batch) const;
   nlohmann::json describe() const override;

@@ -24,7 +24,8 @@ TEST(RecurrentKernels, PackingKeepsEveryWeight) {
   std::vector<float> w(static_cast<size_t>(n * k));
   for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i);
   auto m = kernels::pack_transposed(w.data(), n, k);
-  std::vector<float> sorted = m.data;
+  std::vector<float> sorted(m.data.begin(), m.data.end());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(m.data.data()) % 64, 0u);  // one cache line per load
   std::sort(sorted.begin(), sorted.end());
   EXPECT_EQ(sorted, w);
   EXPECT_THROW(kernels::pack_transposed(w.data(), 100, 5), std::invalid_argument);
@@ -96,6 +97,48 @@ INSTANTIATE_TEST_SUITE_P(
       return info.param.arch + "_h" + std::to_string(info.param.hidden) + "_l" +
              std::to_string(info.param.layers) + (info.param.rescale ? "_rescale" : "");
     });
+
+// Two threads: side by side (batch 2, any size) and split by hidden units (batch 1 at hidden 512:
+// one direction's W_hh, 4 MiB, is larger than half of any L2 this runs on) give the one-thread
+// result exactly (the same arithmetic per column), and the training forward's within 1e-4.
+TEST(FusedInference, TwoThreadsGiveTheOneThreadResult) {
+  if (!kernels::available()) GTEST_SKIP() << "no kernels";
+  EXPECT_TRUE(kernels::split_steps(1, 512, 2));
+  EXPECT_FALSE(kernels::split_steps(1, 512, 1));
+  EXPECT_FALSE(kernels::split_steps(32, 512, 2));
+  EXPECT_FALSE(kernels::split_steps(1, 64, 2));
+  for (int hidden : {64, 512}) {
+    StudentConfig c;
+    c.arch = "lstm";
+    c.vocab_size = 40;
+    c.emb = 16;
+    c.hidden = hidden;
+    c.columns = 2;
+    c.classes = 3;
+    c.dropout = 0.0;
+    torch::manual_seed(5);
+    StudentTaggerImpl m(c);
+    m.eval();
+    m.lstm_kernel = "fused";
+    for (int64_t batch : {1, 2}) {
+      const int64_t T = 23;
+      auto ids = torch::randint(1, 40, {batch, T}, torch::kInt64);
+      auto mask = torch::ones({batch, T}, torch::kInt64);
+      if (batch == 2) mask[1].narrow(0, 9, T - 9).zero_();
+      m.lstm_threads = 1;
+      auto one = m.infer(ids, mask);
+      m.lstm_threads = 2;
+      auto two = m.infer(ids, mask);
+      auto valid = mask.unsqueeze(-1).to(torch::kFloat32);
+      EXPECT_EQ(((one - two) * valid).abs().max().item<float>(), 0.f)
+          << "hidden " << hidden << " batch " << batch;
+      auto want = m.forward(ids, mask).detach();
+      EXPECT_LT(((want - two) * valid).abs().max().item<float>(), 1e-4)
+          << "hidden " << hidden << " batch " << batch;
+      EXPECT_GT(want.abs().max().item<float>(), 0.01);
+    }
+  }
+}
 
 TEST(FusedInference, ExplicitFusedOnAnOddHiddenSizeIsAnError) {
   StudentConfig c;
