@@ -114,8 +114,8 @@ int tag_batch(kdx::training::ExportedModel& model, const std::string& export_dir
     std::cerr << "kdx-tag: " << docs.size() << " documents, " << enc.total_tokens() << " tokens, "
               << entities << " entities in " << s << " s: " << n / s << " documents/s, "
               << tokens / s << " tokens/s (" << torch::get_num_threads()
-              << (torch::get_num_threads() == 1 ? " thread" : " threads") << ", peak RSS "
-              << rss << " MiB)\n";
+              << (torch::get_num_threads() == 1 ? " thread" : " threads") << ", peak RSS " << rss
+              << " MiB)\n";
   }
   return 0;
 }

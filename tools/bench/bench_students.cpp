@@ -222,11 +222,12 @@ void BM_Machine(benchmark::State& state) {
     auto read_s = [&](const torch::Tensor& t, int reps) {
       double s = timed([&] { benchmark::DoNotOptimize(t.sum().item<float>()); }, reps);
       if (kdx::models::kernels::available())
-        s = std::min(s, timed([&] {
-                       benchmark::DoNotOptimize(
-                           kdx::models::kernels::stream_sum(t.data_ptr<float>(), t.numel()));
-                     },
-                              reps));
+        s = std::min(s, timed(
+                            [&] {
+                              benchmark::DoNotOptimize(
+                                  kdx::models::kernels::stream_sum(t.data_ptr<float>(), t.numel()));
+                            },
+                            reps));
       return s;
     };
     g_machine.bw_l2 = 1024.0 * 1024 / read_s(l2, 2000);
