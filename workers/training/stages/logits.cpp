@@ -52,7 +52,6 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
   int window = keyed.params["window"];
   p.train = data::encode_dataset(p.train_docs, *p.tokenizer, p.scheme, window);
   data::append_unlabelled(p.train, p.unlabeled_docs, *p.tokenizer, window);
-  p.test = data::encode_dataset(p.test_docs, *p.tokenizer, p.scheme, window);
   // The members of an ensemble (the teacher alone otherwise): same tokenizer, types and head
   // as the first; each with its own word rows when it reads word vectors.
   std::vector<std::string> member_dirs =
@@ -177,6 +176,9 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
           "the ensemble's members read different word lists, so the ensemble "
           "itself was not scored on the test documents");
     } else {
+      // Encoded only here: a lone teacher's cache never reads the test documents.
+      p.test = data::encode_dataset(p.test_docs, *p.tokenizer, p.scheme, window);
+      if (teacher->word_rows() > 0) data::assign_word_rows(p.test, p.words);
       models::EnsembleTaggerImpl ensemble(members, rule);
       files["predictions"] = score_on_test(ensemble, p, spec.format, spec.run_dir,
                                            decoder_of(keyed), exec.device, metrics);
