@@ -1,6 +1,7 @@
 #include "workers/worker_cli.h"
 
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -22,7 +23,11 @@
 namespace kdx {
 namespace {
 
+// Inside a training loop: a flag the loop checks after each step (checkpoint, then exit).
+// Anywhere else (preparing data, a stage without a loop, the final evaluation) nothing would be
+// saved, and the run's files are written atomically: exit now, as the loop's stop would.
 void on_signal(int sig) {
+  if (!training::g_in_training_loop.load()) ::_exit(128 + sig);
   training::g_stop_signal.store(sig);
 }
 
@@ -65,7 +70,10 @@ int worker_main(int argc, char** argv) {
       "logits (the teacher-logits cache), student, or one phase of two-phase distillation "
       "(student_kd: from the teacher alone on the transfer corpus; student_finetune: that "
       "student on the gold tags)"};
-  app.footer(kInferenceEnvironmentHelp);
+  app.footer(std::string("Signals (SIGTERM, SIGUSR1, SIGINT): during training, checkpoint after "
+                         "the step and exit 128 + the signal, so a rerun resumes; anywhere "
+                         "else, exit at once with that code, writing nothing.\n\n") +
+             kInferenceEnvironmentHelp);
   std::string spec_path;
   int threads = 0, nproc = 1, latency_runs = 20;
   bool quiet = false, no_latency = false;

@@ -307,6 +307,42 @@ TEST_F(WorkerCli, SigtermCheckpointsAndTheRerunResumes) {
       << again.err;
 }
 
+// A stop before the training loop has anything to save (here: while the teacher's tokenizer
+// is trained on every training document) exits at once, 128 + SIGTERM, writing nothing; it used
+// to wait for the loop's first step, and a stage without a loop (logits) ignored it until
+// Slurm's SIGKILL.
+TEST_F(WorkerCli, SigtermBeforeTrainingExitsAtOnceWritingNothing) {
+  ASSERT_FALSE(data_.empty());
+  auto p = teacher_params();
+  p["max_train_docs"] = 0;  // all of them: seconds of preparation before the first step
+  p["vocab_size"] = 8000;
+  std::string spec = write_run(run_json("early-stop", "teacher", p));
+  const std::string err = dir_->file("early-stop.err");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    ::execl(KDX_WORKER_BIN, KDX_WORKER_BIN, "--spec", spec.c_str(), "--no-latency", "--threads",
+            "1", nullptr);
+    ::_exit(127);
+  }
+  // The worker's first log line comes after its signal handlers are installed.
+  for (int i = 0; i < 600 && test::slurp(err).find("stage teacher") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto sent = std::chrono::steady_clock::now();
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+  ASSERT_TRUE(WIFEXITED(status)) << test::slurp(err);
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << test::slurp(err);
+  EXPECT_LT(waited, 2.0);
+  EXPECT_EQ(test::slurp(err).find("checkpoint written"), std::string::npos) << test::slurp(err);
+  EXPECT_FALSE(test::file_exists(dir_->file("early-stop/checkpoint/state.json")));
+  EXPECT_FALSE(test::file_exists(dir_->file("early-stop/result.json")));
+}
+
 TEST_F(WorkerCli, BadInputIsAClearErrorWithoutResult) {
   auto bad = run_json("bad-arch", "student", student_params("gru", 0.0));
   auto b = worker({"--spec", write_run(bad)});

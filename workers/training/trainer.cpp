@@ -22,6 +22,7 @@
 namespace kdx::training {
 
 std::atomic<int> g_stop_signal{0};
+std::atomic<bool> g_in_training_loop{false};
 
 std::vector<int> epoch_order(size_t examples, uint64_t seed, int epoch) {
   std::vector<int> order(examples);
@@ -221,6 +222,10 @@ TrainingState Trainer::run() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   };
 
+  struct InLoop {  // cleared on every way out, a StopRequested or an error included
+    InLoop() { g_in_training_loop.store(true); }
+    ~InLoop() { g_in_training_loop.store(false); }
+  } in_loop;
   while (!s.finished && s.epoch < opt_.epochs) {
     auto order = opt_.order(s.epoch);
     if (static_cast<long>(order.size()) != n)

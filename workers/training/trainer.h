@@ -20,6 +20,9 @@ namespace kdx::training {
 
 // Set by the worker's signal handler (SIGTERM, SIGUSR1, SIGINT); the loop checkpoints and stops.
 extern std::atomic<int> g_stop_signal;
+// True while a training loop runs. Outside it a stop has nothing to save, so the handler exits
+// at once (128 + the signal) instead of setting g_stop_signal for a loop that may never come.
+extern std::atomic<bool> g_in_training_loop;
 
 struct TrainerOptions {
   int epochs = 3;       // the cap; early stopping may end sooner
