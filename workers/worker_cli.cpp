@@ -70,10 +70,11 @@ int worker_main(int argc, char** argv) {
       "logits (the teacher-logits cache), student, or one phase of two-phase distillation "
       "(student_kd: from the teacher alone on the transfer corpus; student_finetune: that "
       "student on the gold tags)"};
-  app.footer(std::string("Signals (SIGTERM, SIGUSR1, SIGINT): during training, checkpoint after "
-                         "the step and exit 128 + the signal, so a rerun resumes; anywhere "
-                         "else, exit at once with that code, writing nothing.\n\n") +
-             kInferenceEnvironmentHelp);
+  app.footer(
+      std::string("Signals (SIGTERM, SIGUSR1, SIGINT): during training, checkpoint after "
+                  "the step and exit 128 + the signal, so a rerun resumes; anywhere "
+                  "else, exit at once with that code (no result.json, no new checkpoint).\n\n") +
+      kInferenceEnvironmentHelp);
   std::string spec_path;
   int threads = 0, nproc = 1, latency_runs = 20;
   bool quiet = false, no_latency = false;

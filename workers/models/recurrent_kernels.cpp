@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -11,13 +13,14 @@ namespace kdx::models::kernels {
 
 // The per-set copies exist where CMake built them (x86-64: KDX_KERNELS_X86).
 #ifdef KDX_KERNELS_X86
-#define KDX_DECLARE_ISA(ns)                                                                 \
-  namespace ns {                                                                            \
-  void lstm_layer(const LstmDirection& f, const LstmDirection& b, int threads, bool split); \
-  void sru_layer(const SruLayerArgs& a);                                                    \
-  float stream_sum(const float* p, int64_t n);                                              \
-  PackedMatrix pack_transposed(const float* w, int64_t n, int64_t k);                       \
-  PackedMatrix pack_lstm(const float* w_hh, int64_t hidden);                                \
+#define KDX_DECLARE_ISA(ns)                                                                \
+  namespace ns {                                                                           \
+  void lstm_layer(const LstmDirection& f, const LstmDirection& b, int threads, bool split, \
+                  int64_t fit_threads);                                                    \
+  void sru_layer(const SruLayerArgs& a);                                                   \
+  float stream_sum(const float* p, int64_t n);                                             \
+  PackedMatrix pack_transposed(const float* w, int64_t n, int64_t k);                      \
+  PackedMatrix pack_lstm(const float* w_hh, int64_t hidden);                               \
   }
 KDX_DECLARE_ISA(avx512)
 KDX_DECLARE_ISA(avx2)
@@ -86,13 +89,17 @@ PackedMatrix pack_lstm(const float* w_hh, int64_t hidden) {
 // Measured here (2 cores, 2 MiB of L2 each, batch 1 x 128, the two directions of one layer):
 // hidden 512 split 10.7 ms against 20.4 side by side; hidden 256 (1 MiB per direction) 1.68
 // against 1.66; hidden 128 0.82 against 0.64. At batch 32 side by side wins at every size.
-bool split_steps(int64_t batch, int64_t hidden, int threads) {
-  if (threads < 2 || batch >= 4) return false;
+double l2_bytes() {
   static const double l2 = [] {
     long v = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
     return v > 0 ? static_cast<double>(v) : 1024.0 * 1024;
   }();
-  return 16.0 * static_cast<double>(hidden) * static_cast<double>(hidden) > l2 / 2;
+  return l2;
+}
+
+bool split_steps(int64_t batch, int64_t hidden, int threads) {
+  if (threads < 2 || batch >= 4) return false;
+  return 16.0 * static_cast<double>(hidden) * static_cast<double>(hidden) > l2_bytes() / 2;
 }
 
 void lstm_layer(const LstmDirection& fwd, const LstmDirection& bwd, int threads) {
@@ -104,8 +111,12 @@ void lstm_layer(const LstmDirection& fwd, const LstmDirection& bwd, int threads)
             "of one shape");
 #ifdef KDX_KERNELS_X86
   const bool split = split_steps(fwd.batch, fwd.hidden, threads);
-  wide() ? avx512::lstm_layer(fwd, bwd, threads, split)
-         : avx2::lstm_layer(fwd, bwd, threads, split);
+  // The threads it takes for each one's share of one direction's W_hh to fit half an L2.
+  const double bytes = 16.0 * static_cast<double>(fwd.hidden) * static_cast<double>(fwd.hidden);
+  const int64_t fit =
+      std::max<int64_t>(2, static_cast<int64_t>(std::ceil(bytes / (l2_bytes() / 2))));
+  wide() ? avx512::lstm_layer(fwd, bwd, threads, split, fit)
+         : avx2::lstm_layer(fwd, bwd, threads, split, fit);
 #else
   (void)threads;
 #endif

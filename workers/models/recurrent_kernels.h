@@ -50,7 +50,7 @@ struct PackedMatrix {
 };
 PackedMatrix pack_transposed(const float* w, int64_t n, int64_t k);
 
-// An LSTM's weight_hh [4 hidden, hidden] for lstm_direction: its rows reordered so that each
+// An LSTM's weight_hh [4 hidden, hidden] for lstm_layer: its rows reordered so that each
 // 16 hidden units' four gates are 64 adjacent columns (a part of the columns then holds
 // everything its hidden units' cell update needs), then packed as above.
 PackedMatrix pack_lstm(const float* w_hh, int64_t hidden);

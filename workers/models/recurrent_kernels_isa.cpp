@@ -295,7 +295,8 @@ PackedMatrix pack_lstm(const float* w_hh, int64_t hidden) {
   return pack_transposed(w.data(), 4 * hidden, hidden);
 }
 
-void lstm_layer(const LstmDirection& fwd, const LstmDirection& bwd, int threads, bool split) {
+void lstm_layer(const LstmDirection& fwd, const LstmDirection& bwd, int threads, bool split,
+                int64_t fit_threads) {
   const LstmDirection* dirs[2] = {&fwd, &bwd};
   LstmShared shared[2] = {LstmShared(fwd), LstmShared(bwd)};
   const int64_t N = 4 * fwd.hidden;
@@ -304,8 +305,12 @@ void lstm_layer(const LstmDirection& fwd, const LstmDirection& bwd, int threads,
   if (threads <= 1 || omp_in_parallel()) {
     for (int d = 0; d < 2; ++d) lstm_part(*dirs[d], shared[d], 0, N, nullptr);
   } else if (split) {
+    // No more threads than cores, than panels, nor than it takes for each share of W_hh to fit
+    // in half of one core's L2 (beyond that they would only spin at every step's barrier).
+    const int64_t panels = static_cast<int64_t>(shared[0].starts.size()) - 1;
+    const int64_t team_cap = std::min<int64_t>({threads, omp_get_num_procs(), panels, fit_threads});
     SpinBarrier sync;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(static_cast <int>(std::max <int64_t>(team_cap, 1)))
     {
       const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
 #pragma omp single

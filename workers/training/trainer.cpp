@@ -195,6 +195,17 @@ void Trainer::write_checkpoint(const TrainingState& s) {
 }
 
 TrainingState Trainer::run() {
+  // From here a stop signal is this function's to handle (a flag, checked with every rank after
+  // each step and once more at the end): set before the parameters' broadcast, so that no rank
+  // is still outside, exiting at once, while another already waits for it in a collective.
+  struct InLoop {  // cleared on every way out, a StopRequested or an error included
+    InLoop() { g_in_training_loop.store(true); }
+    ~InLoop() { g_in_training_loop.store(false); }
+  } in_loop;
+  // A stop that came after the last step's check: the checkpoint just written holds everything.
+  auto stop_if_asked = [] {
+    if (int sig = g_stop_signal.load()) throw StopRequested(sig);
+  };
   TrainingState s;
   if (!opt_.checkpoint_dir.empty()) {
     if (auto resumed =
@@ -222,10 +233,6 @@ TrainingState Trainer::run() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   };
 
-  struct InLoop {  // cleared on every way out, a StopRequested or an error included
-    InLoop() { g_in_training_loop.store(true); }
-    ~InLoop() { g_in_training_loop.store(false); }
-  } in_loop;
   while (!s.finished && s.epoch < opt_.epochs) {
     auto order = opt_.order(s.epoch);
     if (static_cast<long>(order.size()) != n)
@@ -300,6 +307,7 @@ TrainingState Trainer::run() {
       if (opt_.max_steps > 0 && s.step >= opt_.max_steps) {
         s.elapsed_s += elapsed();
         write_checkpoint(s);
+        stop_if_asked();
         return s;
       }
     }
@@ -392,6 +400,7 @@ TrainingState Trainer::run() {
       spdlog::info("early stop after epoch {}: no held-out gain in {} epochs (best: epoch {})",
                    s.epoch, opt_.patience, s.best_epoch);
   }
+  stop_if_asked();
   return s;
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <random>
 
 #include "common/error.h"
@@ -56,6 +57,27 @@ TEST(Trainer, ResumeReachesTheSameWeights) {
   for (auto& p : straight->named_parameters())
     EXPECT_LT((p.value() - resumed->named_parameters()[p.key()]).abs().max().item<float>(), 1e-6)
         << p.key();
+}
+
+// A stop that arrives once no step is left to check it (here: already set when a finished run
+// resumes) still ends the run as a stop, after its checkpoint, not as a finished training.
+TEST(Trainer, AStopAfterTheLastStepIsStillAStop) {
+  torch::set_num_threads(1);
+  Toy toy;
+  auto dist = distributed::make_single_process();
+  test::TempDir dir;
+  auto opts = quick(1);
+  opts.checkpoint_dir = dir.file("ckpt");
+  auto tagger = toy.student("sru");
+  TaggingTask task(tagger, toy.data(), {});
+  EXPECT_TRUE(Trainer(tagger, task, opts, *dist).run().finished);
+  EXPECT_FALSE(g_in_training_loop.load());
+  g_stop_signal.store(SIGTERM);
+  auto again = toy.student("sru");
+  TaggingTask again_task(again, toy.data(), {});
+  EXPECT_THROW(Trainer(again, again_task, opts, *dist).run(), StopRequested);
+  g_stop_signal.store(0);
+  EXPECT_FALSE(g_in_training_loop.load());  // cleared on the way out by the exception too
 }
 
 TEST(Trainer, NanLossStopsWithClearErrorAndKeepsCheckpoint) {

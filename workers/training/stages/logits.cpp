@@ -178,7 +178,7 @@ void run_logits(const RunSpec& spec, distributed::Reducer& reducer, const StageO
     } else {
       // Encoded only here: a lone teacher's cache never reads the test documents.
       p.test = data::encode_dataset(p.test_docs, *p.tokenizer, p.scheme, window);
-      if (teacher->word_rows() > 0) data::assign_word_rows(p.test, p.words);
+      if (!p.words.words.empty()) data::assign_word_rows(p.test, p.words);
       models::EnsembleTaggerImpl ensemble(members, rule);
       files["predictions"] = score_on_test(ensemble, p, spec.format, spec.run_dir,
                                            decoder_of(keyed), exec.device, metrics);
