@@ -308,9 +308,10 @@ void lstm_layer(const LstmDirection& fwd, const LstmDirection& bwd, int threads,
     // No more threads than cores, than panels, nor than it takes for each share of W_hh to fit
     // in half of one core's L2 (beyond that they would only spin at every step's barrier).
     const int64_t panels = static_cast<int64_t>(shared[0].starts.size()) - 1;
-    const int64_t team_cap = std::min<int64_t>({threads, omp_get_num_procs(), panels, fit_threads});
+    const int team_size = static_cast<int>(std::max<int64_t>(
+        1, std::min<int64_t>({threads, omp_get_num_procs(), panels, fit_threads})));
     SpinBarrier sync;
-#pragma omp parallel num_threads(static_cast <int>(std::max <int64_t>(team_cap, 1)))
+#pragma omp parallel num_threads(team_size)
     {
       const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
 #pragma omp single
