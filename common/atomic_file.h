@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace kdx {
 
@@ -33,6 +34,13 @@ class AtomicFile {
 
 // Convenience: write the whole content atomically.
 void write_file_atomic(const std::string& path, const std::string& content, bool durable = true);
+
+// Removes, under `dir` (recursively), the temporary files of AtomicFiles whose writer was
+// killed before it committed or cleaned up (a SIGKILL, a node lost): "<name>.tmp.<pid>.<n>"
+// where no process <pid> lives on this host. Returns the paths removed. A writer that is
+// still alive keeps its file; on another host a pid says nothing, so call it where the
+// directory has one writer at a time (a run's rank 0).
+std::vector<std::string> remove_stale_temporaries(const std::string& dir);
 
 // syncfs(2) on the filesystem holding `path`: one flush for many non-durable writes.
 void sync_filesystem(const std::string& path);

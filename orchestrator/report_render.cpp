@@ -57,7 +57,8 @@ std::string loss_text(const ConfigRow& r) {
   return t;
 }
 // What else feeds a student's recurrent layers, so that rows of one architecture and size
-// read apart: " conv 1/3/5" (its conv front-end's kernels), " + vectors" (word vectors).
+// read apart: " conv 1/3/5" (its conv front-end's kernels), " + vectors" (word vectors),
+// " residual", " forget bias 1" (an LSTM's).
 std::string front_end_text(const ConfigRow& r) {
   std::string t;
   auto channels = r.key.find("conv.channels");
@@ -71,6 +72,14 @@ std::string front_end_text(const ConfigRow& r) {
     }
   }
   if (r.key.contains("vectors.file")) t += " + vectors";
+  // An LSTM's residual connections and forget-gate bias: deep-LSTM rows of one size read apart.
+  // (The LSTM default: named only where it does something, on more than one layer.)
+  if (r.key.value("residual", false) && r.key.value("layers", 1) > 1) t += " residual";
+  if (auto fb = r.key.find("forget_bias"); fb != r.key.end() && fb->is_number()) {
+    char v[32];
+    std::snprintf(v, sizeof v, "%g", fb->get<double>());
+    t += std::string(" forget bias ") + v;
+  }
   return t;
 }
 std::string pareto(const ConfigRow& r) {

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "workers/distributed/launcher.h"
@@ -73,7 +74,13 @@ int worker_main(int argc, char** argv) {
   app.footer(
       std::string("Signals (SIGTERM, SIGUSR1, SIGINT): during training, checkpoint after "
                   "the step and exit 128 + the signal, so a rerun resumes; anywhere "
-                  "else, exit at once with that code (no result.json, no new checkpoint).\n\n") +
+                  "else, exit at once with that code (no result.json, no new checkpoint). "
+                  "A rerun removes the temporary files an interrupted write left in the run "
+                  "directory.\n\n"
+                  "Environment (training):\n"
+                  "  KDX_LSTM_TRAIN=kdx|aten  the LSTM's training recurrence on CPUs (default "
+                  "kdx: one autograd function, its cell update vectorized; aten: ATen's LSTM; "
+                  "GPUs always run ATen's, i.e. cuDNN)\n\n") +
       kInferenceEnvironmentHelp);
   std::string spec_path;
   int threads = 0, nproc = 1, latency_runs = 20;
@@ -133,6 +140,9 @@ int worker_main(int argc, char** argv) {
                    spec.id, spec.stage, reducer->rank, reducer->world, reducer->backend,
                    exec.describe(), runtime::amp_name(exec.amp), n, blas_in_use());
     spdlog::debug("run.json {}, run directory {}", spec_path, spec.run_dir);
+    if (reducer->rank == 0)  // the run directory's one writer
+      for (auto& f : remove_stale_temporaries(spec.run_dir))
+        spdlog::info("removed {}, left by an interrupted write", f);
     training::StageOptions so;
     so.latency_runs = latency_runs;
     so.measure_latency = !no_latency;

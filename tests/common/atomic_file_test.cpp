@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include "common/error.h"
 #include "tests/support/test_support.h"
@@ -38,6 +42,31 @@ TEST(AtomicFile, UnwritableDirectoryIsAClearError) {
               std::string::npos)
         << e.what();
   }
+}
+
+// What a SIGKILL between open and commit leaves behind is removed on the next run; files of
+// live writers and files that only look similar are kept.
+TEST(AtomicFile, StaleTemporariesOfDeadWritersAreRemoved) {
+  test::TempDir dir;
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  std::string d = std::to_string(dead), me = std::to_string(::getpid());
+  dir.write("result.json.tmp." + d + ".123", "half");
+  dir.write("checkpoint/model.safetensors.tmp." + d + ".7", "half");
+  dir.write("metrics.jsonl.tmp." + me + ".9", "being written");
+  dir.write("notes.tmp.txt", "a user's file");
+  dir.write("x.tmp." + d + ".1.bak", "not ours");
+  auto removed = remove_stale_temporaries(dir.path());
+  std::sort(removed.begin(), removed.end());
+  EXPECT_EQ(removed,
+            (std::vector<std::string>{dir.file("checkpoint/model.safetensors.tmp." + d + ".7"),
+                                      dir.file("result.json.tmp." + d + ".123")}));
+  EXPECT_FALSE(file_exists(dir.file("result.json.tmp." + d + ".123")));
+  EXPECT_TRUE(file_exists(dir.file("metrics.jsonl.tmp." + me + ".9")));
+  EXPECT_TRUE(file_exists(dir.file("notes.tmp.txt")));
+  EXPECT_TRUE(file_exists(dir.file("x.tmp." + d + ".1.bak")));
+  EXPECT_TRUE(remove_stale_temporaries(dir.file("no-such-dir")).empty());
 }
 
 TEST(SourceError, FormatsFileLineColumnAndCaret) {

@@ -316,6 +316,30 @@ TEST_F(ReportTest, PairedSeedIntervalAndWarnings) {
       << md;
 }
 
+// Rows that differ only in an LSTM's residual connections or forget-gate bias read apart.
+TEST(ReportRender, ModelNamesAnLstmsResidualAndForgetBias) {
+  ReportData rep;
+  DatasetReport d;
+  d.dataset = d.format = "runne";
+  for (auto key :
+       {nlohmann::json{{"hidden", 256}, {"layers", 4}},
+        nlohmann::json{{"hidden", 256}, {"layers", 4}, {"residual", true}},
+        nlohmann::json{{"hidden", 256}, {"layers", 4}, {"forget_bias", 1.0}},
+        nlohmann::json{
+            {"hidden", 256}, {"layers", 4}, {"residual", false}, {"forget_bias", 0.5}}}) {
+    ConfigRow r;
+    r.stage = "student";
+    r.arch = "lstm";
+    r.key = key;
+    d.students.push_back(r);
+  }
+  rep.datasets.push_back(d);
+  auto md = render_markdown(rep);
+  for (const char* name : {"| lstm | 256 |", "| lstm residual | 256 |",
+                           "| lstm forget bias 1 | 256 |", "| lstm forget bias 0.5 | 256 |"})
+    EXPECT_NE(md.find(name), std::string::npos) << name << "\n" << md;
+}
+
 TEST_F(ReportTest, LearningCurvesPerStageGroup) {
   auto rep = build_report(reg_, "e", {});
   EXPECT_EQ(curve_groups(rep, "runne"), (std::vector<std::string>{"teacher", "lstm", "sru"}));

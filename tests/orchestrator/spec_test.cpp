@@ -77,6 +77,7 @@ TEST_F(SpecTest, UnknownGridParameter) {
       error_of(std::string(kHead) + "students:\n  grid:\n    hiden: [1]\n"),
       "exp.yaml:7:5: students.grid.hiden: unknown parameter (expected one of: arch, hidden, "
       "layers, dropout, init_embedding, vocab, dataset, loss, emb, proj, highway_bias, rescale, "
+      "forget_bias, residual, "
       "attention_dropout, conv, vectors, epochs, "
       "batch_size, lr, weight_decay, "
       "warmup_steps, grad_clip, patience, lr_schedule, plateau_factor, plateau_patience, min_lr, "

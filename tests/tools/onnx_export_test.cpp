@@ -174,6 +174,9 @@ TEST(OnnxExport, EveryStudentMatchesKdxOnRuNNEWindows) {
       // Hidden sizes that are multiples of 16: kdx's reference logits come from its fused
       // kernels (recurrent_kernels.h), the others above from its fallback paths.
       {"lstm_fused", {{"arch", "lstm"}, {"emb", 48}, {"hidden", 32}, {"layers", 2}}, {}},
+      {"lstm_residual_fused",
+       {{"arch", "lstm"}, {"emb", 24}, {"hidden", 16}, {"layers", 3}, {"residual", true}},
+       {}},
       {"sru_fused", {{"arch", "sru"}, {"emb", 64}, {"hidden", 32}, {"layers", 2}}, {}},
       {"srupp_fused_conv",
        {{"arch", "srupp"},

@@ -298,12 +298,22 @@ TEST_F(WorkerCli, SigtermCheckpointsAndTheRerunResumes) {
   auto state = nlohmann::json::parse(test::slurp(dir_->file("stopped/checkpoint/state.json")));
   EXPECT_GE(state["epoch"].get<int>(), 1);
   EXPECT_FALSE(test::file_exists(dir_->file("stopped/result.json")));
+  // What a SIGKILL in the middle of a checkpoint write leaves: the rerun removes it.
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  std::string stale =
+      dir_->write("stopped/checkpoint/model.safetensors.tmp." + std::to_string(dead) + ".42", "x");
   // Rerun with fewer epochs left: it resumes instead of starting over.
   auto p2 = p;
   p2["epochs"] = state["epoch"].get<int>() + 1;
   auto again = worker({"--spec", write_run(run_json("stopped", "teacher", p2)), "--no-latency"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.err.find("resuming from " + dir_->file("stopped/checkpoint")), std::string::npos)
+      << again.err;
+  EXPECT_FALSE(test::file_exists(stale));
+  EXPECT_NE(again.err.find("removed " + stale + ", left by an interrupted write"),
+            std::string::npos)
       << again.err;
 }
 

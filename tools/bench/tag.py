@@ -270,7 +270,14 @@ class Student(nn.Module):
         wide = d.get("teacher_hidden", 0)
         self.embedding = nn.Embedding(d["vocab_size"], wide or d["emb"])
         self.emb_proj = nn.Linear(wide, d["emb"]) if wide else None
-        if self.arch == "lstm":
+        # residual (each layer after the first adds its input) needs the layers one by one;
+        # without it one multi-layer nn.LSTM, as a user would write it.
+        self.residual = self.arch == "lstm" and d.get("residual", False)
+        if self.residual:
+            self.lstm = nn.ModuleList(
+                [nn.LSTM(d["emb"] if i == 0 else 2 * d["hidden"], d["hidden"], 1,
+                         batch_first=True, bidirectional=True) for i in range(d["layers"])])
+        elif self.arch == "lstm":
             self.lstm = nn.LSTM(d["emb"], d["hidden"], d["layers"], batch_first=True,
                                 bidirectional=True)
         else:
@@ -291,7 +298,10 @@ class Student(nn.Module):
             elif k.startswith("lstm_fwd.") or k.startswith("lstm_bwd."):
                 layer, name = k.split(".")[1], k.split(".")[2]  # weight_ih_l0 ...
                 suffix = "_reverse" if k.startswith("lstm_bwd.") else ""
-                state["lstm." + name[:-1] + layer + suffix] = t
+                if self.residual:
+                    state[f"lstm.{layer}.{name}{suffix}"] = t
+                else:
+                    state["lstm." + name[:-1] + layer + suffix] = t
             else:
                 state[k] = t
         self.load_state_dict(state, strict=True)
@@ -302,10 +312,17 @@ class Student(nn.Module):
         if self.emb_proj is not None:
             x = self.emb_proj(x)
         if self.arch == "lstm":
-            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
-                                                       enforce_sorted=False)
-            h = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True,
-                                                 total_length=ids.shape[1])[0]
+            def run(lstm, x):
+                packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
+                                                           enforce_sorted=False)
+                return nn.utils.rnn.pad_packed_sequence(lstm(packed)[0], batch_first=True,
+                                                        total_length=ids.shape[1])[0]
+            if self.residual:
+                h = x
+                for i, lstm in enumerate(self.lstm):
+                    h = run(lstm, h) + h if i > 0 else run(lstm, h)
+            else:
+                h = run(self.lstm, x)
         else:
             h = x
             for layer in self.sru:

@@ -20,8 +20,10 @@ namespace kdx::distributed {
 namespace {
 
 std::vector<pid_t> g_children;
+volatile sig_atomic_t g_forwarded = 0;  // the last signal passed on to the ranks
 
 void forward(int sig) {
+  g_forwarded = sig;
   for (pid_t p : g_children) ::kill(p, sig);
 }
 
@@ -88,12 +90,22 @@ int launch_local_ranks(int argc, char** argv, int nproc) {
     if (p > 0) {
       --alive;
       int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      for (auto& c : g_children)
-        if (c == p) c = -1;
+      size_t rank = 0;
+      for (size_t r = 0; r < g_children.size(); ++r)
+        if (g_children[r] == p) {
+          g_children[r] = -1;
+          rank = r;
+        }
       if (code != 0 && result == 0) {
         result = code;
-        if (!stopping) {
-          spdlog::error("a rank exited with {}; stopping the others", code);
+        if (int sig = g_forwarded) {
+          // Every rank got the signal (a Slurm preemption, a user's stop): an orderly stop,
+          // not a failure, and no second signal that would cut the others' checkpoints short.
+          spdlog::info("rank {} stopped (exit {}) on signal {}, passed on by the launcher", rank,
+                       code, sig);
+          stopping = true;
+        } else if (!stopping) {
+          spdlog::error("rank {} exited with {}; stopping the others", rank, code);
           stopping = true;
           deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
           for (pid_t c : g_children)
@@ -102,7 +114,7 @@ int launch_local_ranks(int argc, char** argv, int nproc) {
       }
       continue;
     }
-    if (stopping && std::chrono::steady_clock::now() > deadline)
+    if (stopping && !g_forwarded && std::chrono::steady_clock::now() > deadline)
       for (pid_t c : g_children)
         if (c > 0) ::kill(c, SIGKILL);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

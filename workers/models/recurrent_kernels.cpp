@@ -19,6 +19,8 @@ namespace kdx::models::kernels {
                   int64_t fit_threads);                                                    \
   void sru_layer(const SruLayerArgs& a);                                                   \
   float stream_sum(const float* p, int64_t n);                                             \
+  int64_t lstm_cell_forward(const LstmCellForward& a);                                     \
+  int64_t lstm_cell_backward(const LstmCellBackward& a);                                   \
   PackedMatrix pack_transposed(const float* w, int64_t n, int64_t k);                      \
   PackedMatrix pack_lstm(const float* w_hh, int64_t hidden);                               \
   }
@@ -129,6 +131,68 @@ void sru_layer(const SruLayerArgs& a) {
 #ifdef KDX_KERNELS_X86
   wide() ? avx512::sru_layer(a) : avx2::sru_layer(a);
 #endif
+}
+
+namespace {
+
+float sigmoid(float x) {
+  return 1.f / (1.f + std::exp(-x));
+}
+
+}  // namespace
+
+// The kernels do whole groups of 16 units; these loops the rest (all of it without them).
+void lstm_cell_forward(const LstmCellForward& a) {
+  int64_t done = 0;
+#ifdef KDX_KERNELS_X86
+  if (available()) done = wide() ? avx512::lstm_cell_forward(a) : avx2::lstm_cell_forward(a);
+#endif
+  const int64_t H = a.hidden;
+  for (int64_t r = 0; r < a.rows && done < H; ++r) {
+    float* g = a.g + r * a.g_stride;
+    const float* cp = a.c_prev ? a.c_prev + r * a.c_stride : nullptr;
+    float* c = a.c + r * a.c_stride;
+    float* h = a.h + r * a.h_stride;
+    for (int64_t j = done; j < H; ++j) {
+      float i = sigmoid(g[j]), f = sigmoid(g[H + j]), gg = std::tanh(g[2 * H + j]),
+            o = sigmoid(g[3 * H + j]);
+      float cn = (cp ? f * cp[j] : 0.f) + i * gg;
+      g[j] = i;
+      g[H + j] = f;
+      g[2 * H + j] = gg;
+      g[3 * H + j] = o;
+      c[j] = cn;
+      h[j] = o * std::tanh(cn);
+    }
+  }
+}
+
+void lstm_cell_backward(const LstmCellBackward& a) {
+  int64_t done = 0;
+#ifdef KDX_KERNELS_X86
+  if (available()) done = wide() ? avx512::lstm_cell_backward(a) : avx2::lstm_cell_backward(a);
+#endif
+  const int64_t H = a.hidden;
+  for (int64_t r = 0; r < a.rows && done < H; ++r) {
+    const float* g = a.g + r * a.g_stride;
+    const float* cp = a.c_prev ? a.c_prev + r * a.c_stride : nullptr;
+    const float* c = a.c + r * a.c_stride;
+    const float* dy = a.dy + r * a.dy_stride;
+    const float* dhn = a.dh ? a.dh + r * H : nullptr;
+    float* dc = a.dc + r * H;
+    float* dg = a.dg + r * a.dg_stride;
+    for (int64_t j = done; j < H; ++j) {
+      float i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+      float dh = dy[j] + (dhn ? dhn[j] : 0.f);
+      float tc = std::tanh(c[j]);
+      float dct = dc[j] + dh * o * (1.f - tc * tc);
+      dg[j] = dct * gg * i * (1.f - i);
+      dg[H + j] = dct * (cp ? cp[j] : 0.f) * f * (1.f - f);
+      dg[2 * H + j] = dct * i * (1.f - gg * gg);
+      dg[3 * H + j] = dh * tc * o * (1.f - o);
+      dc[j] = dct * f;
+    }
+  }
 }
 
 float stream_sum(const float* p, int64_t n) {

@@ -96,6 +96,37 @@ struct SruLayerArgs {
 };
 void sru_layer(const SruLayerArgs& a);
 
+// The LSTM's training recurrence (lstm_train.h), one step of one direction for `rows` rows at
+// a time: the cell update and its gradient, any hidden size (vectorized by 16 units where this
+// CPU has the kernels, plain loops otherwise). Rows are strided (a batch-first [batch, time, .]
+// tensor's step t), gates in PyTorch's order i, f, g, o.
+struct LstmCellForward {
+  float* g = nullptr;  // in: pre-activations [rows][4 hidden]; out: the activated gates
+  int64_t g_stride = 0;
+  const float* c_prev = nullptr;  // the previous step's cells; nullptr: zeros (the first step)
+  float* c = nullptr;             // out: this step's cells (c_prev's stride)
+  int64_t c_stride = 0;
+  float* h = nullptr;  // out
+  int64_t h_stride = 0;
+  int64_t rows = 0, hidden = 0;
+};
+void lstm_cell_forward(const LstmCellForward& a);
+struct LstmCellBackward {
+  const float* g = nullptr;  // the activated gates lstm_cell_forward left
+  int64_t g_stride = 0;
+  const float* c_prev = nullptr;  // nullptr at the first step
+  const float* c = nullptr;
+  int64_t c_stride = 0;
+  const float* dy = nullptr;  // this step's output gradient
+  int64_t dy_stride = 0;
+  const float* dh = nullptr;  // [rows][hidden]: through h from the next step; nullptr: none
+  float* dc = nullptr;        // [rows][hidden]: in, from the next step; out, to the previous
+  float* dg = nullptr;        // out: the gradient of the pre-activations [rows][4 hidden]
+  int64_t dg_stride = 0;
+  int64_t rows = 0, hidden = 0;
+};
+void lstm_cell_backward(const LstmCellBackward& a);
+
 // The sum of n floats, read with the kernels' loads: the benchmarks' probe of how fast this
 // machine streams a buffer from where it fits (the LSTM's recurrent product is such a read).
 float stream_sum(const float* p, int64_t n);

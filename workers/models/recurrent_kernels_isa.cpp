@@ -358,6 +358,57 @@ void sru_layer(const SruLayerArgs& a) {
   }
 }
 
+// Both return the hidden units they did (a multiple of 16); the caller does the rest.
+int64_t lstm_cell_forward(const LstmCellForward& a) {
+  const int64_t H = a.hidden, done = H - H % 16;
+  for (int64_t r = 0; r < a.rows; ++r) {
+    float* g = a.g + r * a.g_stride;
+    const float* cp = a.c_prev ? a.c_prev + r * a.c_stride : nullptr;
+    float* c = a.c + r * a.c_stride;
+    float* h = a.h + r * a.h_stride;
+    for (int64_t j = 0; j < done; j += 16) {
+      v16 ig = sigmoid16(load(g + j)), fg = sigmoid16(load(g + H + j));
+      v16 gg = tanh16(load(g + 2 * H + j)), og = sigmoid16(load(g + 3 * H + j));
+      v16 cn = cp ? fg * load(cp + j) + ig * gg : ig * gg;
+      store(g + j, ig);
+      store(g + H + j, fg);
+      store(g + 2 * H + j, gg);
+      store(g + 3 * H + j, og);
+      store(c + j, cn);
+      store(h + j, og * tanh16(cn));
+    }
+  }
+  return done;
+}
+
+int64_t lstm_cell_backward(const LstmCellBackward& a) {
+  const int64_t H = a.hidden, done = H - H % 16;
+  const v16 one = splat(1.f);
+  for (int64_t r = 0; r < a.rows; ++r) {
+    const float* g = a.g + r * a.g_stride;
+    const float* cp = a.c_prev ? a.c_prev + r * a.c_stride : nullptr;
+    const float* c = a.c + r * a.c_stride;
+    const float* dy = a.dy + r * a.dy_stride;
+    const float* dhn = a.dh ? a.dh + r * H : nullptr;
+    float* dc = a.dc + r * H;
+    float* dg = a.dg + r * a.dg_stride;
+    for (int64_t j = 0; j < done; j += 16) {
+      v16 ig = load(g + j), fg = load(g + H + j), gg = load(g + 2 * H + j),
+          og = load(g + 3 * H + j);
+      v16 dh = dhn ? load(dy + j) + load(dhn + j) : load(dy + j);
+      v16 tc = tanh16(load(c + j));
+      v16 dct = load(dc + j) + dh * og * (one - tc * tc);
+      v16 cprev = cp ? load(cp + j) : splat(0.f);
+      store(dg + j, dct * gg * ig * (one - ig));
+      store(dg + H + j, dct * cprev * fg * (one - fg));
+      store(dg + 2 * H + j, dct * ig * (one - gg * gg));
+      store(dg + 3 * H + j, dh * tc * og * (one - og));
+      store(dc + j, dct * fg);
+    }
+  }
+  return done;
+}
+
 float stream_sum(const float* p, int64_t n) {
   v16 acc[8] = {};
   int64_t i = 0;

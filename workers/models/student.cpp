@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "workers/data/json_fields.h"
 #include "workers/models/bert.h"
+#include "workers/models/lstm_train.h"
 
 namespace kdx::models {
 
@@ -25,6 +26,7 @@ StudentConfig student_config_from_json(const nlohmann::json& j, const std::strin
   c.highway_bias = f.number("highway_bias", 0.0);
   c.rescale = f.boolean("rescale", false);
   c.attention_dropout = f.number("attention_dropout", 0.0);
+  c.residual = f.boolean("residual", false);
   if (f.has("conv")) {
     auto v = f.object("conv");
     c.conv.kernels = v.integers("kernels", c.conv.kernels);
@@ -62,6 +64,7 @@ nlohmann::json student_config_to_json(const StudentConfig& c) {
                       {"rescale", c.rescale}};
   // Written only when set, so a model without them describes itself as before.
   if (c.attention_dropout != 0) j["attention_dropout"] = c.attention_dropout;
+  if (c.residual) j["residual"] = true;
   if (c.vectors.enabled()) j["vectors"] = vectors_config_to_json(c.vectors);
   if (c.conv.layers() > 0)
     j["conv"] = {
@@ -133,6 +136,15 @@ torch::Tensor StudentTaggerImpl::rnn_input_infer(const torch::Tensor& ids,
 
 namespace {
 
+// One direction of one layer in training: kdx's recurrence where it serves (CPU float), else
+// ATen's (GPUs: cuDNN). Both from a zero state, over padding too.
+torch::Tensor lstm_direction(const std::shared_ptr<torch::nn::Module>& m, const torch::Tensor& x) {
+  auto p = m->named_parameters();
+  if (!lstm_train_serves(x, p["weight_hh_l0"]))
+    return std::get<0>(m->as<torch::nn::LSTMImpl>()->forward(x));
+  return lstm_train(x, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"]);
+}
+
 // Each row reversed within its length; positions past the length stay where they are.
 torch::Tensor reverse_padded(const torch::Tensor& x, const torch::Tensor& lengths) {
   auto B = x.size(0), T = x.size(1);
@@ -155,11 +167,12 @@ torch::Tensor StudentTaggerImpl::forward(const torch::Tensor& ids, const torch::
   if (lstm_fwd) {
     h = x;
     for (size_t i = 0; i < lstm_fwd->size(); ++i) {
+      auto in = h;
       if (i > 0) h = dropout(h);
-      auto f = std::get<0>(lstm_fwd[i]->as<torch::nn::LSTMImpl>()->forward(h));
-      auto r =
-          std::get<0>(lstm_bwd[i]->as<torch::nn::LSTMImpl>()->forward(reverse_padded(h, lengths)));
+      auto f = lstm_direction(lstm_fwd[i], h);
+      auto r = lstm_direction(lstm_bwd[i], reverse_padded(h, lengths));
       h = torch::cat({f, reverse_padded(r, lengths)}, 2);
+      if (config.residual && i > 0) h = h + in;  // the input before dropout, as at inference
     }
   } else {
     h = x;
@@ -220,7 +233,7 @@ torch::Tensor StudentTaggerImpl::lstm_infer(torch::Tensor x, const torch::Tensor
         }
       }
     }
-    x = out;
+    x = config.residual && layer > 0 ? out + x : out;
   }
   return x;
 }
@@ -238,9 +251,10 @@ torch::Tensor StudentTaggerImpl::aten_infer(const torch::Tensor& ids, const torc
                                            f["bias_hh_l0"],   b["weight_ih_l0"], b["weight_hh_l0"],
                                            b["bias_ih_l0"],   b["bias_hh_l0"]};
       auto h0 = torch::zeros({2, x.size(0), config.hidden}, x.options());
-      x = std::get<0>(torch::lstm(x, {h0, h0}, params, /*has_biases=*/true, /*num_layers=*/1,
-                                  /*dropout=*/0.0, /*train=*/false, /*bidirectional=*/true,
-                                  /*batch_first=*/true));
+      auto y = std::get<0>(torch::lstm(x, {h0, h0}, params, /*has_biases=*/true,
+                                       /*num_layers=*/1, /*dropout=*/0.0, /*train=*/false,
+                                       /*bidirectional=*/true, /*batch_first=*/true));
+      x = config.residual && i > 0 ? y + x : y;
     }
     return head(x);
   }
@@ -299,7 +313,7 @@ torch::Tensor StudentTaggerImpl::lstm_fused(torch::Tensor x, const torch::Tensor
       a.out_stride = 2 * H;
     }
     kernels::lstm_layer(dirs[0], dirs[1], lstm_threads > 0 ? lstm_threads : at::get_num_threads());
-    x = out;
+    x = config.residual && layer > 0 ? out.add_(x) : out;
   }
   return x;
 }
@@ -360,6 +374,18 @@ nlohmann::json StudentTaggerImpl::describe() const {
   auto j = student_config_to_json(config);
   j["stage"] = "student";
   return j;
+}
+
+void init_forget_bias(StudentTaggerImpl& model, double bias) {
+  if (!model.lstm_fwd) throw Error("forget_bias: the model is not an LSTM");
+  torch::NoGradGuard no_grad;
+  const int64_t H = model.config.hidden;
+  for (auto* list : {&model.lstm_fwd, &model.lstm_bwd})
+    for (auto& m : **list) {
+      auto params = m->named_parameters();
+      params["bias_ih_l0"].narrow(0, H, H).fill_(bias);  // gates in torch's order i, f, g, o
+      params["bias_hh_l0"].narrow(0, H, H).zero_();
+    }
 }
 
 Tagger make_tagger(const nlohmann::json& d, const std::string& where) {

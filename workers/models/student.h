@@ -28,8 +28,11 @@ struct StudentConfig {
   double highway_bias = 0.0;       // SRU/SRU++: initial reset-gate bias
   bool rescale = false;            // SRU/SRU++: scale the highway input
   double attention_dropout = 0.0;  // SRU++: dropout on the attention weights
-  ConvOptions conv;                // no channels: no front-end (the embedding feeds the RNN)
-  VectorsConfig vectors;           // pretrained word vectors joined with the embedding; or none
+  // LSTM: every layer after the first adds its input to its output (both 2 x hidden wide), so
+  // a deep stack starts as close to a one-layer one as its first layer is.
+  bool residual = false;
+  ConvOptions conv;       // no channels: no front-end (the embedding feeds the RNN)
+  VectorsConfig vectors;  // pretrained word vectors joined with the embedding; or none
   // Models of kdx 0.1 only: embeddings sized like the teacher's, then projected to `emb`.
   int teacher_hidden = 0;
   int columns = 1, classes = 3;
@@ -97,6 +100,10 @@ class StudentTaggerImpl : public TaggerImpl {
                            const torch::Tensor& words);
   std::map<int64_t, std::string> chosen_;
 };
+
+// Sets every LSTM layer's forget-gate bias to `bias` (bias_ih's forget slice; bias_hh's is
+// zeroed, so the sum the gate sees is `bias`). An initialisation: model.json does not keep it.
+void init_forget_bias(StudentTaggerImpl& model, double bias);
 
 // Builds the tagger a model.json describes (teacher or student); `where` is the file's path,
 // named with the field in every error (a field of the wrong type included).

@@ -71,6 +71,11 @@ std::shared_ptr<models::StudentTaggerImpl> make_student(const RunSpec& spec, con
   c.rescale = spec.params.value("rescale", false);
   // Absent (run.json files older than the keys): no attention dropout, no front-end.
   c.attention_dropout = spec.params.value("attention_dropout", 0.0);
+  c.residual = spec.params.value("residual", false);
+  if (c.residual && c.arch != "lstm")
+    throw Error(spec.path + ": params.residual: LSTM only (SRU and SRU++ have their highway)");
+  if (spec.params.contains("forget_bias") && c.arch != "lstm")
+    throw Error(spec.path + ": params.forget_bias: LSTM only (SRU and SRU++: highway_bias)");
   if (spec.params.contains("conv")) {
     const auto& conv = spec.params["conv"];  // types and ranges checked with run.json
     if (!conv.contains("channels"))
@@ -108,6 +113,8 @@ std::shared_ptr<models::StudentTaggerImpl> make_student(const RunSpec& spec, con
   torch::manual_seed(static_cast<uint64_t>(spec.param_int64("seed")));
   auto student = std::make_shared<models::StudentTaggerImpl>(c);
   if (!kept.empty()) student->vocab_map.copy_(vocabulary_map(kept, vocab));
+  if (spec.params.contains("forget_bias"))
+    models::init_forget_bias(*student, spec.param_double("forget_bias"));
   if (student->vectors && !p.words.vectors.empty())
     student->vectors->load_rows(p.words.vectors.data(), p.words.size() - 1);
   if (spec.params.value("init_embedding", false)) {

@@ -35,6 +35,7 @@ struct Case {
   std::string arch;
   int hidden, layers, emb;
   bool rescale;
+  bool residual = false;  // LSTM: layers after the first add their input
 };
 
 class FusedInference : public ::testing::TestWithParam<Case> {};
@@ -52,6 +53,7 @@ TEST_P(FusedInference, MatchesTrainingForward) {
   c.classes = 5;
   c.dropout = 0.0;
   c.rescale = p.rescale;
+  c.residual = p.residual;
   c.highway_bias = -1.0;
   torch::manual_seed(11);
   StudentTaggerImpl m(c);
@@ -90,12 +92,13 @@ TEST_P(FusedInference, MatchesTrainingForward) {
 INSTANTIATE_TEST_SUITE_P(
     Archs, FusedInference,
     ::testing::Values(Case{"lstm", 16, 1, 8, false}, Case{"lstm", 48, 2, 20, false},
-                      Case{"lstm", 64, 1, 24, false}, Case{"sru", 16, 2, 8, false},
-                      Case{"sru", 32, 2, 64, true}, Case{"srupp", 16, 1, 12, false},
-                      Case{"srupp", 32, 2, 24, true}),
+                      Case{"lstm", 64, 1, 24, false}, Case{"lstm", 32, 3, 16, false, true},
+                      Case{"sru", 16, 2, 8, false}, Case{"sru", 32, 2, 64, true},
+                      Case{"srupp", 16, 1, 12, false}, Case{"srupp", 32, 2, 24, true}),
     [](const auto& info) {
       return info.param.arch + "_h" + std::to_string(info.param.hidden) + "_l" +
-             std::to_string(info.param.layers) + (info.param.rescale ? "_rescale" : "");
+             std::to_string(info.param.layers) + (info.param.rescale ? "_rescale" : "") +
+             (info.param.residual ? "_residual" : "");
     });
 
 // Two threads: side by side (batch 2, any size) and split by hidden units (batch 1 at hidden 512:

@@ -20,11 +20,12 @@ class StudentShapes : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(StudentShapes, ForwardBackwardAndFastInferenceAgree) {
   StudentConfig c;
-  c.arch = GetParam();
+  c.residual = GetParam() == "lstm_residual";
+  c.arch = c.residual ? "lstm" : GetParam();
   c.vocab_size = 50;
   c.emb = 16;
   c.hidden = 12;
-  c.layers = 2;
+  c.layers = c.residual ? 3 : 2;
   c.columns = 4;
   c.classes = 3;
   c.dropout = 0.0;
@@ -73,7 +74,87 @@ TEST_P(StudentShapes, ForwardBackwardAndFastInferenceAgree) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, StudentShapes, ::testing::Values("lstm", "sru", "srupp"));
+INSTANTIATE_TEST_SUITE_P(Archs, StudentShapes,
+                         ::testing::Values("lstm", "lstm_residual", "sru", "srupp"));
+
+// A residual layer adds its input: with the second layer's weights zero (its output is then
+// 0: c = 0.5 * 0 + 0.5 * tanh(0)), a residual two-layer LSTM computes what its first layer
+// alone computes, on every path; without `residual` it does not.
+TEST(Student, ResidualLstmAddsTheLayerInput) {
+  StudentConfig c;
+  c.arch = "lstm";
+  c.vocab_size = 40;
+  c.emb = 8;
+  c.hidden = 16;  // a multiple of 16: the fused kernel too
+  c.columns = 2;
+  c.classes = 3;
+  c.dropout = 0.0;
+  c.layers = 1;
+  torch::manual_seed(5);
+  StudentTaggerImpl one(c);
+  c.layers = 2;
+  c.residual = true;
+  StudentTaggerImpl two(c);
+  c.residual = false;
+  StudentTaggerImpl plain(c);
+  {
+    torch::NoGradGuard g;
+    auto src = one.named_parameters();
+    for (auto* m : {&two, &plain}) {
+      for (auto& p : m->named_parameters()) {
+        if (src.contains(p.key()))
+          p.value().copy_(src[p.key()]);
+        else
+          p.value().zero_();  // layer 1's LSTMs
+      }
+    }
+  }
+  one.eval();
+  two.eval();
+  plain.eval();
+  auto ids = torch::randint(1, 40, {2, 9}, torch::kInt64);
+  auto mask = torch::ones({2, 9}, torch::kInt64);
+  mask[1].narrow(0, 6, 3).zero_();
+  auto valid = mask.unsqueeze(-1).to(torch::kFloat32);
+  auto want = one.forward(ids, mask).detach();
+  EXPECT_LT(((two.forward(ids, mask) - want) * valid).abs().max().item<float>(), 1e-6);
+  EXPECT_GT(((plain.forward(ids, mask) - want) * valid).abs().max().item<float>(), 1e-3);
+  std::vector<std::string> kernels = {"loop", "aten"};
+  if (kernels::available()) kernels.push_back("fused");
+  for (auto& kernel : kernels) {
+    two.lstm_kernel = kernel;
+    EXPECT_LT(((two.infer(ids, mask) - want) * valid).abs().max().item<float>(), 1e-5) << kernel;
+    auto full = torch::ones({2, 9}, torch::kInt64);  // ATen's fused bidirectional call
+    EXPECT_LT((two.infer(ids, full) - one.forward(ids, full)).abs().max().item<float>(), 1e-5)
+        << kernel;
+  }
+  // model.json keeps it (a reloaded model must add the input too), and only when set.
+  EXPECT_EQ(two.describe().value("residual", false), true);
+  EXPECT_FALSE(plain.describe().contains("residual"));
+  EXPECT_TRUE(student_config_from_json(two.describe()).residual);
+}
+
+TEST(Student, ForgetBiasSetsTheGateSumOfEveryLayer) {
+  StudentConfig c;
+  c.arch = "lstm";
+  c.vocab_size = 10;
+  c.hidden = 8;
+  c.layers = 2;
+  StudentTaggerImpl m(c);
+  init_forget_bias(m, 1.5);
+  for (auto* list : {&m.lstm_fwd, &m.lstm_bwd})
+    for (auto& layer : **list) {
+      auto p = layer->named_parameters();
+      auto sum = p["bias_ih_l0"] + p["bias_hh_l0"];
+      EXPECT_TRUE(torch::allclose(sum.narrow(0, 8, 8), torch::full({8}, 1.5)));
+      // The other gates keep their initial values.
+      EXPECT_GT(sum.narrow(0, 0, 8).abs().max().item<float>(), 0);
+      EXPECT_LT(sum.narrow(0, 0, 8).abs().max().item<float>(), 1.0);
+    }
+  c.arch = "sru";
+  StudentTaggerImpl sru(c);
+  EXPECT_THROW(init_forget_bias(sru, 1.0), Error);
+}
 
 TEST(Student, UnknownArchitectureIsAnError) {
   try {
@@ -262,7 +343,7 @@ TEST(Student, BadConvParamsNameTheRunJsonField) {
                  {"proj", 0},      {"dropout", 0.1}, {"seed", 1},   {"init_embedding", false}};
   training::Prepared prep;
   auto error_of = [&](const nlohmann::json& conv) {
-    spec.params["conv"] = conv;
+    if (!conv.is_null()) spec.params["conv"] = conv;
     try {
       training::make_student(spec, prep, "");
     } catch (const Error& e) {
@@ -279,6 +360,15 @@ TEST(Student, BadConvParamsNameTheRunJsonField) {
   EXPECT_EQ(error_of({{"kernels", {1, 3, 5}}}),
             "/runs/x/run.json: params.conv.channels: missing (each conv layer's output channels, "
             "e.g. [768, 384]; [] for no front-end)");
+  spec.params.erase("conv");
+  spec.params["arch"] = "sru";
+  spec.params["residual"] = true;
+  EXPECT_EQ(error_of(nlohmann::json()),
+            "/runs/x/run.json: params.residual: LSTM only (SRU and SRU++ have their highway)");
+  spec.params.erase("residual");
+  spec.params["forget_bias"] = 1.0;
+  EXPECT_EQ(error_of(nlohmann::json()),
+            "/runs/x/run.json: params.forget_bias: LSTM only (SRU and SRU++: highway_bias)");
 }
 
 // Malakhov (2022): RuBERT's 119,547 x 768 wordpiece embedding (frozen), conv 768 -> 768 -> 384
